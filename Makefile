@@ -1,0 +1,64 @@
+# Two commands matter: `make run` (the gateway locally) and `make test` (every check and test).
+# Both create the virtualenv they need; nothing but Python 3.11+ and make is assumed.
+
+SHELL := /bin/bash
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+# Prefer the Lambda runtime's Python (3.13) when this machine has it, else any 3.11+.
+PYTHON_FOR_VENV ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 python3.12 python3.11 python3; do \
+	if command -v $$p >/dev/null 2>&1 && $$p -c 'import sys; sys.exit(sys.version_info < (3, 11))' >/dev/null 2>&1; then \
+	command -v $$p; break; fi; done)
+
+export SAM_CLI_TELEMETRY := 0
+export PYTHONDONTWRITEBYTECODE := 1
+
+.PHONY: run test lint format typecheck template-check unit integration e2e bench build clean
+
+$(STAMP): pyproject.toml constraints.txt layers/gateway/requirements.txt
+	@test -n "$(PYTHON_FOR_VENV)" || { echo "No Python 3.11+ found on PATH" >&2; exit 1; }
+	@echo "Creating $(VENV) with $(PYTHON_FOR_VENV)"
+	$(PYTHON_FOR_VENV) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	@touch $(STAMP)
+
+run: $(STAMP)
+	$(BIN)/python -m gateway_local
+
+test: lint typecheck template-check
+	$(BIN)/python -m pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy layers/gateway/assets_gateway local/gateway_local functions tests bench
+
+template-check: $(STAMP)
+	$(BIN)/sam validate --lint --region us-east-1
+	$(BIN)/cfn-lint template.yaml
+
+unit: $(STAMP)
+	$(BIN)/python -m pytest -q tests/unit
+
+integration: $(STAMP)
+	$(BIN)/python -m pytest -q tests/integration
+
+e2e: $(STAMP)
+	$(BIN)/python -m pytest -q tests/e2e
+
+bench: $(STAMP)
+	$(BIN)/python bench/pipeline.py
+
+build: $(STAMP)
+	$(BIN)/sam build
+
+clean:
+	rm -rf $(VENV) .local .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -1,0 +1,68 @@
+"""API door: Cloudflare's Create Assets Upload Session, behind API Gateway with AWS_IAM auth."""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.logging import correlation_paths
+from aws_lambda_powertools.metrics import MetricUnit
+from aws_lambda_powertools.utilities.typing import LambdaContext
+
+from assets_gateway.identity import Caller
+from assets_gateway.policy import SessionTarget
+from assets_gateway.rest import register_error_handlers, request_body, request_id, to_response
+from assets_gateway.service import SessionRequest
+from assets_gateway.settings import Settings
+from assets_gateway.wiring import build_session_service
+
+logger = Logger()
+tracer = Tracer()
+metrics = Metrics()
+app = APIGatewayRestResolver()
+register_error_handlers(app)
+
+# Built once per execution environment: warm invocations reuse clients, pools and caches.
+service = build_session_service(Settings.from_environ(os.environ))
+
+SESSION = "/client/v4/accounts/<account_id>/workers/scripts/<script_name>/assets-upload-session"
+DISPATCH_SESSION = (
+    "/client/v4/accounts/<account_id>/workers/dispatch/namespaces/<namespace>"
+    "/scripts/<script_name>/assets-upload-session"
+)
+
+
+@app.post(SESSION)
+def create_session(account_id: str, script_name: str) -> Response[str]:
+    return _create(SessionTarget(account_id=account_id, script_name=script_name))
+
+
+@app.post(DISPATCH_SESSION)
+def create_dispatch_session(account_id: str, namespace: str, script_name: str) -> Response[str]:
+    return _create(
+        SessionTarget(account_id=account_id, script_name=script_name, namespace=namespace)
+    )
+
+
+def _create(target: SessionTarget) -> Response[str]:
+    event = app.current_event
+    result = service.create_session(
+        SessionRequest(
+            caller=Caller(principal_arn=event.request_context.identity.user_arn or ""),
+            target=target,
+            body=request_body(event),
+            content_type=event.headers.get("content-type"),
+            request_id=request_id(event),
+        )
+    )
+    metrics.add_metric(name=result.outcome.value, unit=MetricUnit.Count, value=1)
+    return to_response(result.reply)
+
+
+@logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
+@tracer.capture_lambda_handler
+@metrics.log_metrics(capture_cold_start_metric=True)
+def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    return app.resolve(event, context)

@@ -1,0 +1,44 @@
+"""One structured record per decision, for CloudWatch Logs Insights. Never the token."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Protocol
+
+from aws_lambda_powertools import Logger
+
+
+@dataclass
+class AuditRecord:
+    request_id: str
+    door: str
+    principal: str
+    outcome: str = "internal_error"
+    status: int = 500
+    code: int | None = None
+    team: str | None = None
+    account_id: str | None = None
+    script_name: str | None = None
+    namespace: str | None = None
+    entries: int | None = None
+    bytes: int | None = None
+    reasons: list[str] = field(default_factory=list)
+    policy_version: int | None = None
+    token_fingerprint: str | None = None
+    upstream_status: int | None = None
+    upstream_ms: float | None = None
+    latency_ms: float | None = None
+
+
+class AuditSink(Protocol):
+    def record(self, record: AuditRecord) -> None: ...
+
+
+class LoggerAuditSink:
+    """Writes each record as the `audit` key of one JSON log line (filter on `audit.outcome`)."""
+
+    def __init__(self, logger: Logger | None = None) -> None:
+        self._logger = logger or Logger(child=True)
+
+    def record(self, record: AuditRecord) -> None:
+        self._logger.info("audit", extra={"audit": asdict(record)})

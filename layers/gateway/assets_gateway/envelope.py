@@ -1,0 +1,97 @@
+"""Cloudflare's v4 envelope: building our refusals and reading Cloudflare's answers (pure)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from assets_gateway.errors import GatewayError, Problem
+
+JSON_CONTENT_TYPE = "application/json"
+
+
+@dataclass(frozen=True)
+class Reply:
+    """What a door sends back: status, headers and the exact body bytes."""
+
+    status: int
+    body: bytes
+    headers: Mapping[str, str] = field(default_factory=dict)
+
+    def json(self) -> Any:
+        return json.loads(self.body)
+
+
+def _message(code: int, problem: Problem) -> dict[str, Any]:
+    item: dict[str, Any] = {"code": code, "message": problem.message}
+    if problem.pointer is not None:
+        item["source"] = {"pointer": problem.pointer}
+    return item
+
+
+def error_envelope(error: GatewayError) -> dict[str, Any]:
+    """`errors` holds the refusal; `messages` holds every individual reason behind it."""
+    return {
+        "success": False,
+        "errors": [_message(error.code, Problem(error.message, error.pointer))],
+        "messages": [_message(error.code, reason) for reason in error.reasons],
+        "result": None,
+    }
+
+
+def error_reply(error: GatewayError, *, request_id: str | None = None) -> Reply:
+    headers = {"Content-Type": JSON_CONTENT_TYPE, **error.headers}
+    if request_id:
+        headers["X-Request-Id"] = request_id
+    body = json.dumps(error_envelope(error), separators=(",", ":")).encode()
+    return Reply(status=error.status, body=body, headers=headers)
+
+
+@dataclass(frozen=True)
+class UpstreamEnvelope:
+    """The parts of Cloudflare's answer the gateway looks at; the bytes pass through as they are."""
+
+    success: bool
+    error_codes: tuple[int, ...]
+    result: Mapping[str, Any] | None
+
+
+def parse_envelope(body: bytes) -> UpstreamEnvelope | None:
+    """Read a v4 envelope tolerantly (`errors` may be null, as in Cloudflare's docs).
+
+    Returns None when the body is not an envelope at all (HTML error page, truncated JSON…).
+    """
+    try:
+        document = json.loads(body)
+    except ValueError:
+        return None
+    if not isinstance(document, dict) or not isinstance(document.get("success"), bool):
+        return None
+    errors = document.get("errors") or []
+    codes = (
+        tuple(
+            item["code"]
+            for item in errors
+            if isinstance(item, dict) and isinstance(item.get("code"), int)
+        )
+        if isinstance(errors, list)
+        else ()
+    )
+    result = document.get("result")
+    return UpstreamEnvelope(
+        success=document["success"],
+        error_codes=codes,
+        result=result if isinstance(result, dict) else None,
+    )
+
+
+def is_upload_session(result: Mapping[str, Any] | None) -> bool:
+    """A usable session has a string jwt and a list of lists of hash strings."""
+    if result is None or not isinstance(result.get("jwt"), str):
+        return False
+    buckets = result.get("buckets", [])
+    return isinstance(buckets, list) and all(
+        isinstance(bucket, list) and all(isinstance(h, str) for h in bucket) for bucket in buckets
+    )

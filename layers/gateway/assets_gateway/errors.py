@@ -1,0 +1,93 @@
+"""One error hierarchy: each domain error carries its envelope code and HTTP status.
+
+The mapping to an HTTP answer happens once (`envelope.error_reply`); nothing matches on message
+text. Messages are written for the caller: they never contain secrets or internals.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One reason a request was refused: a message and, when a field is at fault, its pointer."""
+
+    message: str
+    pointer: str | None = None
+
+
+class GatewayError(Exception):
+    """Base of every refusal the gateway answers itself, in Cloudflare's envelope."""
+
+    code: int = 19099
+    status: int = 500
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        pointer: str | None = None,
+        reasons: Sequence[Problem] = (),
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.pointer = pointer
+        self.reasons = tuple(reasons)
+        self.headers = dict(headers or {})
+
+
+class MalformedRequest(GatewayError):
+    """Body not JSON, not an object, wrong content type, or malformed path identifiers."""
+
+    code, status = 19000, 400
+
+
+class InvalidManifest(GatewayError):
+    code, status = 19001, 400
+
+
+class ManifestTooLarge(GatewayError):
+    code, status = 19002, 413
+
+
+class CallerNotAllowed(GatewayError):
+    """The caller maps to no team, or its team is suspended."""
+
+    code, status = 19010, 403
+
+
+class PolicyDenied(GatewayError):
+    code, status = 19011, 403
+
+
+class TokenUnavailable(GatewayError):
+    code, status = 19030, 503
+
+
+class UpstreamFailure(GatewayError):
+    """Cloudflare unreachable, timed out or answered something we cannot trust."""
+
+    code = 19031
+
+    def __init__(self, message: str, *, status: int = 502) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class RouteNotFound(GatewayError):
+    """Same code and wording Cloudflare uses for a path it cannot route."""
+
+    code, status = 7003, 404
+
+
+class InternalError(GatewayError):
+    code, status = 19099, 500
+
+
+class PolicyUnavailable(GatewayError):
+    """The policy could not be read (store down, nothing published, stored document invalid)."""
+
+    code, status = 19012, 503

@@ -1,0 +1,216 @@
+"""The org's policy document and the pure decision over one request.
+
+The document is data (validated by these models on load and on publish); `decide` returns every
+reason for a refusal, not only the first, so a team fixes everything in one go.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Annotated, TypeVar
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+
+from assets_gateway.errors import Problem
+from assets_gateway.globs import GlobSet
+from assets_gateway.identity import normalise_principal
+from assets_gateway.manifest import MAX_ENTRIES, MAX_FILE_BYTES, Manifest, json_pointer
+
+TeamName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
+AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
+PrincipalArn = Annotated[
+    str, StringConstraints(pattern=r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/-]+$")
+]
+Glob = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+
+T = TypeVar("T")
+
+# How many offending paths a refusal lists before it summarises the rest.
+MAX_PATH_REASONS = 10
+
+
+class Limits(BaseModel):
+    """Per-request limits; a team's values override the document's defaults."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    max_entries: int | None = Field(default=None, ge=0, le=MAX_ENTRIES)
+    max_bytes: int | None = Field(default=None, ge=0)
+    max_file_bytes: int | None = Field(default=None, ge=0, le=MAX_FILE_BYTES)
+    require_full_hash: bool | None = None
+
+
+class TeamPolicy(Limits):
+    description: str = ""
+    principals: list[PrincipalArn] = Field(min_length=1)
+    accounts: list[AccountId] = Field(default_factory=list)
+    scripts: list[Glob] = Field(default_factory=list)
+    namespaces: list[Glob] = Field(default_factory=list)
+    paths: list[Glob] = Field(default_factory=lambda: ["/**"])
+    suspended: bool = False
+
+    @cached_property
+    def script_globs(self) -> GlobSet:
+        return GlobSet(self.scripts)
+
+    @cached_property
+    def namespace_globs(self) -> GlobSet:
+        return GlobSet(self.namespaces)
+
+    @cached_property
+    def path_globs(self) -> GlobSet:
+        return GlobSet(self.paths)
+
+
+@dataclass(frozen=True)
+class EffectiveLimits:
+    max_entries: int
+    max_bytes: int | None
+    max_file_bytes: int
+    require_full_hash: bool
+
+
+class PolicyDocument(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    defaults: Limits = Limits()
+    teams: dict[TeamName, TeamPolicy]
+
+    @model_validator(mode="after")
+    def _each_principal_belongs_to_one_team(self) -> PolicyDocument:
+        owners: dict[str, str] = {}
+        for name, team in self.teams.items():
+            for arn in team.principals:
+                principal = normalise_principal(arn)
+                if owners.get(principal, name) != name:
+                    raise ValueError(
+                        f"principal {principal} is listed by teams {owners[principal]!r} and "
+                        f"{name!r}; a principal belongs to one team"
+                    )
+                owners[principal] = name
+        return self
+
+    @cached_property
+    def _team_by_principal(self) -> Mapping[str, str]:
+        return {
+            normalise_principal(arn): name
+            for name, team in self.teams.items()
+            for arn in team.principals
+        }
+
+    def team_of(self, principal_arn: str) -> str | None:
+        return self._team_by_principal.get(normalise_principal(principal_arn))
+
+    def limits_of(self, team: str) -> EffectiveLimits:
+        own, defaults = self.teams[team], self.defaults
+        max_entries = _first_set(own.max_entries, defaults.max_entries, MAX_ENTRIES)
+        max_file_bytes = _first_set(own.max_file_bytes, defaults.max_file_bytes, MAX_FILE_BYTES)
+        full_hash = _first_set(own.require_full_hash, defaults.require_full_hash, False)
+        max_bytes = own.max_bytes if own.max_bytes is not None else defaults.max_bytes
+        return EffectiveLimits(
+            max_entries=max_entries,
+            max_bytes=max_bytes,
+            max_file_bytes=max_file_bytes,
+            require_full_hash=full_hash,
+        )
+
+
+def _first_set(own: T | None, default: T | None, built_in: T) -> T:
+    if own is not None:
+        return own
+    return built_in if default is None else default
+
+
+@dataclass(frozen=True)
+class SessionTarget:
+    """Where the session is for: an account and a script, optionally in a dispatch namespace."""
+
+    account_id: str
+    script_name: str
+    namespace: str | None = None
+
+
+@dataclass(frozen=True)
+class Decision:
+    allowed: bool
+    reasons: tuple[Problem, ...]
+
+
+def decide(
+    team_name: str,
+    team: TeamPolicy,
+    limits: EffectiveLimits,
+    target: SessionTarget,
+    manifest: Manifest,
+) -> Decision:
+    """Every reason the team may not create this session; allowed when there is none."""
+    reasons: list[Problem] = []
+    if target.account_id not in team.accounts:
+        reasons.append(Problem(f"team {team_name!r} may not use account {target.account_id}"))
+    if not team.script_globs.matches(target.script_name):
+        reasons.append(
+            Problem(
+                f"team {team_name!r} may not use script {target.script_name!r} "
+                f"(allowed: {', '.join(team.scripts) or 'none'})"
+            )
+        )
+    if target.namespace is not None and not team.namespace_globs.matches(target.namespace):
+        reasons.append(
+            Problem(
+                f"team {team_name!r} may not use dispatch namespace {target.namespace!r} "
+                f"(allowed: {', '.join(team.namespaces) or 'none'})"
+            )
+        )
+    reasons.extend(_size_reasons(team_name, limits, manifest))
+    reasons.extend(_path_reasons(team_name, team, manifest))
+    return Decision(allowed=not reasons, reasons=tuple(reasons))
+
+
+def _size_reasons(team_name: str, limits: EffectiveLimits, manifest: Manifest) -> list[Problem]:
+    reasons: list[Problem] = []
+    if manifest.count > limits.max_entries:
+        reasons.append(
+            Problem(
+                f"manifest has {manifest.count} entries; team {team_name!r} may send at most "
+                f"{limits.max_entries}",
+                pointer="/manifest",
+            )
+        )
+    if limits.max_bytes is not None and manifest.total_bytes > limits.max_bytes:
+        reasons.append(
+            Problem(
+                f"manifest totals {manifest.total_bytes} bytes; team {team_name!r} may send at "
+                f"most {limits.max_bytes}",
+                pointer="/manifest",
+            )
+        )
+    oversized = [p for p, e in manifest.entries.items() if e["size"] > limits.max_file_bytes]
+    reasons.extend(
+        Problem(
+            f"file is larger than team {team_name!r}'s limit of {limits.max_file_bytes} bytes",
+            pointer=json_pointer("manifest", path, "size"),
+        )
+        for path in oversized[:MAX_PATH_REASONS]
+    )
+    if len(oversized) > MAX_PATH_REASONS:
+        reasons.append(
+            Problem(f"and {len(oversized) - MAX_PATH_REASONS} more files over the limit")
+        )
+    return reasons
+
+
+def _path_reasons(team_name: str, team: TeamPolicy, manifest: Manifest) -> list[Problem]:
+    globs = team.path_globs
+    outside = [path for path in manifest.entries if not globs.matches(path)]
+    reasons = [
+        Problem(
+            f"path is outside team {team_name!r}'s allowed paths ({', '.join(team.paths)})",
+            pointer=json_pointer("manifest", path),
+        )
+        for path in outside[:MAX_PATH_REASONS]
+    ]
+    if len(outside) > MAX_PATH_REASONS:
+        reasons.append(Problem(f"and {len(outside) - MAX_PATH_REASONS} more paths outside"))
+    return reasons

@@ -1,0 +1,89 @@
+"""The current policy, read from the ControlTable through Powertools Parameters and cached briefly.
+
+Item `policy#current` holds `document`: the JSON `{"version": N, "policy": {...}}` that the admin
+door publishes. Parsing and compiling happen once per distinct stored document, not per request.
+"""
+
+from __future__ import annotations
+
+import threading
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.utilities.parameters import DynamoDBProvider
+from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from assets_gateway.errors import PolicyUnavailable
+from assets_gateway.policy import PolicyDocument
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBServiceResource
+
+CURRENT_POLICY_ID = "policy#current"
+DOCUMENT_ATTRIBUTE = "document"
+
+logger = Logger(child=True)
+
+
+class StoredPolicy(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    version: int = Field(ge=1)
+    policy: PolicyDocument
+
+
+@dataclass
+class _Compiled:
+    raw: str
+    stored: StoredPolicy
+
+
+class _PolicyProvider(DynamoDBProvider):
+    """Answers "" for a missing item, so "nothing published" is told apart from "store down"."""
+
+    def _get(self, name: str, **sdk_options: Any) -> str:
+        item = self.table.get_item(Key={self.key_attr: name}, **sdk_options).get("Item") or {}
+        value = item.get(self.value_attr, "")
+        return value if isinstance(value, str) else ""
+
+
+class PolicyStore:
+    def __init__(
+        self, *, table_name: str, dynamodb: DynamoDBServiceResource, max_age_seconds: int
+    ) -> None:
+        self._provider = _PolicyProvider(
+            table_name=table_name,
+            key_attr="id",
+            value_attr=DOCUMENT_ATTRIBUTE,
+            boto3_client=dynamodb,
+        )
+        self._max_age = max_age_seconds
+        self._compiled: _Compiled | None = None
+        self._lock = threading.Lock()
+
+    def current(self) -> StoredPolicy:
+        try:
+            raw = self._provider.get(CURRENT_POLICY_ID, max_age=self._max_age, ConsistentRead=False)
+        except GetParameterError as exc:
+            logger.error("policy read failed", extra={"cause": type(exc.__context__).__name__})
+            raise PolicyUnavailable("the policy store is unavailable; retry later") from None
+        if not raw or not isinstance(raw, str):
+            raise PolicyUnavailable("no policy has been published yet")
+        with self._lock:
+            compiled = self._compiled
+            if compiled is None or compiled.raw != raw:
+                compiled = _Compiled(raw=raw, stored=self._parse(raw))
+                self._compiled = compiled
+        return compiled.stored
+
+    @staticmethod
+    def _parse(raw: str) -> StoredPolicy:
+        try:
+            return StoredPolicy.model_validate_json(raw)
+        except ValidationError as exc:
+            logger.error("stored policy is invalid", extra={"errors": exc.error_count()})
+            raise PolicyUnavailable(
+                "the stored policy is invalid; an admin must republish it"
+            ) from None

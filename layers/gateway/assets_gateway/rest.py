@@ -1,0 +1,58 @@
+"""The one place where replies and exceptions become API Gateway responses (Event Handler)."""
+
+from __future__ import annotations
+
+import base64
+
+from aws_lambda_powertools import Logger
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
+from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
+
+from assets_gateway.envelope import JSON_CONTENT_TYPE, Reply, error_reply
+from assets_gateway.errors import GatewayError, InternalError, RouteNotFound
+
+logger = Logger(child=True)
+
+
+def to_response(reply: Reply) -> Response[str]:
+    headers = dict(reply.headers)
+    content_type = headers.pop("Content-Type", None) or headers.pop("content-type", None)
+    # A str body: REST APIs pass base64 through undecoded unless the caller's Accept is binary.
+    return Response(
+        status_code=reply.status,
+        content_type=content_type or JSON_CONTENT_TYPE,
+        body=reply.body.decode("utf-8", errors="replace"),
+        headers=headers,
+    )
+
+
+def request_body(event: APIGatewayProxyEvent) -> bytes:
+    body = event.body or ""
+    return base64.b64decode(body) if event.is_base64_encoded else body.encode()
+
+
+def request_id(event: APIGatewayProxyEvent) -> str:
+    return event.request_context.request_id or ""
+
+
+def register_error_handlers(app: APIGatewayRestResolver) -> None:
+    def _refusal(error: GatewayError) -> Response[str]:
+        return to_response(error_reply(error, request_id=request_id(app.current_event)))
+
+    def _no_route(_: NotFoundError) -> Response[str]:
+        path = app.current_event.path
+        error = RouteNotFound(
+            f"Could not route to {path}, perhaps your object identifier is invalid?"
+        )
+        return to_response(error_reply(error, request_id=request_id(app.current_event)))
+
+    def _crash(_: Exception) -> Response[str]:
+        # Logged with its stack trace here; the caller gets a clean envelope, never a trace.
+        logger.exception("unhandled error")
+        error = InternalError("internal error; quote the request id to the platform team")
+        return to_response(error_reply(error, request_id=request_id(app.current_event)))
+
+    app.exception_handler(GatewayError)(_refusal)
+    app.not_found(_no_route)
+    app.exception_handler(Exception)(_crash)

@@ -1,0 +1,54 @@
+"""All configuration, parsed once from the environment into a typed object.
+
+Nothing else in the gateway reads `os.environ`; the handler passes it here at start-up.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+
+class SettingsError(RuntimeError):
+    """Raised at start-up with every missing or invalid variable named (never their values)."""
+
+
+class Settings(BaseModel):
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+
+    control_table_name: str = Field(alias="CONTROL_TABLE_NAME", min_length=3)
+    quota_table_name: str | None = Field(default=None, alias="QUOTA_TABLE_NAME")
+    cloudflare_token_secret_id: str = Field(alias="CLOUDFLARE_TOKEN_SECRET_ID", min_length=1)
+    cloudflare_api_base_url: str = Field(
+        default="https://api.cloudflare.com/client/v4", alias="CLOUDFLARE_API_BASE_URL"
+    )
+    policy_cache_seconds: int = Field(default=30, ge=0, le=3600, alias="POLICY_CACHE_SECONDS")
+    token_cache_seconds: int = Field(default=300, ge=0, le=86400, alias="TOKEN_CACHE_SECONDS")
+    upstream_connect_timeout_seconds: float = Field(
+        default=3.0, gt=0, le=10, alias="UPSTREAM_CONNECT_TIMEOUT_SECONDS"
+    )
+    upstream_read_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=25, alias="UPSTREAM_READ_TIMEOUT_SECONDS"
+    )
+    max_request_body_bytes: int = Field(
+        default=6 * 1024 * 1024, gt=0, alias="MAX_REQUEST_BODY_BYTES"
+    )
+
+    @field_validator("cloudflare_api_base_url")
+    @classmethod
+    def _http_url_without_trailing_slash(cls, value: str) -> str:
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be an http(s) URL")
+        return value.rstrip("/")
+
+    @classmethod
+    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+        try:
+            return cls.model_validate(dict(environ))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(p) for p in error['loc'])}: {error['msg']}"
+                for error in exc.errors(include_input=False)
+            )
+            raise SettingsError(f"invalid gateway configuration: {problems}") from None

@@ -1,0 +1,48 @@
+"""Builds the real service from settings: boto3 clients, the one httpx client, the stores."""
+
+from __future__ import annotations
+
+import boto3
+import httpx
+from botocore.config import Config
+
+from assets_gateway.audit import AuditSink, LoggerAuditSink
+from assets_gateway.cloudflare import CloudflareClient, build_http_client
+from assets_gateway.cloudflare_token import TokenProvider
+from assets_gateway.policy_store import PolicyStore
+from assets_gateway.service import SessionService
+from assets_gateway.settings import Settings
+
+# AWS calls must fail well inside the Lambda timeout; standard retry mode backs off on throttling.
+AWS_CLIENT_CONFIG = Config(
+    connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
+)
+
+
+def build_session_service(
+    settings: Settings,
+    *,
+    http: httpx.Client | None = None,
+    aws: boto3.Session | None = None,
+    audit: AuditSink | None = None,
+) -> SessionService:
+    aws = aws or boto3.Session()
+    http = http or build_http_client(
+        connect_timeout=settings.upstream_connect_timeout_seconds,
+        read_timeout=settings.upstream_read_timeout_seconds,
+    )
+    return SessionService(
+        policies=PolicyStore(
+            table_name=settings.control_table_name,
+            dynamodb=aws.resource("dynamodb", config=AWS_CLIENT_CONFIG),
+            max_age_seconds=settings.policy_cache_seconds,
+        ),
+        tokens=TokenProvider(
+            secret_id=settings.cloudflare_token_secret_id,
+            secretsmanager=aws.client("secretsmanager", config=AWS_CLIENT_CONFIG),
+            max_age_seconds=settings.token_cache_seconds,
+        ),
+        upstream=CloudflareClient(base_url=settings.cloudflare_api_base_url, http=http),
+        audit=audit or LoggerAuditSink(),
+        max_request_body_bytes=settings.max_request_body_bytes,
+    )

@@ -1,0 +1,79 @@
+"""The demo world the local stack seeds: Cloudflare accounts, two teams, an admin, an outsider.
+
+Access keys are fixed so the README's examples work as printed; they open nothing but this
+machine's loopback stack.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gateway_local.api_front import LocalIdentity
+
+DEMO_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
+# In the web team's policy, but not reachable with the org token: Cloudflare itself refuses it,
+# which shows how Cloudflare's own 4xx pass through the gateway unchanged.
+UNLINKED_ACCOUNT_ID = "fedcba9876543210fedcba9876543210"
+
+WEB_SCRIPT = "web-storefront"
+DOCS_SCRIPT = "docs"
+WEB_NAMESPACE = "customer-sites"
+
+WEB_DEPLOYER = LocalIdentity(
+    access_key_id="AKIALOCALWEBDEPLOY01",
+    secret_access_key="local-web-deployer-secret-key-0000000001",
+    principal_arn="arn:aws:sts::111111111111:assumed-role/web-deployer/ci-build-42",
+    account_id="111111111111",
+)
+DOCS_CI = LocalIdentity(
+    access_key_id="AKIALOCALDOCSCI00002",
+    secret_access_key="local-docs-ci-secret-key-00000000000002",
+    principal_arn="arn:aws:iam::222222222222:user/docs-ci",
+    account_id="222222222222",
+)
+PLATFORM_ADMIN = LocalIdentity(
+    access_key_id="AKIALOCALADMIN000003",
+    secret_access_key="local-platform-admin-secret-key-000003",
+    principal_arn="arn:aws:sts::999999999999:assumed-role/platform-admin/alice",
+    account_id="999999999999",
+)
+OUTSIDER = LocalIdentity(
+    access_key_id="AKIALOCALOUTSIDER004",
+    secret_access_key="local-outsider-secret-key-0000000000004",
+    principal_arn="arn:aws:iam::333333333333:user/outsider",
+    account_id="333333333333",
+)
+
+IDENTITIES = {
+    "web-deployer": WEB_DEPLOYER,
+    "docs-ci": DOCS_CI,
+    "platform-admin": PLATFORM_ADMIN,
+    "outsider": OUTSIDER,
+}
+
+
+def demo_policy() -> dict[str, Any]:
+    return {
+        "defaults": {"max_entries": 20_000},
+        "teams": {
+            "web": {
+                "description": "Storefront and customer sites",
+                "principals": ["arn:aws:iam::111111111111:role/web-deployer"],
+                "accounts": [DEMO_ACCOUNT_ID, UNLINKED_ACCOUNT_ID],
+                "scripts": ["web-*"],
+                "namespaces": ["customer-*"],
+                "paths": ["/**"],
+                "max_entries": 100_000,
+            },
+            "docs": {
+                "description": "Documentation site",
+                "principals": ["arn:aws:iam::222222222222:user/docs-ci"],
+                "accounts": [DEMO_ACCOUNT_ID],
+                "scripts": ["docs", "docs-*"],
+                "paths": ["/index.html", "/docs/**", "/assets/**"],
+                "max_entries": 1_000,
+                "max_bytes": 50 * 1024 * 1024,
+                "max_file_bytes": 5 * 1024 * 1024,
+            },
+        },
+    }

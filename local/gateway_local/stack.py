@@ -1,0 +1,168 @@
+"""The embedded local stack: moto (AWS), the Cloudflare emulator and the SigV4 API front, all on
+127.0.0.1, wired to the real session handler exactly as the template wires it in AWS."""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import os
+import secrets
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+from gateway_local.api_front import ApiFront, LocalIdentity, Route
+from gateway_local.aws_resources import (
+    REGION,
+    REPO_ROOT,
+    MotoServer,
+    ResourceNames,
+    load_template,
+    provision,
+    put_policy,
+)
+from gateway_local.cloudflare_emulator import CloudflareEmulator
+from gateway_local.demo import (
+    DEMO_ACCOUNT_ID,
+    DOCS_SCRIPT,
+    IDENTITIES,
+    UNLINKED_ACCOUNT_ID,
+    WEB_NAMESPACE,
+    WEB_SCRIPT,
+    demo_policy,
+)
+from gateway_local.http_server import BackgroundServer
+
+SESSION_API_APP = REPO_ROOT / "functions" / "session_api" / "app.py"
+SESSION_API_FUNCTION = "SessionApiFunction"
+DEFAULT_GATEWAY_PORT = 8787
+
+
+@dataclass(frozen=True)
+class StackOptions:
+    gateway_port: int = DEFAULT_GATEWAY_PORT
+    prefix: str = "assets-gateway-local"
+    policy_cache_seconds: int = 5
+    identities: dict[str, LocalIdentity] = field(default_factory=lambda: dict(IDENTITIES))
+
+
+def api_routes(template: dict[str, Any], function: str = SESSION_API_FUNCTION) -> list[Route]:
+    """The routes the template gives the function, so the front serves what API Gateway would."""
+    events = template["Resources"][function]["Properties"]["Events"]
+    return [
+        Route(method=event["Properties"]["Method"].upper(), resource=event["Properties"]["Path"])
+        for event in events.values()
+        if event["Type"] == "Api"
+    ]
+
+
+def load_handler_module(path: Path, module_name: str) -> ModuleType:
+    """Import a function's app.py as Lambda does: once, reading its configuration from env."""
+    spec = importlib.util.spec_from_file_location(module_name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load {path}")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+class LocalStack:
+    def __init__(self, options: StackOptions = StackOptions()) -> None:
+        self.options = options
+        self._policy_version = 0
+        self.names = ResourceNames.for_prefix(options.prefix)
+        # A fresh token per run: the leak tests search every output for it.
+        self.cloudflare_token = "local-cf-" + secrets.token_urlsafe(32)
+        self.moto = MotoServer()
+        self.aws = self.moto.session()
+        self.emulator = CloudflareEmulator(tokens={self.cloudflare_token: [DEMO_ACCOUNT_ID]})
+        self.emulator_server = BackgroundServer(self.emulator, name="cloudflare-emulator")
+        provision(
+            self.aws, self.moto.endpoint_url, self.names, cloudflare_token=self.cloudflare_token
+        )
+        self.publish_policy(demo_policy())
+        os.environ.update(self.handler_environment())
+        self.session_api = load_handler_module(SESSION_API_APP, f"session_api_app_{id(self)}")
+        self.front = ApiFront(
+            handler=self.session_api.lambda_handler,
+            routes=api_routes(load_template()),
+            identities=list(options.identities.values()),
+            region=REGION,
+            function_name="session-api",
+        )
+        self.front_server = BackgroundServer(self.front, options.gateway_port, name="api-front")
+
+    def handler_environment(self) -> dict[str, str]:
+        """What template.yaml sets on the function, pointed at the local services."""
+        return {
+            "CONTROL_TABLE_NAME": self.names.control_table,
+            "QUOTA_TABLE_NAME": self.names.quota_table,
+            "CLOUDFLARE_TOKEN_SECRET_ID": self.names.token_secret,
+            "CLOUDFLARE_API_BASE_URL": self.cloudflare_url,
+            "POLICY_CACHE_SECONDS": str(self.options.policy_cache_seconds),
+            "AWS_ENDPOINT_URL": self.moto.endpoint_url,
+            "AWS_ACCESS_KEY_ID": "local",
+            "AWS_SECRET_ACCESS_KEY": "local",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "POWERTOOLS_SERVICE_NAME": "assets-gateway",
+            "POWERTOOLS_METRICS_NAMESPACE": "AssetsGateway",
+            "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+
+    @property
+    def cloudflare_url(self) -> str:
+        return self.emulator_server.url + "/client/v4"
+
+    @property
+    def base_url(self) -> str:
+        return self.front_server.url + "/client/v4"
+
+    def publish_policy(self, policy: dict[str, Any], version: int | None = None) -> int:
+        self._policy_version = version or self._policy_version + 1
+        put_policy(
+            self.aws,
+            self.moto.endpoint_url,
+            self.names.control_table,
+            policy,
+            self._policy_version,
+        )
+        return self._policy_version
+
+    def describe(self) -> dict[str, Any]:
+        """The connection details written to .local/stack.json (no Cloudflare token in it)."""
+        return {
+            "base_url": self.base_url,
+            "region": REGION,
+            "identities": {
+                name: {
+                    "access_key_id": identity.access_key_id,
+                    "secret_access_key": identity.secret_access_key,
+                    "principal_arn": identity.principal_arn,
+                }
+                for name, identity in self.options.identities.items()
+            },
+            "demo": {
+                "account_id": DEMO_ACCOUNT_ID,
+                "unlinked_account_id": UNLINKED_ACCOUNT_ID,
+                "scripts": {"web": WEB_SCRIPT, "docs": DOCS_SCRIPT},
+                "dispatch_namespace": WEB_NAMESPACE,
+            },
+            "cloudflare_emulator_url": self.cloudflare_url,
+            "aws_endpoint_url": self.moto.endpoint_url,
+            "resources": {
+                "control_table": self.names.control_table,
+                "quota_table": self.names.quota_table,
+                "cloudflare_token_secret": self.names.token_secret,
+            },
+        }
+
+    def write_description(self, path: Path) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(self.describe(), indent=2) + "\n", encoding="utf-8")
+
+    def stop(self) -> None:
+        self.front_server.stop()
+        self.emulator_server.stop()
+        self.moto.stop()

@@ -1,0 +1,31 @@
+"""Shared fixtures: one embedded local stack (moto server, Cloudflare emulator, SigV4 API front)
+for the whole run, all on 127.0.0.1, reached over real HTTP."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from gateway_local.demo import demo_policy
+from gateway_local.stack import LocalStack, StackOptions
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[LocalStack]:
+    # Policy cache 0: a test that publishes a policy sees it on the next request.
+    local = LocalStack(StackOptions(gateway_port=0, policy_cache_seconds=0))
+    yield local
+    local.stop()
+
+
+@pytest.fixture(autouse=True)
+def _clean_stack(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests that use the stack start from the demo policy and an emulator with no history."""
+    if "stack" not in request.fixturenames:
+        yield
+        return
+    local: LocalStack = request.getfixturevalue("stack")
+    local.emulator.reset()
+    yield
+    local.publish_policy(demo_policy())
