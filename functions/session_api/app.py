@@ -22,7 +22,7 @@ logger = Logger()
 tracer = Tracer()
 metrics = Metrics()
 app = APIGatewayRestResolver()
-register_error_handlers(app)
+register_error_handlers(app, metrics)
 
 # Built once per execution environment: warm invocations reuse clients, pools and caches.
 service = build_session_service(Settings.from_environ(os.environ))

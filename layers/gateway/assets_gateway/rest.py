@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import base64
 
-from aws_lambda_powertools import Logger
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.event_handler.exceptions import NotFoundError
+from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from assets_gateway.envelope import JSON_CONTENT_TYPE, Reply, error_reply
@@ -36,7 +37,7 @@ def request_id(event: APIGatewayProxyEvent) -> str:
     return event.request_context.request_id or ""
 
 
-def register_error_handlers(app: APIGatewayRestResolver) -> None:
+def register_error_handlers(app: APIGatewayRestResolver, metrics: Metrics) -> None:
     def _refusal(error: GatewayError) -> Response[str]:
         return to_response(error_reply(error, request_id=request_id(app.current_event)))
 
@@ -50,6 +51,7 @@ def register_error_handlers(app: APIGatewayRestResolver) -> None:
     def _crash(_: Exception) -> Response[str]:
         # Logged with its stack trace here; the caller gets a clean envelope, never a trace.
         logger.exception("unhandled error")
+        metrics.add_metric(name="internal_error", unit=MetricUnit.Count, value=1)
         error = InternalError("internal error; quote the request id to the platform team")
         return to_response(error_reply(error, request_id=request_id(app.current_event)))
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import boto3
 import httpx
 from botocore.config import Config
@@ -19,6 +21,13 @@ AWS_CLIENT_CONFIG = Config(
 )
 
 
+def quiet_sdk_debug_logs() -> None:
+    """botocore logs response bodies at DEBUG, and GetSecretValue's body is the token: cap the
+    AWS SDK's loggers at INFO whatever the function's log level."""
+    for name in ("botocore", "boto3", "urllib3"):
+        logging.getLogger(name).setLevel(logging.INFO)
+
+
 def build_session_service(
     settings: Settings,
     *,
@@ -26,6 +35,7 @@ def build_session_service(
     aws: boto3.Session | None = None,
     audit: AuditSink | None = None,
 ) -> SessionService:
+    quiet_sdk_debug_logs()
     aws = aws or boto3.Session()
     http = http or build_http_client(
         connect_timeout=settings.upstream_connect_timeout_seconds,

@@ -1,0 +1,154 @@
+"""The org's Cloudflare token never appears in a log line, a response, an error or a metric.
+
+A full run through the local stack (successes, refusals, Cloudflare refusals, upstream faults,
+a crash, and a Cloudflare answer that echoes the token) with every logger at DEBUG; then every
+captured byte is searched for the token.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator
+
+import cloudflare
+import httpx
+import pytest
+
+from assets_gateway.client.sigv4 import SigV4Auth
+from assets_gateway.identity import Caller
+from assets_gateway.policy import SessionTarget
+from assets_gateway.service import SessionRequest
+from assets_gateway.settings import Settings
+from assets_gateway.wiring import build_session_service
+from gateway_local.cloudflare_emulator import Fault
+from gateway_local.demo import (
+    DEMO_ACCOUNT_ID,
+    DOCS_CI,
+    OUTSIDER,
+    UNLINKED_ACCOUNT_ID,
+    WEB_DEPLOYER,
+    WEB_SCRIPT,
+)
+from gateway_local.stack import LocalStack
+from helpers import aws_session, manifest_of, numbered_files, signed_client
+
+
+class _Capture(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(level=logging.DEBUG)
+        self.lines: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.lines.append(self.format(record))
+
+
+@pytest.fixture
+def every_log_line() -> Iterator[list[str]]:
+    """All log records of every logger, at DEBUG, formatted as they would be shipped."""
+    capture = _Capture()
+    gateway_logger = logging.getLogger("assets-gateway")
+    formatter = next((h.formatter for h in gateway_logger.handlers if h.formatter), None)
+    if formatter is not None:
+        capture.setFormatter(formatter)
+    loggers = [logging.getLogger(), gateway_logger]
+    previous = [(logger, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(capture)
+        logger.setLevel(logging.DEBUG)
+    yield capture.lines
+    for logger, level in previous:
+        logger.removeHandler(capture)
+        logger.setLevel(level)
+
+
+def url(stack: LocalStack, account: str = DEMO_ACCOUNT_ID, script: str = WEB_SCRIPT) -> str:
+    return f"{stack.base_url}/accounts/{account}/workers/scripts/{script}/assets-upload-session"
+
+
+def test_token_appears_in_no_output(
+    stack: LocalStack, every_log_line: list[str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    token = stack.cloudflare_token
+    manifest = {"manifest": manifest_of(numbered_files(5))}
+    answers: list[httpx.Response] = []
+    with signed_client(WEB_DEPLOYER) as web, signed_client(DOCS_CI) as docs:
+        answers.append(web.post(url(stack), json=manifest))
+        answers.append(web.post(url(stack, account=UNLINKED_ACCOUNT_ID), json=manifest))
+        answers.append(docs.post(url(stack, script="web-x"), json=manifest))
+        answers.append(web.post(url(stack), content=b"{not json"))
+        for fault in (
+            Fault(status=500),
+            Fault(garbage=True),
+            Fault(reset=True),
+            Fault(status=401),
+            # A misbehaving upstream that echoes the credential it was sent.
+            Fault(
+                status=400,
+                body=json.dumps(
+                    {"success": False, "errors": [{"code": 1, "message": f"bad {token}"}]}
+                ).encode(),
+            ),
+        ):
+            stack.emulator.inject_fault(fault)
+            answers.append(web.post(url(stack), json=manifest))
+    with signed_client(OUTSIDER) as outsider:
+        answers.append(outsider.post(url(stack), json=manifest))
+    answers.append(httpx.post(url(stack), json=manifest))
+
+    sdk = cloudflare.Cloudflare(
+        api_token="unused",
+        base_url=stack.base_url,
+        http_client=httpx.Client(auth=SigV4Auth.from_session(aws_session(DOCS_CI))),
+        max_retries=0,
+    )
+    with pytest.raises(cloudflare.PermissionDeniedError) as refused:
+        sdk.workers.scripts.assets.upload.create(
+            "web-x", account_id=DEMO_ACCOUNT_ID, manifest=manifest["manifest"]
+        )
+
+    statuses = [answer.status_code for answer in answers]
+    assert statuses == [200, 403, 403, 400, 502, 502, 502, 401, 400, 403, 403]
+    assert "[REDACTED]" in answers[8].text
+    outputs = [
+        *(answer.text for answer in answers),
+        *(json.dumps(dict(answer.headers)) for answer in answers),
+        str(refused.value),
+        json.dumps(refused.value.body),
+        *every_log_line,
+    ]
+    captured = capfd.readouterr()
+    outputs += [captured.out, captured.err]
+
+    # The capture really saw the run: one audit record per request that reached the handler.
+    audit_lines = [line for line in every_log_line if '"audit"' in line]
+    assert len(audit_lines) >= 10
+    assert any('"token_fingerprint":"' in line for line in audit_lines)
+    assert all(token not in output for output in outputs)
+    # The emulator did receive it: the search above would have found a leak.
+    assert (
+        stack.emulator.calls_to("/assets-upload-session")[0]
+        .headers["authorization"]
+        .endswith(token)
+    )
+
+
+def test_reading_the_token_at_debug_level_logs_no_secret(
+    stack: LocalStack, every_log_line: list[str]
+) -> None:
+    # A fresh service reads the secret now (the stack's handler has it cached), while every
+    # logger is at DEBUG: botocore would log GetSecretValue's body unless capped.
+    settings = Settings.from_environ(stack.handler_environment())
+    service = build_session_service(settings, aws=stack.aws)
+    result = service.create_session(
+        SessionRequest(
+            caller=Caller(WEB_DEPLOYER.principal_arn),
+            target=SessionTarget(DEMO_ACCOUNT_ID, WEB_SCRIPT),
+            body=json.dumps({"manifest": manifest_of({"/a": b"a"})}).encode(),
+            content_type="application/json",
+            request_id="debug-run",
+        )
+    )
+    assert result.reply.status == 200
+    assert any("GetSecretValue" in line or "secretsmanager" in line for line in every_log_line)
+    assert all(stack.cloudflare_token not in line for line in every_log_line)
