@@ -57,8 +57,9 @@ e2e: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 
+# sam build looks for python3.13 on PATH: the venv's interpreter directory provides it.
 build: $(STAMP)
-	$(BIN)/sam build
+	PATH="$(dir $(PYTHON_FOR_VENV)):$$PATH" $(BIN)/sam build
 
 clean:
 	rm -rf $(VENV) .local .aws-sam .mypy_cache .ruff_cache .pytest_cache

@@ -136,6 +136,29 @@ class LambdaContext:
         return max(0, int((self.deadline_monotonic - time.monotonic()) * 1000))
 
 
+def lambda_context(
+    function_name: str,
+    *,
+    region: str = "us-east-1",
+    account_id: str = "123456789012",
+    memory_limit_in_mb: int = 512,
+    timeout_seconds: float = 28.0,
+    now: datetime | None = None,
+) -> LambdaContext:
+    """A fresh context for one invocation, as the Lambda service hands it to the handler."""
+    today = (now or _utc_now()).astimezone(UTC)
+    return LambdaContext(
+        function_name=function_name,
+        function_version="$LATEST",
+        invoked_function_arn=f"arn:aws:lambda:{region}:{account_id}:function:{function_name}",
+        memory_limit_in_mb=memory_limit_in_mb,
+        aws_request_id=str(uuid.uuid4()),
+        log_group_name=f"/aws/lambda/{function_name}",
+        log_stream_name=f"{today:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
+        deadline_monotonic=time.monotonic() + timeout_seconds,
+    )
+
+
 _PartKind = Literal["literal", "variable", "greedy"]
 _SPECIFICITY: dict[_PartKind, int] = {"literal": 0, "variable": 1, "greedy": 2}
 
@@ -527,18 +550,13 @@ class ApiFront:
         }
 
     def _context(self) -> LambdaContext:
-        today = self._clock().astimezone(UTC)
-        return LambdaContext(
-            function_name=self._function_name,
-            function_version="$LATEST",
-            invoked_function_arn=(
-                f"arn:aws:lambda:{self._region}:{self._account_id}:function:{self._function_name}"
-            ),
+        return lambda_context(
+            self._function_name,
+            region=self._region,
+            account_id=self._account_id,
             memory_limit_in_mb=self._memory_limit_in_mb,
-            aws_request_id=str(uuid.uuid4()),
-            log_group_name=f"/aws/lambda/{self._function_name}",
-            log_stream_name=f"{today:%Y/%m/%d}/[$LATEST]{uuid.uuid4().hex}",
-            deadline_monotonic=time.monotonic() + self._timeout_seconds,
+            timeout_seconds=self._timeout_seconds,
+            now=self._clock(),
         )
 
     def _invoke(self, event: dict[str, Any], request_id: str, extended_id: str) -> Response:

@@ -16,7 +16,7 @@ from assets_gateway.policy import SessionTarget
 from assets_gateway.service import Outcome, SessionRequest, SessionService
 from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_session_service
-from gateway_local.api_front import LambdaContext
+from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import REPO_ROOT, ResourceNames, create_tables, load_template
 from gateway_local.cloudflare_emulator import Fault
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT, demo_policy
@@ -33,21 +33,10 @@ def load_event(name: str) -> dict[str, Any]:
     return event
 
 
-def lambda_context() -> LambdaContext:
-    return LambdaContext(
-        function_name="SessionApiFunction",
-        function_version="$LATEST",
-        invoked_function_arn="arn:aws:lambda:us-east-1:123456789012:function:SessionApiFunction",
-        memory_limit_in_mb=512,
-        aws_request_id="c6af9ac6-7b61-11e6-9a41-93e8deadbeef",
-        log_group_name="/aws/lambda/SessionApiFunction",
-        log_stream_name="2026/11/25/[$LATEST]0123456789abcdef",
-        deadline_monotonic=float("inf"),
-    )
-
-
 def invoke(stack: LocalStack, event_name: str) -> tuple[int, dict[str, Any], dict[str, Any]]:
-    result = stack.session_api.lambda_handler(load_event(event_name), lambda_context())
+    result = stack.session_api.lambda_handler(
+        load_event(event_name), lambda_context("SessionApiFunction")
+    )
     headers = {name: values[-1] for name, values in (result.get("multiValueHeaders") or {}).items()}
     headers.update(result.get("headers") or {})
     return result["statusCode"], json.loads(result["body"]), headers
@@ -267,7 +256,7 @@ def test_unexpected_errors_are_audited_then_raised(
 def test_handler_answers_a_clean_500_envelope_on_a_crash(stack: LocalStack) -> None:
     event = load_event("create_session")
     del event["requestContext"]["identity"]
-    result = stack.session_api.lambda_handler(event, lambda_context())
+    result = stack.session_api.lambda_handler(event, lambda_context("SessionApiFunction"))
     envelope = json.loads(result["body"])
     assert result["statusCode"] == 500
     assert envelope["errors"][0]["code"] == 19099
