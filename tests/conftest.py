@@ -27,5 +27,6 @@ def _clean_stack(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     local: LocalStack = request.getfixturevalue("stack")
     local.emulator.reset()
+    local.clear_quotas()
     yield
     local.publish_policy(demo_policy())

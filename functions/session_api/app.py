@@ -28,6 +28,7 @@ register_error_handlers(app, metrics)
 service = build_session_service(Settings.from_environ(os.environ))
 
 SESSION = "/client/v4/accounts/<account_id>/workers/scripts/<script_name>/assets-upload-session"
+USAGE = "/client/v4/gateway/usage"
 DISPATCH_SESSION = (
     "/client/v4/accounts/<account_id>/workers/dispatch/namespaces/<namespace>"
     "/scripts/<script_name>/assets-upload-session"
@@ -44,6 +45,13 @@ def create_dispatch_session(account_id: str, namespace: str, script_name: str) -
     return _create(
         SessionTarget(account_id=account_id, script_name=script_name, namespace=namespace)
     )
+
+
+@app.get(USAGE)
+def usage() -> Response[str]:
+    event = app.current_event
+    caller = Caller(principal_arn=event.request_context.identity.user_arn or "")
+    return to_response(service.usage(caller, request_id(event)))
 
 
 def _create(target: SessionTarget) -> Response[str]:

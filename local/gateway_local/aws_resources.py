@@ -7,16 +7,20 @@ local stack and the tests follow the deployed shape.
 from __future__ import annotations
 
 import json
-import logging
+import threading
+from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import yaml
-from moto.server import ThreadedMotoServer
+from moto.moto_server.werkzeug_app import DomainDispatcherApplication, create_backend_app
+
+from gateway_local.http_server import BackgroundServer
 
 if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
     from mypy_boto3_dynamodb import DynamoDBClient
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -65,15 +69,27 @@ class ResourceNames:
         return {"ControlTable": self.control_table, "QuotaTable": self.quota_table}[logical_id]
 
 
+class _OneRequestAtATime:
+    """DynamoDB makes each conditional write and transaction atomic; moto's in-memory backend
+    does not when its server is threaded (a check and its update can interleave with another
+    request's). Serialising requests restores DynamoDB's guarantee for concurrency tests."""
+
+    def __init__(self, app: WSGIApplication) -> None:
+        self._app = app
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        with self._lock:
+            return list(self._app(environ, start_response))
+
+
 class MotoServer:
     """moto in server mode on 127.0.0.1 (a free port), reached by real boto3 over HTTP."""
 
     def __init__(self) -> None:
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        self._server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        self._server.start()
-        host, port = self._server.get_host_and_port()
-        self.endpoint_url = f"http://{host}:{port}"
+        app = DomainDispatcherApplication(create_backend_app)
+        self._server = BackgroundServer(_OneRequestAtATime(app), name="moto")
+        self.endpoint_url = self._server.url
 
     def session(self) -> boto3.Session:
         return boto3.Session(

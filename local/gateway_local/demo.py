@@ -54,7 +54,10 @@ IDENTITIES = {
 
 def demo_policy() -> dict[str, Any]:
     return {
-        "defaults": {"max_entries": 20_000},
+        "defaults": {
+            "max_entries": 20_000,
+            "quotas": {"sessions_per_minute": 10, "sessions_per_day": 500},
+        },
         "teams": {
             "web": {
                 "description": "Storefront and customer sites",
@@ -64,6 +67,7 @@ def demo_policy() -> dict[str, Any]:
                 "namespaces": ["customer-*"],
                 "paths": ["/**"],
                 "max_entries": 100_000,
+                "quotas": {"sessions_per_minute": 30, "sessions_per_day": 1_000},
             },
             "docs": {
                 "description": "Documentation site",
@@ -74,6 +78,13 @@ def demo_policy() -> dict[str, Any]:
                 "max_entries": 1_000,
                 "max_bytes": 50 * 1024 * 1024,
                 "max_file_bytes": 5 * 1024 * 1024,
+                # Small on purpose: the sixth session within a minute shows a 429 by hand.
+                "quotas": {
+                    "sessions_per_minute": 5,
+                    "sessions_per_day": 100,
+                    "entries_per_day": 20_000,
+                    "bytes_per_day": 500 * 1024 * 1024,
+                },
             },
         },
     }

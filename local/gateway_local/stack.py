@@ -130,6 +130,15 @@ class LocalStack:
         )
         return self._policy_version
 
+    def clear_quotas(self) -> None:
+        """Forget every counter and cool-down (tests start from unused quotas)."""
+        dynamodb = self.aws.client("dynamodb", endpoint_url=self.moto.endpoint_url)
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=self.names.quota_table, ProjectionExpression="pk"
+        ):
+            for item in page["Items"]:
+                dynamodb.delete_item(TableName=self.names.quota_table, Key={"pk": item["pk"]})
+
     def describe(self) -> dict[str, Any]:
         """The connection details written to .local/stack.json (no Cloudflare token in it)."""
         return {

@@ -75,7 +75,12 @@ def test_upload_session_shape(result: dict[str, object] | None, usable: bool) ->
 
 def test_settings_parse_with_defaults() -> None:
     settings = Settings.from_environ(
-        {"CONTROL_TABLE_NAME": "ctl", "CLOUDFLARE_TOKEN_SECRET_ID": "arn:secret", "UNRELATED": "x"}
+        {
+            "CONTROL_TABLE_NAME": "ctl",
+            "QUOTA_TABLE_NAME": "quota",
+            "CLOUDFLARE_TOKEN_SECRET_ID": "arn:secret",
+            "UNRELATED": "x",
+        }
     )
     assert settings.cloudflare_api_base_url == "https://api.cloudflare.com/client/v4"
     assert settings.policy_cache_seconds == 30

@@ -24,6 +24,7 @@ class AuditRecord:
     bytes: int | None = None
     reasons: list[str] = field(default_factory=list)
     policy_version: int | None = None
+    quota: dict[str, int] | None = None
     token_fingerprint: str | None = None
     upstream_status: int | None = None
     upstream_ms: float | None = None

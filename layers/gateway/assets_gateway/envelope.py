@@ -49,6 +49,15 @@ def error_reply(error: GatewayError, *, request_id: str | None = None) -> Reply:
     return Reply(status=error.status, body=body, headers=headers)
 
 
+def success_reply(result: Any, *, headers: Mapping[str, str] | None = None) -> Reply:
+    """The gateway's own successful answers (e.g. usage) use Cloudflare's envelope too."""
+    envelope = {"success": True, "errors": [], "messages": [], "result": result}
+    body = json.dumps(envelope, separators=(",", ":")).encode()
+    return Reply(
+        status=200, body=body, headers={"Content-Type": JSON_CONTENT_TYPE, **(headers or {})}
+    )
+
+
 @dataclass(frozen=True)
 class UpstreamEnvelope:
     """The parts of Cloudflare's answer the gateway looks at; the bytes pass through as they are."""

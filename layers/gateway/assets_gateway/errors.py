@@ -91,3 +91,21 @@ class PolicyUnavailable(GatewayError):
     """The policy could not be read (store down, nothing published, stored document invalid)."""
 
     code, status = 19012, 503
+
+
+class QuotaExceeded(GatewayError):
+    """The team used up one of its quotas for the current window."""
+
+    code, status = 19020, 429
+
+
+class GlobalBudgetExceeded(GatewayError):
+    """The org-wide Cloudflare budget is spent, or Cloudflare asked the gateway to back off."""
+
+    code, status = 19021, 429
+
+
+class QuotaUnavailable(GatewayError):
+    """The quota store cannot be reached: the gateway fails closed to protect the org token."""
+
+    code, status = 19022, 503

@@ -17,6 +17,7 @@ from assets_gateway.errors import Problem
 from assets_gateway.globs import GlobSet
 from assets_gateway.identity import normalise_principal
 from assets_gateway.manifest import MAX_ENTRIES, MAX_FILE_BYTES, Manifest, json_pointer
+from assets_gateway.quota import TeamQuotas
 
 TeamName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
@@ -31,6 +32,26 @@ T = TypeVar("T")
 MAX_PATH_REASONS = 10
 
 
+# Quotas of a team whose policy (and the defaults) say nothing.
+BUILT_IN_QUOTAS = TeamQuotas(
+    sessions_per_minute=60,
+    sessions_per_day=2_000,
+    entries_per_day=10_000_000,
+    bytes_per_day=2**40,
+)
+
+
+class Quotas(BaseModel):
+    """Per-team quotas per window; unset values fall back to the defaults, then built-ins."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    sessions_per_minute: int | None = Field(default=None, ge=0)
+    sessions_per_day: int | None = Field(default=None, ge=0)
+    entries_per_day: int | None = Field(default=None, ge=0)
+    bytes_per_day: int | None = Field(default=None, ge=0)
+
+
 class Limits(BaseModel):
     """Per-request limits; a team's values override the document's defaults."""
 
@@ -40,6 +61,7 @@ class Limits(BaseModel):
     max_bytes: int | None = Field(default=None, ge=0)
     max_file_bytes: int | None = Field(default=None, ge=0, le=MAX_FILE_BYTES)
     require_full_hash: bool | None = None
+    quotas: Quotas = Quotas()
 
 
 class TeamPolicy(Limits):
@@ -70,6 +92,7 @@ class EffectiveLimits:
     max_bytes: int | None
     max_file_bytes: int
     require_full_hash: bool
+    quotas: TeamQuotas
 
 
 class PolicyDocument(BaseModel):
@@ -109,11 +132,22 @@ class PolicyDocument(BaseModel):
         max_file_bytes = _first_set(own.max_file_bytes, defaults.max_file_bytes, MAX_FILE_BYTES)
         full_hash = _first_set(own.require_full_hash, defaults.require_full_hash, False)
         max_bytes = own.max_bytes if own.max_bytes is not None else defaults.max_bytes
+        quotas = TeamQuotas(
+            **{
+                name: _first_set(
+                    getattr(own.quotas, name),
+                    getattr(defaults.quotas, name),
+                    getattr(BUILT_IN_QUOTAS, name),
+                )
+                for name in Quotas.model_fields
+            }
+        )
         return EffectiveLimits(
             max_entries=max_entries,
             max_bytes=max_bytes,
             max_file_bytes=max_file_bytes,
             require_full_hash=full_hash,
+            quotas=quotas,
         )
 
 

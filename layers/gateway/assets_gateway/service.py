@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Protocol
 
@@ -21,13 +21,15 @@ from pydantic import SecretStr
 from assets_gateway.audit import AuditRecord, AuditSink
 from assets_gateway.cloudflare import UpstreamAnswer
 from assets_gateway.cloudflare_token import fingerprint
-from assets_gateway.envelope import Reply, error_reply
+from assets_gateway.envelope import Reply, error_reply, success_reply
 from assets_gateway.errors import (
     CallerNotAllowed,
     GatewayError,
+    GlobalBudgetExceeded,
     MalformedRequest,
     ManifestTooLarge,
     PolicyDenied,
+    QuotaUnavailable,
 )
 from assets_gateway.identity import Caller
 from assets_gateway.manifest import (
@@ -39,6 +41,8 @@ from assets_gateway.manifest import (
 )
 from assets_gateway.policy import PolicyDocument, SessionTarget, decide
 from assets_gateway.policy_store import StoredPolicy
+from assets_gateway.quota import Charge, Limit, LimitState, Scope, global_limit, ratelimit_headers
+from assets_gateway.quota_store import Ticket
 
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
 # Cloudflare script and namespace names: letters, digits, '-' and '_' (no dots, no slashes).
@@ -52,6 +56,8 @@ class Outcome(StrEnum):
     REFUSED_REQUEST = "refused_request"
     REFUSED_CALLER = "refused_caller"
     REFUSED_POLICY = "refused_policy"
+    REFUSED_QUOTA = "refused_quota"
+    REFUSED_BUDGET = "refused_budget"
     REFUSED_UPSTREAM = "refused_upstream"
     UPSTREAM_ERROR = "upstream_error"
     UNAVAILABLE = "unavailable"
@@ -65,9 +71,22 @@ _OUTCOME_OF_ERROR: dict[int, Outcome] = {
     19010: Outcome.REFUSED_CALLER,
     19011: Outcome.REFUSED_POLICY,
     19012: Outcome.UNAVAILABLE,
+    19020: Outcome.REFUSED_QUOTA,
+    19021: Outcome.REFUSED_BUDGET,
+    19022: Outcome.UNAVAILABLE,
     19030: Outcome.UNAVAILABLE,
     19031: Outcome.UPSTREAM_ERROR,
 }
+
+
+class QuotaGate(Protocol):
+    def charge(self, team: str, limits: Sequence[Limit], charge: Charge, now: float) -> Ticket: ...
+
+    def refund(self, ticket: Ticket) -> None: ...
+
+    def usage(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]: ...
+
+    def open_cooldown(self, until: float) -> None: ...
 
 
 class PolicySource(Protocol):
@@ -99,26 +118,42 @@ class SessionResult:
     outcome: Outcome
 
 
+@dataclass
+class _Progress:
+    """What one request has established so far, for the answer's headers and the refund."""
+
+    team: str | None = None
+    limits: Sequence[Limit] = ()
+    ticket: Ticket | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
 class SessionService:
     def __init__(
         self,
         *,
         policies: PolicySource,
+        quotas: QuotaGate,
         tokens: TokenSource,
         upstream: Upstream,
         audit: AuditSink,
         max_request_body_bytes: int,
-        clock: Callable[[], float] = time.perf_counter,
+        global_budget: int,
+        now: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._policies = policies
+        self._quotas = quotas
         self._tokens = tokens
         self._upstream = upstream
         self._audit = audit
         self._max_body = max_request_body_bytes
-        self._clock = clock
+        self._global_limit = global_limit(global_budget)
+        self._now = now
+        self._timer = timer
 
     def create_session(self, request: SessionRequest) -> SessionResult:
-        started = self._clock()
+        started = self._timer()
         record = AuditRecord(
             request_id=request.request_id,
             door=request.caller.source,
@@ -127,9 +162,13 @@ class SessionService:
             script_name=request.target.script_name,
             namespace=request.target.namespace,
         )
+        progress = _Progress()
         try:
-            result = self._run(request, record)
+            result = self._run(request, record, progress)
         except GatewayError as error:
+            self._give_back(progress)
+            headers = {**self._quota_headers(progress), **error.headers}
+            error.headers = headers
             result = SessionResult(
                 error_reply(error, request_id=request.request_id),
                 _OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR),
@@ -137,7 +176,9 @@ class SessionService:
             record.code = error.code
             record.reasons = [error.message, *(reason.message for reason in error.reasons)]
         except Exception:
-            # The handler answers a clean 500 envelope; the decision is still audited.
+            # The handler answers a clean 500 envelope; the charge is given back and the
+            # decision is still audited.
+            self._give_back(progress)
             record.latency_ms = self._elapsed_ms(started)
             self._audit.record(record)
             raise
@@ -147,10 +188,32 @@ class SessionService:
         self._audit.record(record)
         return result
 
-    def _elapsed_ms(self, started: float) -> float:
-        return round((self._clock() - started) * 1000, 3)
+    def usage(self, caller: Caller, request_id: str) -> Reply:
+        """The caller's own team: its limits, what is used and when each window resets."""
+        try:
+            stored = self._policies.current()
+            team = _team_of(stored.policy, caller)
+            limits = stored.policy.limits_of(team).quotas.limits()
+            now = self._now()
+            team_states = self._quotas.usage(team, limits, now)
+            budget = self._quotas.usage(team, [self._global_limit], now)
+        except GatewayError as error:
+            return error_reply(error, request_id=request_id)
+        result = {
+            "team": team,
+            "policy_version": stored.version,
+            "quotas": [state.as_dict() for state in team_states],
+            "cloudflare_budget": budget[0].as_dict(),
+        }
+        headers = {**ratelimit_headers(team_states), "X-Request-Id": request_id}
+        return success_reply(result, headers=headers)
 
-    def _run(self, request: SessionRequest, record: AuditRecord) -> SessionResult:
+    def _elapsed_ms(self, started: float) -> float:
+        return round((self._timer() - started) * 1000, 3)
+
+    def _run(
+        self, request: SessionRequest, record: AuditRecord, progress: _Progress
+    ) -> SessionResult:
         _check_target(request.target)
         if len(request.body) > self._max_body:
             raise ManifestTooLarge(
@@ -160,21 +223,71 @@ class SessionService:
         stored = self._policies.current()
         record.policy_version = stored.version
         team = _team_of(stored.policy, request.caller)
-        record.team = team
+        record.team = progress.team = team
         limits = stored.policy.limits_of(team)
+        progress.limits = (*limits.quotas.limits(), self._global_limit)
         manifest = parse_manifest(
             parse_json_body(request.body),
             ManifestLimits(require_full_hash=limits.require_full_hash),
         )
         record.entries, record.bytes = manifest.count, manifest.total_bytes
         _enforce(stored.policy, team, request.target, manifest)
+        # Quota comes after validation and policy: a bad request never consumes any.
+        now = self._now()
+        progress.ticket = self._quotas.charge(
+            team, progress.limits, Charge(entries=manifest.count, bytes=manifest.total_bytes), now
+        )
+        record.quota = {state.limit.name: state.used for state in progress.ticket.after}
         token = self._tokens.get()
         record.token_fingerprint = fingerprint(token)
         answer = self._upstream.create_upload_session(request.target, manifest.to_body(), token)
         record.upstream_status, record.upstream_ms = answer.status, round(answer.elapsed_ms, 3)
+        if answer.status == 429:
+            self._back_off(answer, now)
         outcome = Outcome.ALLOWED if 200 <= answer.status < 300 else Outcome.REFUSED_UPSTREAM
-        headers = {**answer.headers, "X-Request-Id": request.request_id}
+        headers = {
+            **answer.headers,
+            **progress.ticket.headers(),
+            "X-Request-Id": request.request_id,
+        }
         return SessionResult(Reply(answer.status, answer.body, headers), outcome)
+
+    def _back_off(self, answer: UpstreamAnswer, now: float) -> None:
+        """Cloudflare is limiting the org token: nobody calls it again before Retry-After."""
+        wait = _retry_after_seconds(answer.headers.get("retry-after"))
+        self._quotas.open_cooldown(now + wait)
+        raise GlobalBudgetExceeded(
+            f"Cloudflare is rate limiting the org's token; the gateway pauses calls for {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
+
+    def _give_back(self, progress: _Progress) -> None:
+        """A charged request that ends in a refusal or failure gets its quota back."""
+        if progress.ticket is not None:
+            self._quotas.refund(progress.ticket)
+            progress.ticket = None
+
+    def _quota_headers(self, progress: _Progress) -> dict[str, str]:
+        """Refusals of a known team still tell it where its quotas stand."""
+        if progress.team is None:
+            return {}
+        team_limits = [limit for limit in progress.limits if limit.scope is Scope.TEAM]
+        try:
+            return ratelimit_headers(self._quotas.usage(progress.team, team_limits, self._now()))
+        except QuotaUnavailable:
+            return {}
+
+
+# Cloudflare blocks a token for 5 minutes past its limit; a missing Retry-After means a minute.
+_DEFAULT_BACKOFF_SECONDS, _MAX_BACKOFF_SECONDS = 60, 300
+
+
+def _retry_after_seconds(value: str | None) -> int:
+    try:
+        seconds = int(value) if value is not None else _DEFAULT_BACKOFF_SECONDS
+    except ValueError:
+        seconds = _DEFAULT_BACKOFF_SECONDS
+    return min(max(seconds, 1), _MAX_BACKOFF_SECONDS)
 
 
 def _check_target(target: SessionTarget) -> None:

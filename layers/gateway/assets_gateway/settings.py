@@ -18,7 +18,11 @@ class Settings(BaseModel):
     model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
 
     control_table_name: str = Field(alias="CONTROL_TABLE_NAME", min_length=3)
-    quota_table_name: str | None = Field(default=None, alias="QUOTA_TABLE_NAME")
+    quota_table_name: str = Field(alias="QUOTA_TABLE_NAME", min_length=3)
+    # Cloudflare allows 1,200 calls per 5 minutes per token; the guard stays below it.
+    global_budget_per_5_minutes: int = Field(
+        default=1000, ge=1, le=1199, alias="GLOBAL_BUDGET_PER_5_MINUTES"
+    )
     cloudflare_token_secret_id: str = Field(alias="CLOUDFLARE_TOKEN_SECRET_ID", min_length=1)
     cloudflare_api_base_url: str = Field(
         default="https://api.cloudflare.com/client/v4", alias="CLOUDFLARE_API_BASE_URL"

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+import time
+from collections.abc import Callable
 
 import boto3
 import httpx
@@ -12,6 +14,7 @@ from assets_gateway.audit import AuditSink, LoggerAuditSink
 from assets_gateway.cloudflare import CloudflareClient, build_http_client
 from assets_gateway.cloudflare_token import TokenProvider
 from assets_gateway.policy_store import PolicyStore
+from assets_gateway.quota_store import QuotaStore
 from assets_gateway.service import SessionService
 from assets_gateway.settings import Settings
 
@@ -34,6 +37,7 @@ def build_session_service(
     http: httpx.Client | None = None,
     aws: boto3.Session | None = None,
     audit: AuditSink | None = None,
+    now: Callable[[], float] = time.time,
 ) -> SessionService:
     quiet_sdk_debug_logs()
     aws = aws or boto3.Session()
@@ -47,6 +51,11 @@ def build_session_service(
             dynamodb=aws.resource("dynamodb", config=AWS_CLIENT_CONFIG),
             max_age_seconds=settings.policy_cache_seconds,
         ),
+        quotas=QuotaStore(
+            table_name=settings.quota_table_name,
+            dynamodb=aws.client("dynamodb", config=AWS_CLIENT_CONFIG),
+        ),
+        global_budget=settings.global_budget_per_5_minutes,
         tokens=TokenProvider(
             secret_id=settings.cloudflare_token_secret_id,
             secretsmanager=aws.client("secretsmanager", config=AWS_CLIENT_CONFIG),
@@ -55,4 +64,5 @@ def build_session_service(
         upstream=CloudflareClient(base_url=settings.cloudflare_api_base_url, http=http),
         audit=audit or LoggerAuditSink(),
         max_request_body_bytes=settings.max_request_body_bytes,
+        now=now,
     )
