@@ -51,6 +51,7 @@ def create_dispatch_session(account_id: str, namespace: str, script_name: str) -
 def usage() -> Response[str]:
     event = app.current_event
     caller = Caller(principal_arn=event.request_context.identity.user_arn or "")
+    metrics.add_metric(name="usage_read", unit=MetricUnit.Count, value=1)
     return to_response(service.usage(caller, request_id(event)))
 
 

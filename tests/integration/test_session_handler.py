@@ -262,3 +262,16 @@ def test_handler_answers_a_clean_500_envelope_on_a_crash(stack: LocalStack) -> N
     assert envelope["errors"][0]["code"] == 19099
     assert "Traceback" not in result["body"]
     assert "KeyError" not in result["body"]
+
+
+def test_usage_event_answers_the_callers_team(stack: LocalStack) -> None:
+    status, envelope, headers = invoke(stack, "usage")
+    assert status == 200
+    assert envelope["result"]["team"] == "web"
+    assert [q["name"] for q in envelope["result"]["quotas"]] == [
+        "sessions-minute",
+        "sessions-day",
+        "entries-day",
+        "bytes-day",
+    ]
+    assert "RateLimit-Policy" in headers

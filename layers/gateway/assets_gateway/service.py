@@ -167,8 +167,8 @@ class SessionService:
             result = self._run(request, record, progress)
         except GatewayError as error:
             self._give_back(progress)
-            headers = {**self._quota_headers(progress), **error.headers}
-            error.headers = headers
+            if "RateLimit" not in error.headers:
+                error.headers = {**self._quota_headers(progress), **error.headers}
             result = SessionResult(
                 error_reply(error, request_id=request.request_id),
                 _OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR),
