@@ -6,7 +6,9 @@ from __future__ import annotations
 import importlib.util
 import json
 import os
+import queue
 import secrets
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import ModuleType
@@ -45,6 +47,8 @@ class StackOptions:
     prefix: str = "assets-gateway-local"
     policy_cache_seconds: int = 5
     identities: dict[str, LocalIdentity] = field(default_factory=lambda: dict(IDENTITIES))
+    # Like Lambda's concurrency: separate module instances, each serving one request at a time.
+    execution_environments: int = 4
 
 
 def api_routes(template: dict[str, Any], function: str = SESSION_API_FUNCTION) -> list[Route]:
@@ -55,6 +59,27 @@ def api_routes(template: dict[str, Any], function: str = SESSION_API_FUNCTION) -
         for event in events.values()
         if event["Type"] == "Api"
     ]
+
+
+Handler = Callable[[dict[str, Any], Any], dict[str, Any]]
+
+
+class ExecutionEnvironments:
+    """Lambda runs one invocation at a time per execution environment, and module state (the
+    Powertools resolver's current event, the metrics buffer) relies on it. Concurrent requests
+    each borrow a whole environment, waiting when all are busy, as Lambda would scale out."""
+
+    def __init__(self, handlers: Sequence[Handler]) -> None:
+        self._idle: queue.SimpleQueue[Handler] = queue.SimpleQueue()
+        for handler in handlers:
+            self._idle.put(handler)
+
+    def __call__(self, event: dict[str, Any], context: Any) -> dict[str, Any]:
+        handler = self._idle.get()
+        try:
+            return handler(event, context)
+        finally:
+            self._idle.put(handler)
 
 
 def load_handler_module(path: Path, module_name: str) -> ModuleType:
@@ -83,9 +108,13 @@ class LocalStack:
         )
         self.publish_policy(demo_policy())
         os.environ.update(self.handler_environment())
-        self.session_api = load_handler_module(SESSION_API_APP, f"session_api_app_{id(self)}")
+        environments = [
+            load_handler_module(SESSION_API_APP, f"session_api_app_{id(self)}_{n}")
+            for n in range(options.execution_environments)
+        ]
+        self.session_api = environments[0]
         self.front = ApiFront(
-            handler=self.session_api.lambda_handler,
+            handler=ExecutionEnvironments([env.lambda_handler for env in environments]),
             routes=api_routes(load_template()),
             identities=list(options.identities.values()),
             region=REGION,

@@ -15,7 +15,7 @@ from assets_gateway.cloudflare import CloudflareClient, build_http_client
 from assets_gateway.cloudflare_token import TokenProvider
 from assets_gateway.policy_store import PolicyStore
 from assets_gateway.quota_store import QuotaStore
-from assets_gateway.service import SessionService
+from assets_gateway.service import QuotaGate, SessionService
 from assets_gateway.settings import Settings
 
 # AWS calls must fail well inside the Lambda timeout; standard retry mode backs off on throttling.
@@ -37,6 +37,7 @@ def build_session_service(
     http: httpx.Client | None = None,
     aws: boto3.Session | None = None,
     audit: AuditSink | None = None,
+    quotas: QuotaGate | None = None,
     now: Callable[[], float] = time.time,
 ) -> SessionService:
     quiet_sdk_debug_logs()
@@ -51,7 +52,8 @@ def build_session_service(
             dynamodb=aws.resource("dynamodb", config=AWS_CLIENT_CONFIG),
             max_age_seconds=settings.policy_cache_seconds,
         ),
-        quotas=QuotaStore(
+        quotas=quotas
+        or QuotaStore(
             table_name=settings.quota_table_name,
             dynamodb=aws.client("dynamodb", config=AWS_CLIENT_CONFIG),
         ),
