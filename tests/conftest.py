@@ -14,7 +14,10 @@ from gateway_local.stack import LocalStack, StackOptions
 @pytest.fixture(scope="session")
 def stack() -> Iterator[LocalStack]:
     # Policy cache 0: a test that publishes a policy sees it on the next request.
-    local = LocalStack(StackOptions(gateway_port=0, policy_cache_seconds=0))
+    # Visibility 0: a failed manifest record can be received again at once, without waiting.
+    local = LocalStack(
+        StackOptions(gateway_port=0, policy_cache_seconds=0, manifest_visibility_timeout=0)
+    )
     yield local
     local.stop()
 
@@ -28,5 +31,6 @@ def _clean_stack(request: pytest.FixtureRequest) -> Iterator[None]:
     local: LocalStack = request.getfixturevalue("stack")
     local.emulator.reset()
     local.clear_quotas()
+    local.drain_queues()
     yield
     local.publish_policy(demo_policy())

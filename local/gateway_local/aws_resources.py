@@ -56,6 +56,12 @@ class ResourceNames:
     control_table: str
     quota_table: str
     token_secret: str
+    manifest_bucket: str
+    manifest_queue: str
+    dead_letter_queue: str
+    # Not in the template: a rule on the default bus copies the gateway's events here, so a
+    # person (or a test) can read what teams would subscribe to.
+    events_queue: str
 
     @classmethod
     def for_prefix(cls, prefix: str) -> ResourceNames:
@@ -63,6 +69,10 @@ class ResourceNames:
             control_table=f"{prefix}-ControlTable",
             quota_table=f"{prefix}-QuotaTable",
             token_secret=f"{prefix}/cloudflare-token",
+            manifest_bucket=f"{prefix}-manifests",
+            manifest_queue=f"{prefix}-manifest-events",
+            dead_letter_queue=f"{prefix}-manifest-events-dlq",
+            events_queue=f"{prefix}-gateway-events",
         )
 
     def table_for(self, logical_id: str) -> str:
@@ -127,6 +137,73 @@ def provision(
     create_tables(session.client("dynamodb", endpoint_url=endpoint_url), names, load_template())
     secrets = session.client("secretsmanager", endpoint_url=endpoint_url)
     secrets.create_secret(Name=names.token_secret, SecretString=cloudflare_token)
+
+
+@dataclass(frozen=True)
+class Queues:
+    manifest_url: str
+    manifest_arn: str
+    dead_letter_url: str
+    events_url: str
+
+
+def provision_s3_door(
+    session: boto3.Session,
+    endpoint_url: str,
+    names: ResourceNames,
+    *,
+    visibility_timeout: int,
+    max_receive_count: int,
+) -> Queues:
+    """The bucket, its notification to the queue (with a dead-letter queue), and a copy of the
+    gateway's EventBridge events into a queue that can be read locally."""
+    sqs = session.client("sqs", endpoint_url=endpoint_url)
+    s3 = session.client("s3", endpoint_url=endpoint_url)
+    events = session.client("events", endpoint_url=endpoint_url)
+    dead_letter_url = sqs.create_queue(QueueName=names.dead_letter_queue)["QueueUrl"]
+    dead_letter_arn = _queue_arn(sqs, dead_letter_url)
+    manifest_url = sqs.create_queue(
+        QueueName=names.manifest_queue,
+        Attributes={
+            "VisibilityTimeout": str(visibility_timeout),
+            "RedrivePolicy": json.dumps(
+                {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": max_receive_count}
+            ),
+        },
+    )["QueueUrl"]
+    manifest_arn = _queue_arn(sqs, manifest_url)
+    s3.create_bucket(Bucket=names.manifest_bucket)
+    s3.put_bucket_versioning(
+        Bucket=names.manifest_bucket, VersioningConfiguration={"Status": "Enabled"}
+    )
+    s3.put_bucket_notification_configuration(
+        Bucket=names.manifest_bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": manifest_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {"Key": {"FilterRules": [{"Name": "prefix", "Value": "incoming/"}]}},
+                }
+            ]
+        },
+    )
+    events_url = sqs.create_queue(QueueName=names.events_queue)["QueueUrl"]
+    events.put_rule(
+        Name="assets-gateway-events", EventPattern=json.dumps({"source": ["assets-gateway"]})
+    )
+    events.put_targets(
+        Rule="assets-gateway-events",
+        Targets=[{"Id": "local-queue", "Arn": _queue_arn(sqs, events_url)}],
+    )
+    return Queues(manifest_url, manifest_arn, dead_letter_url, events_url)
+
+
+def _queue_arn(sqs: Any, url: str) -> str:
+    arn: str = sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["QueueArn"])["Attributes"][
+        "QueueArn"
+    ]
+    return arn
 
 
 def put_policy(

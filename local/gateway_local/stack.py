@@ -8,6 +8,7 @@ import json
 import os
 import queue
 import secrets
+import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,6 +23,7 @@ from gateway_local.aws_resources import (
     ResourceNames,
     load_template,
     provision,
+    provision_s3_door,
     put_policy,
 )
 from gateway_local.cloudflare_emulator import CloudflareEmulator
@@ -35,8 +37,12 @@ from gateway_local.demo import (
     demo_policy,
 )
 from gateway_local.http_server import BackgroundServer
+from gateway_local.sqs_poller import SqsPoller
 
 SESSION_API_APP = REPO_ROOT / "functions" / "session_api" / "app.py"
+MANIFEST_EVENTS_APP = REPO_ROOT / "functions" / "manifest_events" / "app.py"
+# The template's RedrivePolicy: a manifest gets five attempts before the dead-letter queue.
+MAX_RECEIVE_COUNT = 5
 SESSION_API_FUNCTION = "SessionApiFunction"
 DEFAULT_GATEWAY_PORT = 8787
 
@@ -49,6 +55,9 @@ class StackOptions:
     identities: dict[str, LocalIdentity] = field(default_factory=lambda: dict(IDENTITIES))
     # Like Lambda's concurrency: separate module instances, each serving one request at a time.
     execution_environments: int = 4
+    # Seconds before a failed manifest record is delivered again (the template says 180; a
+    # person trying it locally should not wait that long, and tests use 0).
+    manifest_visibility_timeout: int = 5
 
 
 def api_routes(template: dict[str, Any], function: str = SESSION_API_FUNCTION) -> list[Route]:
@@ -106,8 +115,15 @@ class LocalStack:
         provision(
             self.aws, self.moto.endpoint_url, self.names, cloudflare_token=self.cloudflare_token
         )
+        self.queues = provision_s3_door(
+            self.aws,
+            self.moto.endpoint_url,
+            self.names,
+            visibility_timeout=options.manifest_visibility_timeout,
+            max_receive_count=MAX_RECEIVE_COUNT,
+        )
         self.publish_policy(demo_policy())
-        os.environ.update(self.handler_environment())
+        os.environ.update(self.manifest_handler_environment())
         environments = [
             load_handler_module(SESSION_API_APP, f"session_api_app_{id(self)}_{n}")
             for n in range(options.execution_environments)
@@ -121,6 +137,26 @@ class LocalStack:
             function_name="session-api",
         )
         self.front_server = BackgroundServer(self.front, options.gateway_port, name="api-front")
+        self.manifest_events = load_handler_module(
+            MANIFEST_EVENTS_APP, f"manifest_events_app_{id(self)}"
+        )
+        self.manifest_poller = SqsPoller(
+            sqs=self.aws.client("sqs", endpoint_url=self.moto.endpoint_url),
+            queue_url=self.queues.manifest_url,
+            queue_arn=self.queues.manifest_arn,
+            handler=self.manifest_events.lambda_handler,
+            region=REGION,
+        )
+        self._stopping = threading.Event()
+        self._poller_thread: threading.Thread | None = None
+
+    def start_polling(self) -> None:
+        """Deliver manifest notifications continuously, as Lambda's event source mapping does
+        (tests call `manifest_poller.poll_once()` themselves instead)."""
+        self._poller_thread = threading.Thread(
+            target=self.manifest_poller.run, args=(self._stopping,), name="sqs-poller", daemon=True
+        )
+        self._poller_thread.start()
 
     def handler_environment(self) -> dict[str, str]:
         """What template.yaml sets on the function, pointed at the local services."""
@@ -138,6 +174,16 @@ class LocalStack:
             "POWERTOOLS_SERVICE_NAME": "assets-gateway",
             "POWERTOOLS_METRICS_NAMESPACE": "AssetsGateway",
             "POWERTOOLS_TRACE_DISABLED": "true",
+        }
+
+    def manifest_handler_environment(self) -> dict[str, str]:
+        """The session function's environment plus what the S3 door's function gets."""
+        return {
+            **self.handler_environment(),
+            "MANIFEST_BUCKET_NAME": self.names.manifest_bucket,
+            "IDEMPOTENCY_TABLE_NAME": self.names.control_table,
+            "EVENT_BUS_NAME": "default",
+            "MANIFEST_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
         }
 
     @property
@@ -168,6 +214,21 @@ class LocalStack:
             for item in page["Items"]:
                 dynamodb.delete_item(TableName=self.names.quota_table, Key={"pk": item["pk"]})
 
+    def drain_queues(self) -> None:
+        """Delete every waiting message (SQS allows one PurgeQueue a minute, so receive them)."""
+        sqs = self.aws.client("sqs", endpoint_url=self.moto.endpoint_url)
+        for url in (self.queues.manifest_url, self.queues.dead_letter_url, self.queues.events_url):
+            while messages := sqs.receive_message(QueueUrl=url, MaxNumberOfMessages=10).get(
+                "Messages", []
+            ):
+                sqs.delete_message_batch(
+                    QueueUrl=url,
+                    Entries=[
+                        {"Id": str(i), "ReceiptHandle": m["ReceiptHandle"]}
+                        for i, m in enumerate(messages)
+                    ],
+                )
+
     def describe(self) -> dict[str, Any]:
         """The connection details written to .local/stack.json (no Cloudflare token in it)."""
         return {
@@ -193,6 +254,10 @@ class LocalStack:
                 "control_table": self.names.control_table,
                 "quota_table": self.names.quota_table,
                 "cloudflare_token_secret": self.names.token_secret,
+                "manifest_bucket": self.names.manifest_bucket,
+                "manifest_queue_url": self.queues.manifest_url,
+                "dead_letter_queue_url": self.queues.dead_letter_url,
+                "gateway_events_queue_url": self.queues.events_url,
             },
         }
 
@@ -201,6 +266,9 @@ class LocalStack:
         path.write_text(json.dumps(self.describe(), indent=2) + "\n", encoding="utf-8")
 
     def stop(self) -> None:
+        self._stopping.set()
+        if self._poller_thread is not None:
+            self._poller_thread.join(timeout=5)
         self.front_server.stop()
         self.emulator_server.stop()
         self.moto.stop()

@@ -28,10 +28,16 @@ def normalise_principal(arn: str) -> str:
 
 @dataclass(frozen=True)
 class Caller:
-    """The authenticated caller of a door."""
+    """The authenticated caller of a door.
+
+    The API door knows the IAM principal and the policy maps it to a team. The S3 door knows the
+    team directly: the bucket policy lets a principal write only under the prefix of its own
+    `assets-team` tag, so the key's prefix is trusted and `team` is set.
+    """
 
     principal_arn: str
     source: str = "api"
+    team: str | None = None
 
     @property
     def principal(self) -> str:

@@ -306,7 +306,12 @@ def _check_target(target: SessionTarget) -> None:
 
 
 def _team_of(policy: PolicyDocument, caller: Caller) -> str:
-    team = policy.team_of(caller.principal_arn)
+    if caller.team is not None:
+        if caller.team not in policy.teams:
+            raise CallerNotAllowed(f"team {caller.team!r} is not in the org's policy")
+        team: str | None = caller.team
+    else:
+        team = policy.team_of(caller.principal_arn)
     if team is None:
         raise CallerNotAllowed(f"principal {caller.principal} is not mapped to any team")
     if policy.teams[team].suspended:

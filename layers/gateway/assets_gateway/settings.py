@@ -6,6 +6,7 @@ Nothing else in the gateway reads `os.environ`; the handler passes it here at st
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Self
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -47,7 +48,7 @@ class Settings(BaseModel):
         return value.rstrip("/")
 
     @classmethod
-    def from_environ(cls, environ: Mapping[str, str]) -> Settings:
+    def from_environ(cls, environ: Mapping[str, str]) -> Self:
         try:
             return cls.model_validate(dict(environ))
         except ValidationError as exc:
@@ -56,3 +57,19 @@ class Settings(BaseModel):
                 for error in exc.errors(include_input=False)
             )
             raise SettingsError(f"invalid gateway configuration: {problems}") from None
+
+
+class ManifestDoorSettings(Settings):
+    """The S3 door's function needs, on top of the pipeline's settings, where manifests arrive,
+    where idempotency records live and where outcomes are published."""
+
+    manifest_bucket_name: str = Field(alias="MANIFEST_BUCKET_NAME", min_length=3)
+    idempotency_table_name: str = Field(alias="IDEMPOTENCY_TABLE_NAME", min_length=3)
+    event_bus_name: str = Field(default="default", alias="EVENT_BUS_NAME", min_length=1)
+    # The queue's maxReceiveCount: the last attempt also writes the failure as the result.
+    manifest_max_receive_count: int = Field(default=5, ge=1, alias="MANIFEST_MAX_RECEIVE_COUNT")
+    # No Lambda payload limit applies to an object read from S3.
+    max_manifest_object_bytes: int = Field(
+        default=64 * 1024 * 1024, gt=0, alias="MAX_MANIFEST_OBJECT_BYTES"
+    )
+    idempotency_hours: int = Field(default=72, ge=1, le=24 * 30, alias="IDEMPOTENCY_HOURS")

@@ -15,8 +15,9 @@ from assets_gateway.cloudflare import CloudflareClient, build_http_client
 from assets_gateway.cloudflare_token import TokenProvider
 from assets_gateway.policy_store import PolicyStore
 from assets_gateway.quota_store import QuotaStore
+from assets_gateway.s3_door import ManifestDoor
 from assets_gateway.service import QuotaGate, SessionService
-from assets_gateway.settings import Settings
+from assets_gateway.settings import ManifestDoorSettings, Settings
 
 # AWS calls must fail well inside the Lambda timeout; standard retry mode backs off on throttling.
 AWS_CLIENT_CONFIG = Config(
@@ -39,6 +40,7 @@ def build_session_service(
     audit: AuditSink | None = None,
     quotas: QuotaGate | None = None,
     now: Callable[[], float] = time.time,
+    max_request_body_bytes: int | None = None,
 ) -> SessionService:
     quiet_sdk_debug_logs()
     aws = aws or boto3.Session()
@@ -65,6 +67,32 @@ def build_session_service(
         ),
         upstream=CloudflareClient(base_url=settings.cloudflare_api_base_url, http=http),
         audit=audit or LoggerAuditSink(),
-        max_request_body_bytes=settings.max_request_body_bytes,
+        max_request_body_bytes=max_request_body_bytes or settings.max_request_body_bytes,
         now=now,
+    )
+
+
+def build_manifest_door(
+    settings: ManifestDoorSettings,
+    *,
+    aws: boto3.Session | None = None,
+    http: httpx.Client | None = None,
+    audit: AuditSink | None = None,
+    now: Callable[[], float] = time.time,
+) -> ManifestDoor:
+    aws = aws or boto3.Session()
+    service = build_session_service(
+        settings,
+        aws=aws,
+        http=http,
+        audit=audit,
+        now=now,
+        max_request_body_bytes=settings.max_manifest_object_bytes,
+    )
+    return ManifestDoor(
+        service=service,
+        s3=aws.client("s3", config=AWS_CLIENT_CONFIG),
+        events=aws.client("events", config=AWS_CLIENT_CONFIG),
+        event_bus=settings.event_bus_name,
+        max_object_bytes=settings.max_manifest_object_bytes,
     )

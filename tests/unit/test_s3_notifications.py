@@ -1,0 +1,96 @@
+"""Reading S3 notifications (pure): decoded keys, the key layout, what is skipped."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from assets_gateway.s3_door import read_notification
+
+EVENTS = Path(__file__).parents[2] / "events" / "manifest_events"
+BUCKET = "assets-gateway-manifests-123456789012-us-east-1"
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+
+
+def body_of(event_name: str, index: int = 0) -> str:
+    body: str = json.loads((EVENTS / f"{event_name}.json").read_text())["Records"][index]["body"]
+    return body
+
+
+def record(key: str, **object_fields: Any) -> str:
+    return json.dumps(
+        {
+            "Records": [
+                {
+                    "eventName": "ObjectCreated:Put",
+                    "s3": {"bucket": {"name": BUCKET}, "object": {"key": key, **object_fields}},
+                }
+            ]
+        }
+    )
+
+
+def test_sample_event_names_team_account_script_and_version() -> None:
+    (manifest,) = read_notification(body_of("object_created"), BUCKET).objects
+    assert (manifest.team, manifest.account_id, manifest.script_name) == (
+        "web",
+        ACCOUNT,
+        "web-storefront",
+    )
+    assert manifest.version_id == manifest.revision == "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd"
+    assert manifest.result_key == f"results/web/{ACCOUNT}/web-storefront/build-42.json"
+    assert manifest.uploader == "s3-uploader:AWS:AROAEXAMPLEWEBDEPLOY:ci-build-42"
+    assert not manifest.gzipped
+
+
+def test_url_encoded_keys_are_decoded_with_plus_as_space() -> None:
+    (manifest,) = read_notification(body_of("url_encoded_key"), BUCKET).objects
+    assert (
+        manifest.key == f"incoming/web/{ACCOUNT}/web-storefront/release 2026+11/build 43+final.json"
+    )
+    assert manifest.name == "release 2026+11/build 43+final"
+
+
+def test_test_events_are_skipped() -> None:
+    notification = read_notification(body_of("test_event"), BUCKET)
+    assert notification.objects == ()
+    assert notification.skipped == ("s3:TestEvent",)
+
+
+@pytest.mark.parametrize(
+    ("body", "reason"),
+    [
+        (record("results/web/x/y/z.json"), "is not incoming/"),
+        (record(f"incoming/web/{ACCOUNT}/script.json"), "is not incoming/"),
+        (record(f"incoming/web/{ACCOUNT}/s/notes.txt"), "is not incoming/"),
+        ("not json", "not JSON"),
+        ("[]", "not an S3 notification"),
+        ('{"Records": []}', "no S3 records"),
+        ('{"Records": [{"eventName": "ObjectCreated:Put"}]}', "without an S3 bucket"),
+    ],
+)
+def test_what_is_not_a_manifest_upload_is_skipped(body: str, reason: str) -> None:
+    notification = read_notification(body, BUCKET)
+    assert notification.objects == ()
+    assert reason in notification.skipped[0]
+
+
+def test_other_buckets_and_removals_are_skipped() -> None:
+    other = read_notification(body_of("object_created"), "another-bucket")
+    assert other.objects == ()
+    assert "is not the manifest bucket" in other.skipped[0]
+    removed = json.loads(record(f"incoming/web/{ACCOUNT}/s/m.json"))
+    removed["Records"][0]["eventName"] = "ObjectRemoved:Delete"
+    assert read_notification(json.dumps(removed), BUCKET).objects == ()
+
+
+def test_revision_falls_back_to_sequencer_then_etag() -> None:
+    key = f"incoming/web/{ACCOUNT}/s/m.json.gz"
+    (with_sequencer,) = read_notification(record(key, sequencer="00A1", eTag="e1"), BUCKET).objects
+    (with_etag,) = read_notification(record(key, eTag="e1"), BUCKET).objects
+    assert (with_sequencer.revision, with_etag.revision) == ("00A1", "e1")
+    assert with_etag.gzipped
+    assert with_etag.result_key == f"results/web/{ACCOUNT}/s/m.json"
