@@ -53,6 +53,9 @@ The official Cloudflare Python SDK (only the base URL and the httpx client chang
 Plain httpx signed by botocore:
   httpx.post("{session_url}", json={{"manifest": {{}}}}, auth=SigV4Auth.from_session(aws))
 
+The S3 door: drop a manifest into the bucket, get the result object back:
+  .venv/bin/python -m gateway_local.put_manifest manifest.json --team docs --script docs
+
 Ctrl-C stops everything.
 """
 
@@ -68,6 +71,7 @@ def main() -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     try:
+        stack.start_polling()
         stack.write_description(STACK_FILE)
         print(instructions(stack), flush=True)
         stopping.wait()

@@ -93,6 +93,13 @@ class _OneRequestAtATime:
             return list(self._app(environ, start_response))
 
 
+def local_aws_session() -> boto3.Session:
+    """moto accepts any credentials; these fixed ones keep the local stack off real AWS."""
+    return boto3.Session(
+        aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION
+    )
+
+
 class MotoServer:
     """moto in server mode on 127.0.0.1 (a free port), reached by real boto3 over HTTP."""
 
@@ -102,9 +109,7 @@ class MotoServer:
         self.endpoint_url = self._server.url
 
     def session(self) -> boto3.Session:
-        return boto3.Session(
-            aws_access_key_id="local", aws_secret_access_key="local", region_name=REGION
-        )
+        return local_aws_session()
 
     def stop(self) -> None:
         self._server.stop()
