@@ -41,8 +41,18 @@ from gateway_local.sqs_poller import SqsPoller
 
 SESSION_API_APP = REPO_ROOT / "functions" / "session_api" / "app.py"
 MANIFEST_EVENTS_APP = REPO_ROOT / "functions" / "manifest_events" / "app.py"
-# The template's RedrivePolicy: a manifest gets five attempts before the dead-letter queue.
-MAX_RECEIVE_COUNT = 5
+
+
+def _manifest_delivery(template: dict[str, Any]) -> tuple[int, int]:
+    """The template's maxReceiveCount and the SQS event's BatchSize, so local delivery follows
+    the deployed one."""
+    redrive = template["Resources"]["ManifestQueue"]["Properties"]["RedrivePolicy"]
+    events = template["Resources"]["ManifestEventsFunction"]["Properties"]["Events"]
+    (sqs_event,) = (event for event in events.values() if event["Type"] == "SQS")
+    return int(redrive["maxReceiveCount"]), int(sqs_event["Properties"]["BatchSize"])
+
+
+MAX_RECEIVE_COUNT, MANIFEST_BATCH_SIZE = _manifest_delivery(load_template())
 SESSION_API_FUNCTION = "SessionApiFunction"
 DEFAULT_GATEWAY_PORT = 8787
 
@@ -146,6 +156,7 @@ class LocalStack:
             queue_arn=self.queues.manifest_arn,
             handler=self.manifest_events.lambda_handler,
             region=REGION,
+            batch_size=MANIFEST_BATCH_SIZE,
         )
         self._stopping = threading.Event()
         self._poller_thread: threading.Thread | None = None
