@@ -29,6 +29,7 @@ service = build_session_service(Settings.from_environ(os.environ))
 
 SESSION = "/client/v4/accounts/<account_id>/workers/scripts/<script_name>/assets-upload-session"
 USAGE = "/client/v4/gateway/usage"
+DRY_RUN_HEADER = "x-assets-gateway-dry-run"
 DISPATCH_SESSION = (
     "/client/v4/accounts/<account_id>/workers/dispatch/namespaces/<namespace>"
     "/scripts/<script_name>/assets-upload-session"
@@ -64,6 +65,7 @@ def _create(target: SessionTarget) -> Response[str]:
             body=request_body(event),
             content_type=event.headers.get("content-type"),
             request_id=request_id(event),
+            dry_run=event.headers.get(DRY_RUN_HEADER, "").strip().lower() in ("1", "true"),
         )
     )
     metrics.add_metric(name=result.outcome.value, unit=MetricUnit.Count, value=1)

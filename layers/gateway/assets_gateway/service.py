@@ -14,7 +14,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import Protocol
+from typing import Any, Protocol
 
 from pydantic import SecretStr
 
@@ -29,6 +29,8 @@ from assets_gateway.errors import (
     MalformedRequest,
     ManifestTooLarge,
     PolicyDenied,
+    Problem,
+    QuotaExceeded,
     QuotaUnavailable,
 )
 from assets_gateway.identity import Caller
@@ -41,7 +43,15 @@ from assets_gateway.manifest import (
 )
 from assets_gateway.policy import PolicyDocument, SessionTarget, decide
 from assets_gateway.policy_store import StoredPolicy
-from assets_gateway.quota import Charge, Limit, LimitState, Scope, global_limit, ratelimit_headers
+from assets_gateway.quota import (
+    Charge,
+    Limit,
+    LimitState,
+    Scope,
+    first_exceeded,
+    global_limit,
+    ratelimit_headers,
+)
 from assets_gateway.quota_store import Ticket
 
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
@@ -60,6 +70,7 @@ class Outcome(StrEnum):
     REFUSED_BUDGET = "refused_budget"
     REFUSED_UPSTREAM = "refused_upstream"
     UPSTREAM_ERROR = "upstream_error"
+    DRY_RUN = "dry_run"
     UNAVAILABLE = "unavailable"
     INTERNAL_ERROR = "internal_error"
 
@@ -110,6 +121,8 @@ class SessionRequest:
     body: bytes
     content_type: str | None
     request_id: str
+    # Decide and report, but forward nothing and charge nothing.
+    dry_run: bool = False
 
 
 @dataclass(frozen=True)
@@ -166,6 +179,12 @@ class SessionService:
         try:
             result = self._run(request, record, progress)
         except GatewayError as error:
+            if request.dry_run:
+                # A dry run reports a refusal as its decision instead of answering it.
+                result = self._dry_run_reply(progress, [_reason(error.code, error)])
+                record.outcome = result.outcome.value
+                record.reasons = [error.message]
+                return self._finish(record, result, started)
             self._give_back(progress)
             if "RateLimit" not in error.headers:
                 error.headers = {**self._quota_headers(progress), **error.headers}
@@ -182,6 +201,9 @@ class SessionService:
             record.latency_ms = self._elapsed_ms(started)
             self._audit.record(record)
             raise
+        return self._finish(record, result, started)
+
+    def _finish(self, record: AuditRecord, result: SessionResult, started: float) -> SessionResult:
         record.latency_ms = self._elapsed_ms(started)
         record.outcome = result.outcome.value
         record.status = result.reply.status
@@ -231,6 +253,15 @@ class SessionService:
             ManifestLimits(require_full_hash=limits.require_full_hash),
         )
         record.entries, record.bytes = manifest.count, manifest.total_bytes
+        if request.dry_run:
+            return self._dry_run(
+                policy=stored.policy,
+                team=team,
+                target=request.target,
+                manifest=manifest,
+                progress=progress,
+                record=record,
+            )
         _enforce(stored.policy, team, request.target, manifest)
         # Quota comes after validation and policy: a bad request never consumes any.
         now = self._now()
@@ -251,6 +282,54 @@ class SessionService:
             "X-Request-Id": request.request_id,
         }
         return SessionResult(Reply(answer.status, answer.body, headers), outcome)
+
+    def _dry_run(
+        self,
+        *,
+        policy: PolicyDocument,
+        team: str,
+        target: SessionTarget,
+        manifest: Manifest,
+        progress: _Progress,
+        record: AuditRecord,
+    ) -> SessionResult:
+        """Every reason the request would be refused now, policy and quota, charging nothing."""
+        decision = decide(team, policy.teams[team], policy.limits_of(team), target, manifest)
+        reasons = [_reason(PolicyDenied.code, problem) for problem in decision.reasons]
+        now = self._now()
+        current = self._quotas.usage(team, progress.limits, now)
+        used = {state.limit.name: state.used for state in current}
+        charge = Charge(entries=manifest.count, bytes=manifest.total_bytes)
+        exceeded = first_exceeded(progress.limits, used, charge)
+        if exceeded is not None:
+            state = next(s for s in current if s.limit is exceeded)
+            code = (
+                GlobalBudgetExceeded.code if exceeded.scope is Scope.GLOBAL else QuotaExceeded.code
+            )
+            reasons.append(_reason(code, Problem(f"the request would exceed {state.describe()}")))
+        record.reasons = [reason["message"] for reason in reasons]
+        return self._dry_run_reply(progress, reasons, manifest, current)
+
+    def _dry_run_reply(
+        self,
+        progress: _Progress,
+        reasons: list[dict[str, Any]],
+        manifest: Manifest | None = None,
+        current: Sequence[LimitState] = (),
+    ) -> SessionResult:
+        result = {
+            "dry_run": True,
+            "allowed": not reasons,
+            "team": progress.team,
+            "entries": manifest.count if manifest else None,
+            "bytes": manifest.total_bytes if manifest else None,
+            "reasons": reasons,
+            "quotas": [state.as_dict() for state in current],
+        }
+        team_states = [state for state in current if state.limit.scope is Scope.TEAM]
+        return SessionResult(
+            success_reply(result, headers=ratelimit_headers(team_states)), Outcome.DRY_RUN
+        )
 
     def _back_off(self, answer: UpstreamAnswer, now: float) -> None:
         """Cloudflare is limiting the org token: nobody calls it again before Retry-After."""
@@ -276,6 +355,13 @@ class SessionService:
             return ratelimit_headers(self._quotas.usage(progress.team, team_limits, self._now()))
         except QuotaUnavailable:
             return {}
+
+
+def _reason(code: int, problem: Problem | GatewayError) -> dict[str, Any]:
+    reason: dict[str, Any] = {"code": code, "message": problem.message}
+    if problem.pointer is not None:
+        reason["pointer"] = problem.pointer
+    return reason
 
 
 # Cloudflare blocks a token for 5 minutes past its limit; a missing Retry-After means a minute.
