@@ -15,8 +15,15 @@ from gateway_local.stack import LocalStack, StackOptions
 def stack() -> Iterator[LocalStack]:
     # Policy cache 0: a test that publishes a policy sees it on the next request.
     # Visibility 0: a failed manifest record can be received again at once, without waiting.
+    # The circuit breaker lives as long as a function instance, i.e. the whole test run here:
+    # tests that inject failures must not open it for the tests after them (it has its own tests).
     local = LocalStack(
-        StackOptions(gateway_port=0, policy_cache_seconds=0, manifest_visibility_timeout=0)
+        StackOptions(
+            gateway_port=0,
+            policy_cache_seconds=0,
+            manifest_visibility_timeout=0,
+            extra_environment={"CIRCUIT_FAILURE_THRESHOLD": "100"},
+        )
     )
     yield local
     local.stop()

@@ -762,7 +762,7 @@ class CloudflareEmulator:
 
     def _api_token(self, request: Request) -> str:
         token = self._bearer(request)
-        if token not in self._tokens:  # immutable after __init__: no lock needed
+        if token not in self._tokens:  # replaced whole by roll_token: a read needs no lock
             raise _ApiError(400, _Code.INVALID_TOKEN, "Invalid access token")
         return token
 
@@ -919,6 +919,13 @@ class CloudflareEmulator:
         return _success_response(201, {"jwt": self._completion_token(session)})
 
     # ------------------------------------------------------------------ tokens
+
+    def roll_token(self, old: str, new: str) -> None:
+        """Cloudflare's "roll token": the old value stops working, the new one has its access."""
+        with self._lock:
+            tokens = dict(self._tokens)
+            tokens[new] = tokens.pop(old)
+            self._tokens = tokens
 
     def _session_claims(self, session: _Session, purpose: str) -> dict[str, object]:
         issued_at = int(self._clock())

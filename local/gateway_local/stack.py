@@ -65,9 +65,11 @@ class StackOptions:
     identities: dict[str, LocalIdentity] = field(default_factory=lambda: dict(IDENTITIES))
     # Like Lambda's concurrency: separate module instances, each serving one request at a time.
     execution_environments: int = 4
-    # Seconds before a failed manifest record is delivered again (the template says 180; a
+    # Seconds before a failed manifest record is delivered again (the template says 720; a
     # person trying it locally should not wait that long, and tests use 0).
     manifest_visibility_timeout: int = 5
+    # Settings for the functions beyond what the template sets (tests tune a few).
+    extra_environment: dict[str, str] = field(default_factory=dict)
 
 
 def api_routes(template: dict[str, Any], function: str = SESSION_API_FUNCTION) -> list[Route]:
@@ -185,6 +187,7 @@ class LocalStack:
             "POWERTOOLS_SERVICE_NAME": "assets-gateway",
             "POWERTOOLS_METRICS_NAMESPACE": "AssetsGateway",
             "POWERTOOLS_TRACE_DISABLED": "true",
+            **self.options.extra_environment,
         }
 
     def manifest_handler_environment(self) -> dict[str, str]:

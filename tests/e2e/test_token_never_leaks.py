@@ -78,9 +78,10 @@ def test_token_appears_in_no_output(
         answers.append(docs.post(url(stack, script="web-x"), json=manifest))
         answers.append(web.post(url(stack), content=b"{not json"))
         for fault in (
-            Fault(status=500),
-            Fault(garbage=True),
-            Fault(reset=True),
+            # Every attempt of the upstream's retries fails.
+            Fault(status=500, count=3),
+            Fault(garbage=True, count=3),
+            Fault(reset=True, count=3),
             Fault(status=401),
             # A misbehaving upstream that echoes the credential it was sent.
             Fault(

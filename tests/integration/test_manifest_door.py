@@ -11,6 +11,7 @@ from urllib.parse import unquote_plus
 
 import pytest
 
+from assets_gateway.cloudflare import RetryPolicy
 from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import REPO_ROOT
 from gateway_local.cloudflare_emulator import Fault
@@ -20,6 +21,7 @@ from gateway_local.stack import MAX_RECEIVE_COUNT, LocalStack
 from helpers import content_hash, manifest_of, numbered_files
 
 EVENTS = REPO_ROOT / "events" / "manifest_events"
+UPSTREAM_ATTEMPTS = RetryPolicy().attempts
 
 
 def key_for(name: str, team: str = "web", account: str = DEMO_ACCOUNT_ID) -> str:
@@ -175,7 +177,8 @@ def test_upstream_503_fails_only_that_record(stack: LocalStack) -> None:
     first, second = key_for(unique("first.json")), key_for(unique("second.json"))
     put(stack, first, manifest())
     put(stack, second, manifest())
-    stack.emulator.inject_fault(Fault(status=503, count=1))
+    # Every attempt the upstream client makes for the first record fails.
+    stack.emulator.inject_fault(Fault(status=503, count=UPSTREAM_ATTEMPTS))
     batch = deliver(stack)
     assert batch.received == 2
     assert len(batch.failed) == 1
@@ -192,7 +195,7 @@ def test_after_the_last_attempt_the_failure_is_written_and_the_record_dead_lette
 ) -> None:
     key = key_for(unique("doomed.json"))
     put(stack, key, manifest())
-    stack.emulator.inject_fault(Fault(status=503, count=MAX_RECEIVE_COUNT))
+    stack.emulator.inject_fault(Fault(status=503, count=MAX_RECEIVE_COUNT * UPSTREAM_ATTEMPTS))
     for attempt in range(1, MAX_RECEIVE_COUNT + 1):
         batch = deliver(stack)
         assert len(batch.failed) == 1, attempt
@@ -205,7 +208,7 @@ def test_after_the_last_attempt_the_failure_is_written_and_the_record_dead_lette
     sqs = stack.aws.client("sqs", endpoint_url=stack.moto.endpoint_url)
     dead = sqs.receive_message(QueueUrl=stack.queues.dead_letter_url).get("Messages", [])
     assert len(dead) == 1
-    assert session_calls(stack) == MAX_RECEIVE_COUNT
+    assert session_calls(stack) == MAX_RECEIVE_COUNT * UPSTREAM_ATTEMPTS
 
 
 @pytest.mark.parametrize(("team", "suspend"), [("nobody", False), ("docs", True)])

@@ -204,6 +204,7 @@ def test_every_failure_after_the_charge_gives_it_back(
     records = Records()
     if fault is not None:
         stack.emulator.inject_fault(fault)
+    settings = {"UPSTREAM_ATTEMPTS": "1", **settings}
     result = service(stack, Clock(), records, **settings).create_session(request())
     assert (result.reply.status, envelope_code(result.reply.body)) == (status, code)
     # The charge happened (the audit saw the counters) and was given back.

@@ -7,15 +7,18 @@ session) becomes an `UpstreamFailure`.
 
 from __future__ import annotations
 
+import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from urllib.parse import quote
 
 import httpx
 from pydantic import SecretStr
 
-from assets_gateway.envelope import is_upload_session, parse_envelope
-from assets_gateway.errors import UpstreamFailure
+from assets_gateway.circuit import CircuitBreaker
+from assets_gateway.envelope import UpstreamEnvelope, is_upload_session, parse_envelope
+from assets_gateway.errors import CircuitOpen, UpstreamFailure
 from assets_gateway.policy import SessionTarget
 
 # Headers of Cloudflare's answer that mean something to the caller. Cloudflare's Ratelimit
@@ -30,6 +33,7 @@ class UpstreamAnswer:
     body: bytes
     headers: dict[str, str]
     elapsed_ms: float
+    error_codes: tuple[int, ...] = ()
 
 
 def session_path(target: SessionTarget) -> str:
@@ -55,15 +59,78 @@ def build_http_client(*, connect_timeout: float, read_timeout: float) -> httpx.C
     )
 
 
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Retries for connection errors, timeouts, 429 and 5xx, all within one deadline that fits
+    inside the Lambda timeout (25 s) with room for the rest of the pipeline."""
+
+    attempts: int = 3
+    base_delay_seconds: float = 0.2
+    max_delay_seconds: float = 2.0
+    deadline_seconds: float = 20.0
+
+    def backoff(self, attempt: int) -> float:
+        """Full jitter: spread retries so instances do not retry in step."""
+        ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (attempt - 1))
+        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not security
+
+
 class CloudflareClient:
-    def __init__(self, *, base_url: str, http: httpx.Client) -> None:
+    def __init__(
+        self,
+        *,
+        base_url: str,
+        http: httpx.Client,
+        retry: RetryPolicy = RetryPolicy(),
+        breaker: CircuitBreaker | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._base_url = base_url.rstrip("/")
         self._http = http
+        self._retry = retry
+        self._breaker = breaker or CircuitBreaker()
+        self._sleep = sleep
+        self._clock = clock
 
     def create_upload_session(
         self, target: SessionTarget, body: bytes, token: SecretStr
     ) -> UpstreamAnswer:
+        if not self._breaker.allow():
+            raise CircuitOpen(
+                "Cloudflare has been failing; the gateway pauses calls to it",
+                retry_after=self._breaker.retry_after(),
+            )
+        deadline = self._clock() + self._retry.deadline_seconds
         started = time.perf_counter()
+        failure: UpstreamFailure | None = None
+        throttled: UpstreamAnswer | None = None
+        for attempt in range(1, self._retry.attempts + 1):
+            try:
+                answer = self._attempt(target, body, token, deadline, started)
+            except UpstreamFailure as error:
+                failure, throttled = error, None
+                wait = self._retry.backoff(attempt)
+            else:
+                if answer.status != 429 and answer.status < 500:
+                    self._breaker.record_success()
+                    return answer
+                throttled = answer if answer.status == 429 else None
+                failure = None if throttled else _server_error(answer)
+                wait = _retry_after(answer.headers) or self._retry.backoff(attempt)
+            if attempt == self._retry.attempts or self._clock() + wait >= deadline:
+                break
+            self._sleep(wait)
+        if throttled is not None:
+            # Cloudflare is limiting the org token: the service opens the cool-down.
+            return throttled
+        self._breaker.record_failure()
+        raise failure or UpstreamFailure("Cloudflare could not be reached")
+
+    def _attempt(
+        self, target: SessionTarget, body: bytes, token: SecretStr, deadline: float, started: float
+    ) -> UpstreamAnswer:
+        remaining = deadline - self._clock()
         try:
             response = self._http.post(
                 self._base_url + session_path(target),
@@ -72,6 +139,8 @@ class CloudflareClient:
                     "Authorization": f"Bearer {token.get_secret_value()}",
                     "Content-Type": "application/json",
                 },
+                # Never wait past the deadline, whatever the client's own read timeout.
+                timeout=_within(self._http.timeout, remaining),
             )
         except httpx.TimeoutException:
             raise UpstreamFailure("Cloudflare did not answer in time", status=504) from None
@@ -79,13 +148,37 @@ class CloudflareClient:
             raise UpstreamFailure("Cloudflare is unreachable", status=502) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         answer_body = _without_token(response.content, token)
-        _check_trustworthy(response.status_code, answer_body)
+        envelope = _check_trustworthy(response.status_code, answer_body)
         headers = {
             name: response.headers[name]
             for name in _PASS_THROUGH_HEADERS
             if name in response.headers
         }
-        return UpstreamAnswer(response.status_code, answer_body, headers, elapsed_ms)
+        return UpstreamAnswer(
+            response.status_code, answer_body, headers, elapsed_ms, envelope.error_codes
+        )
+
+
+def _within(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
+    """The client's timeouts, the read one cut to what is left of the deadline."""
+    read = timeout.read if timeout.read is not None else remaining
+    return httpx.Timeout(
+        connect=timeout.connect,
+        read=max(0.05, min(read, remaining)),
+        write=timeout.write,
+        pool=timeout.pool,
+    )
+
+
+def _retry_after(headers: dict[str, str]) -> float | None:
+    try:
+        return max(0.0, float(headers["retry-after"]))
+    except (KeyError, ValueError):
+        return None
+
+
+def _server_error(answer: UpstreamAnswer) -> UpstreamFailure:
+    return UpstreamFailure(f"Cloudflare answered {answer.status}", status=502)
 
 
 def _without_token(body: bytes, token: SecretStr) -> bytes:
@@ -94,13 +187,15 @@ def _without_token(body: bytes, token: SecretStr) -> bytes:
     return body.replace(secret, _REDACTED) if secret in body else body
 
 
-def _check_trustworthy(status: int, body: bytes) -> None:
+def _check_trustworthy(status: int, body: bytes) -> UpstreamEnvelope:
+    """5xx and 429 bodies are not judged here: those answers are retried or backed off."""
     envelope = parse_envelope(body)
+    if status >= 500 or status == 429:
+        return envelope or UpstreamEnvelope(success=False, error_codes=(), result=None)
     if envelope is None:
         raise UpstreamFailure(
             f"Cloudflare answered {status} with a body that is not an API envelope"
         )
-    if status >= 500:
-        raise UpstreamFailure(f"Cloudflare answered {status}", status=502)
     if 200 <= status < 300 and not (envelope.success and is_upload_session(envelope.result)):
         raise UpstreamFailure(f"Cloudflare answered {status} without a usable upload session")
+    return envelope

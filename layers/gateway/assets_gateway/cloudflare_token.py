@@ -7,6 +7,8 @@ Authorization header of the upstream request. Audit records carry a short SHA-25
 from __future__ import annotations
 
 import hashlib
+import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from aws_lambda_powertools import Logger
@@ -28,13 +30,33 @@ def fingerprint(token: SecretStr) -> str:
 
 class TokenProvider:
     def __init__(
-        self, *, secret_id: str, secretsmanager: SecretsManagerClient, max_age_seconds: int
+        self,
+        *,
+        secret_id: str,
+        secretsmanager: SecretsManagerClient,
+        max_age_seconds: int,
+        min_refresh_interval_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._secret_id = secret_id
         self._provider = SecretsProvider(boto3_client=secretsmanager)
         self._max_age = max_age_seconds
+        self._min_refresh_interval = min_refresh_interval_seconds
+        self._clock = clock
+        self._last_forced: float | None = None
 
     def get(self, *, force_refresh: bool = False) -> SecretStr:
+        """The token, cached; `force_refresh` re-reads it (after a rotation), at most once per
+        interval so a stream of refusals does not become a stream of Secrets Manager calls."""
+        if force_refresh:
+            now = self._clock()
+            if (
+                self._last_forced is not None
+                and now - self._last_forced < self._min_refresh_interval
+            ):
+                force_refresh = False
+            else:
+                self._last_forced = now
         try:
             # AWSCURRENT explicitly: without it some implementations serve a stale version after
             # rotation.

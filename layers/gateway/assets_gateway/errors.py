@@ -77,6 +77,14 @@ class UpstreamFailure(GatewayError):
         self.status = status
 
 
+class CircuitOpen(UpstreamFailure):
+    """Cloudflare failed repeatedly: calls pause for a while and are refused at once."""
+
+    def __init__(self, message: str, *, retry_after: int) -> None:
+        super().__init__(message, status=503)
+        self.headers["Retry-After"] = str(retry_after)
+
+
 class RouteNotFound(GatewayError):
     """Same code and wording Cloudflare uses for a path it cannot route."""
 

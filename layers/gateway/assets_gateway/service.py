@@ -24,6 +24,7 @@ from assets_gateway.cloudflare_token import fingerprint
 from assets_gateway.envelope import Reply, error_reply, success_reply
 from assets_gateway.errors import (
     CallerNotAllowed,
+    CircuitOpen,
     GatewayError,
     GlobalBudgetExceeded,
     MalformedRequest,
@@ -69,6 +70,7 @@ class Outcome(StrEnum):
     REFUSED_QUOTA = "refused_quota"
     REFUSED_BUDGET = "refused_budget"
     REFUSED_UPSTREAM = "refused_upstream"
+    CIRCUIT_OPEN = "circuit_open"
     UPSTREAM_ERROR = "upstream_error"
     DRY_RUN = "dry_run"
     UNAVAILABLE = "unavailable"
@@ -98,6 +100,11 @@ class QuotaGate(Protocol):
     def usage(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]: ...
 
     def open_cooldown(self, until: float) -> None: ...
+
+
+# Cloudflare's answers to a token it does not accept: missing/invalid header, invalid token,
+# authentication error.
+TOKEN_REJECTED_CODES = frozenset({6003, 6111, 9106, 9109, 10000})
 
 
 class PolicySource(Protocol):
@@ -188,10 +195,12 @@ class SessionService:
             self._give_back(progress)
             if "RateLimit" not in error.headers:
                 error.headers = {**self._quota_headers(progress), **error.headers}
-            result = SessionResult(
-                error_reply(error, request_id=request.request_id),
-                _OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR),
+            outcome = (
+                Outcome.CIRCUIT_OPEN
+                if isinstance(error, CircuitOpen)
+                else _OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR)
             )
+            result = SessionResult(error_reply(error, request_id=request.request_id), outcome)
             record.code = error.code
             record.reasons = [error.message, *(reason.message for reason in error.reasons)]
         except Exception:
@@ -269,9 +278,7 @@ class SessionService:
             team, progress.limits, Charge(entries=manifest.count, bytes=manifest.total_bytes), now
         )
         record.quota = {state.limit.name: state.used for state in progress.ticket.after}
-        token = self._tokens.get()
-        record.token_fingerprint = fingerprint(token)
-        answer = self._upstream.create_upload_session(request.target, manifest.to_body(), token)
+        answer = self._forward(request.target, manifest.to_body(), record)
         record.upstream_status, record.upstream_ms = answer.status, round(answer.elapsed_ms, 3)
         if answer.status == 429:
             self._back_off(answer, now)
@@ -282,6 +289,19 @@ class SessionService:
             "X-Request-Id": request.request_id,
         }
         return SessionResult(Reply(answer.status, answer.body, headers), outcome)
+
+    def _forward(self, target: SessionTarget, body: bytes, record: AuditRecord) -> UpstreamAnswer:
+        """Call Cloudflare; if it says the token is invalid, the secret may have been rotated:
+        read it again once and retry with the new one."""
+        token = self._tokens.get()
+        record.token_fingerprint = fingerprint(token)
+        answer = self._upstream.create_upload_session(target, body, token)
+        if answer.status in (400, 401, 403) and set(answer.error_codes) & TOKEN_REJECTED_CODES:
+            fresh = self._tokens.get(force_refresh=True)
+            if fresh.get_secret_value() != token.get_secret_value():
+                record.token_fingerprint = fingerprint(fresh)
+                answer = self._upstream.create_upload_session(target, body, fresh)
+        return answer
 
     def _dry_run(
         self,

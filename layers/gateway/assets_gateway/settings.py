@@ -36,6 +36,16 @@ class Settings(BaseModel):
     upstream_read_timeout_seconds: float = Field(
         default=15.0, gt=0, le=25, alias="UPSTREAM_READ_TIMEOUT_SECONDS"
     )
+    # All attempts at Cloudflare (retries and their waits) end within this, inside the 25 s
+    # function timeout.
+    upstream_deadline_seconds: float = Field(
+        default=20.0, gt=0, le=25, alias="UPSTREAM_DEADLINE_SECONDS"
+    )
+    upstream_attempts: int = Field(default=3, ge=1, le=5, alias="UPSTREAM_ATTEMPTS")
+    circuit_failure_threshold: int = Field(
+        default=5, ge=1, le=100, alias="CIRCUIT_FAILURE_THRESHOLD"
+    )
+    circuit_open_seconds: float = Field(default=30.0, gt=0, le=600, alias="CIRCUIT_OPEN_SECONDS")
     max_request_body_bytes: int = Field(
         default=6 * 1024 * 1024, gt=0, alias="MAX_REQUEST_BODY_BYTES"
     )

@@ -11,7 +11,8 @@ import httpx
 from botocore.config import Config
 
 from assets_gateway.audit import AuditSink, LoggerAuditSink
-from assets_gateway.cloudflare import CloudflareClient, build_http_client
+from assets_gateway.circuit import CircuitBreaker
+from assets_gateway.cloudflare import CloudflareClient, RetryPolicy, build_http_client
 from assets_gateway.cloudflare_token import TokenProvider
 from assets_gateway.policy_store import PolicyStore
 from assets_gateway.quota_store import QuotaStore
@@ -65,7 +66,18 @@ def build_session_service(
             secretsmanager=aws.client("secretsmanager", config=AWS_CLIENT_CONFIG),
             max_age_seconds=settings.token_cache_seconds,
         ),
-        upstream=CloudflareClient(base_url=settings.cloudflare_api_base_url, http=http),
+        upstream=CloudflareClient(
+            base_url=settings.cloudflare_api_base_url,
+            http=http,
+            retry=RetryPolicy(
+                attempts=settings.upstream_attempts,
+                deadline_seconds=settings.upstream_deadline_seconds,
+            ),
+            breaker=CircuitBreaker(
+                failure_threshold=settings.circuit_failure_threshold,
+                open_seconds=settings.circuit_open_seconds,
+            ),
+        ),
         audit=audit or LoggerAuditSink(),
         max_request_body_bytes=max_request_body_bytes or settings.max_request_body_bytes,
         now=now,

@@ -1,0 +1,185 @@
+"""The upstream client against the Cloudflare emulator over HTTP: retries within a deadline,
+Retry-After, the circuit breaker, and token rotation. Sleep and clock are injected."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import pytest
+from pydantic import SecretStr
+
+from assets_gateway.circuit import CircuitBreaker
+from assets_gateway.cloudflare import CloudflareClient, RetryPolicy, build_http_client
+from assets_gateway.errors import CircuitOpen, UpstreamFailure
+from assets_gateway.identity import Caller
+from assets_gateway.policy import SessionTarget
+from assets_gateway.service import SessionRequest
+from assets_gateway.settings import Settings
+from assets_gateway.wiring import build_session_service
+from gateway_local.cloudflare_emulator import Fault
+from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
+from gateway_local.stack import LocalStack
+from helpers import manifest_of
+
+TARGET = SessionTarget(DEMO_ACCOUNT_ID, WEB_SCRIPT)
+BODY = json.dumps({"manifest": manifest_of({"/a.html": b"a"})}).encode()
+
+
+@dataclass
+class FakeTime:
+    """A monotonic clock that moves only when the client sleeps (or a test advances it)."""
+
+    now: float = 1000.0
+    slept: list[float] = field(default_factory=list)
+
+    def clock(self) -> float:
+        return self.now
+
+    def sleep(self, seconds: float) -> None:
+        self.slept.append(seconds)
+        self.now += seconds
+
+
+@pytest.fixture
+def fake_time() -> FakeTime:
+    return FakeTime()
+
+
+def client(
+    stack: LocalStack, fake_time: FakeTime, breaker: CircuitBreaker | None = None, **retry: float
+) -> CloudflareClient:
+    return CloudflareClient(
+        base_url=stack.cloudflare_url,
+        http=build_http_client(connect_timeout=2, read_timeout=5),
+        retry=RetryPolicy(**retry),  # type: ignore[arg-type]
+        breaker=breaker or CircuitBreaker(clock=fake_time.clock),
+        sleep=fake_time.sleep,
+        clock=fake_time.clock,
+    )
+
+
+def token(stack: LocalStack) -> SecretStr:
+    return SecretStr(stack.cloudflare_token)
+
+
+def calls(stack: LocalStack) -> int:
+    return len(stack.emulator.calls_to("/assets-upload-session"))
+
+
+def test_5xx_and_resets_are_retried_until_an_answer(stack: LocalStack, fake_time: FakeTime) -> None:
+    stack.emulator.inject_fault(Fault(status=503))
+    stack.emulator.inject_fault(Fault(reset=True))
+    answer = client(stack, fake_time).create_upload_session(TARGET, BODY, token(stack))
+    assert answer.status == 200
+    assert calls(stack) == 3
+    assert len(fake_time.slept) == 2
+    assert all(0 <= pause <= 0.4 for pause in fake_time.slept)
+
+
+def test_retry_after_is_honoured_within_the_deadline(
+    stack: LocalStack, fake_time: FakeTime
+) -> None:
+    stack.emulator.inject_fault(Fault(status=503, headers={"Retry-After": "3"}))
+    answer = client(stack, fake_time).create_upload_session(TARGET, BODY, token(stack))
+    assert answer.status == 200
+    assert fake_time.slept == [3.0]
+
+
+def test_a_429_longer_than_the_deadline_is_handed_back_at_once(
+    stack: LocalStack, fake_time: FakeTime
+) -> None:
+    stack.emulator.inject_fault(Fault(status=429, headers={"Retry-After": "300"}))
+    answer = client(stack, fake_time).create_upload_session(TARGET, BODY, token(stack))
+    assert (answer.status, answer.headers["retry-after"]) == (429, "300")
+    assert calls(stack) == 1
+    assert fake_time.slept == []
+
+
+def test_retries_stop_at_the_deadline(stack: LocalStack, fake_time: FakeTime) -> None:
+    stack.emulator.inject_fault(Fault(status=503, headers={"Retry-After": "8"}, count=5))
+    upstream = client(stack, fake_time, attempts=5, deadline_seconds=20)
+    with pytest.raises(UpstreamFailure) as failed:
+        upstream.create_upload_session(TARGET, BODY, token(stack))
+    assert failed.value.status == 502
+    assert fake_time.slept == [8.0, 8.0]  # a third wait would end past the 20 s deadline
+    assert calls(stack) == 3
+
+
+def test_4xx_answers_are_not_retried(stack: LocalStack, fake_time: FakeTime) -> None:
+    stack.emulator.inject_fault(Fault(status=400))
+    answer = client(stack, fake_time).create_upload_session(TARGET, BODY, token(stack))
+    assert answer.status == 400
+    assert calls(stack) == 1
+
+
+def test_circuit_opens_answers_fast_then_closes_after_a_good_trial(
+    stack: LocalStack, fake_time: FakeTime
+) -> None:
+    breaker = CircuitBreaker(failure_threshold=2, open_seconds=30, clock=fake_time.clock)
+    upstream = client(stack, fake_time, breaker, attempts=1)
+    stack.emulator.inject_fault(Fault(status=500, count=2))
+    for _ in range(2):
+        with pytest.raises(UpstreamFailure):
+            upstream.create_upload_session(TARGET, BODY, token(stack))
+    with pytest.raises(CircuitOpen) as refused:
+        upstream.create_upload_session(TARGET, BODY, token(stack))
+    assert (refused.value.status, refused.value.code) == (503, 19031)
+    assert refused.value.headers["Retry-After"] == "30"
+    assert calls(stack) == 2  # the open circuit sent nothing
+    fake_time.now += 30
+    assert upstream.create_upload_session(TARGET, BODY, token(stack)).status == 200
+    assert not breaker.is_open
+
+
+def test_a_failed_trial_reopens_the_circuit(stack: LocalStack, fake_time: FakeTime) -> None:
+    breaker = CircuitBreaker(failure_threshold=1, open_seconds=10, clock=fake_time.clock)
+    upstream = client(stack, fake_time, breaker, attempts=1)
+    stack.emulator.inject_fault(Fault(status=500, count=2))
+    with pytest.raises(UpstreamFailure):
+        upstream.create_upload_session(TARGET, BODY, token(stack))
+    fake_time.now += 10
+    with pytest.raises(UpstreamFailure):
+        upstream.create_upload_session(TARGET, BODY, token(stack))
+    with pytest.raises(CircuitOpen):
+        upstream.create_upload_session(TARGET, BODY, token(stack))
+
+
+@pytest.fixture
+def rotation(stack: LocalStack) -> Iterator[str]:
+    """Roll the org token (in Cloudflare and in Secrets Manager), and roll it back afterwards."""
+    secrets = stack.aws.client("secretsmanager", endpoint_url=stack.moto.endpoint_url)
+    old, new = stack.cloudflare_token, stack.cloudflare_token + "-rolled"
+    yield new
+    stack.emulator.roll_token(new, old)
+    secrets.put_secret_value(SecretId=stack.names.token_secret, SecretString=old)
+
+
+def test_token_rotated_between_two_requests(stack: LocalStack, rotation: str) -> None:
+    service = build_session_service(
+        Settings.from_environ(stack.handler_environment()), aws=stack.aws
+    )
+    request = SessionRequest(
+        caller=Caller(WEB_DEPLOYER.principal_arn),
+        target=TARGET,
+        body=BODY,
+        content_type="application/json",
+        request_id="rotation",
+    )
+    assert service.create_session(request).reply.status == 200
+    secrets = stack.aws.client("secretsmanager", endpoint_url=stack.moto.endpoint_url)
+    stack.emulator.roll_token(stack.cloudflare_token, rotation)
+    secrets.put_secret_value(SecretId=stack.names.token_secret, SecretString=rotation)
+
+    # The cached token is refused (400 9109); the gateway reads the secret again and retries.
+    second = service.create_session(request)
+    assert second.reply.status == 200
+    authorizations = [
+        c.headers["authorization"] for c in stack.emulator.calls_to("/assets-upload-session")
+    ]
+    assert authorizations == [
+        f"Bearer {stack.cloudflare_token}",
+        f"Bearer {stack.cloudflare_token}",
+        f"Bearer {rotation}",
+    ]
