@@ -11,12 +11,13 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
+from assets_gateway.api_idempotency import IDEMPOTENCY_HEADER
 from assets_gateway.identity import Caller
 from assets_gateway.policy import SessionTarget
 from assets_gateway.rest import register_error_handlers, request_body, request_id, to_response
 from assets_gateway.service import SessionRequest
 from assets_gateway.settings import Settings
-from assets_gateway.wiring import build_session_service
+from assets_gateway.wiring import build_idempotent_sessions, build_session_service
 
 logger = Logger()
 tracer = Tracer()
@@ -25,7 +26,9 @@ app = APIGatewayRestResolver()
 register_error_handlers(app, metrics)
 
 # Built once per execution environment: warm invocations reuse clients, pools and caches.
-service = build_session_service(Settings.from_environ(os.environ))
+settings = Settings.from_environ(os.environ)
+service = build_session_service(settings)
+sessions = build_idempotent_sessions(service, settings)
 
 SESSION = "/client/v4/accounts/<account_id>/workers/scripts/<script_name>/assets-upload-session"
 USAGE = "/client/v4/gateway/usage"
@@ -58,7 +61,7 @@ def usage() -> Response[str]:
 
 def _create(target: SessionTarget) -> Response[str]:
     event = app.current_event
-    result = service.create_session(
+    result = sessions.create_session(
         SessionRequest(
             caller=Caller(principal_arn=event.request_context.identity.user_arn or ""),
             target=target,
@@ -66,7 +69,8 @@ def _create(target: SessionTarget) -> Response[str]:
             content_type=event.headers.get("content-type"),
             request_id=request_id(event),
             dry_run=event.headers.get(DRY_RUN_HEADER, "").strip().lower() in ("1", "true"),
-        )
+        ),
+        key=event.headers.get(IDEMPOTENCY_HEADER),
     )
     metrics.add_metric(name=result.outcome.value, unit=MetricUnit.Count, value=1)
     return to_response(result.reply)
@@ -76,4 +80,5 @@ def _create(target: SessionTarget) -> Response[str]:
 @tracer.capture_lambda_handler
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
+    sessions.register_lambda_context(context)
     return app.resolve(event, context)

@@ -117,3 +117,15 @@ class QuotaUnavailable(GatewayError):
     """The quota store cannot be reached: the gateway fails closed to protect the org token."""
 
     code, status = 19022, 503
+
+
+class IdempotencyConflict(GatewayError):
+    """An Idempotency-Key came back with a different request, or while its first use runs."""
+
+    code, status = 19040, 409
+
+
+class IdempotencyUnavailable(GatewayError):
+    """The idempotency records cannot be read or written: retry with the same key later."""
+
+    code, status = 19041, 503

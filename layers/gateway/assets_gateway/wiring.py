@@ -8,8 +8,10 @@ from collections.abc import Callable
 
 import boto3
 import httpx
+from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 
+from assets_gateway.api_idempotency import IdempotentSessions
 from assets_gateway.audit import AuditSink, LoggerAuditSink
 from assets_gateway.circuit import CircuitBreaker
 from assets_gateway.cloudflare import CloudflareClient, RetryPolicy, build_http_client
@@ -108,3 +110,10 @@ def build_manifest_door(
         event_bus=settings.event_bus_name,
         max_object_bytes=settings.max_manifest_object_bytes,
     )
+
+
+def build_idempotent_sessions(service: SessionService, settings: Settings) -> IdempotentSessions:
+    persistence = DynamoDBPersistenceLayer(
+        table_name=settings.control_table_name, boto_config=AWS_CLIENT_CONFIG
+    )
+    return IdempotentSessions(service, persistence)
