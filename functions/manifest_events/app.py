@@ -84,8 +84,12 @@ def record_handler(record: SQSRecord) -> None:
         except RetryLater as retry:
             logger.warning("manifest will be retried", extra={"reason": str(retry)})
             metrics.add_metric(name="ManifestRetried", unit=MetricUnit.Count, value=1)
+            if retry.outcome:
+                metrics.add_metric(name=retry.outcome, unit=MetricUnit.Count, value=1)
             raise
         metrics.add_metric(name=outcome["detail_type"], unit=MetricUnit.Count, value=1)
+        if pipeline_outcome := outcome.get("outcome"):  # records stored before it had one
+            metrics.add_metric(name=pipeline_outcome, unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context

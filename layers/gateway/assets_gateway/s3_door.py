@@ -26,7 +26,7 @@ from assets_gateway.envelope import Reply, error_reply
 from assets_gateway.errors import GatewayError, MalformedRequest, ManifestTooLarge
 from assets_gateway.identity import Caller
 from assets_gateway.policy import SessionTarget
-from assets_gateway.service import SessionRequest, SessionService
+from assets_gateway.service import Outcome, SessionRequest, SessionResult, SessionService
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient
@@ -46,6 +46,10 @@ _MISSING_OBJECT_CODES = {"NoSuchKey", "NoSuchVersion", "404"}
 
 class RetryLater(Exception):
     """This record failed in a way a later attempt may cure: SQS should deliver it again."""
+
+    def __init__(self, message: str, *, outcome: str | None = None) -> None:
+        super().__init__(message)
+        self.outcome = outcome
 
 
 @dataclass(frozen=True)
@@ -144,6 +148,8 @@ class ObjectOutcome:
     code: int | None
     detail_type: str
     request_id: str
+    # The pipeline's outcome (allowed, refused_quota…): the same metrics as the API door.
+    outcome: str
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,12 +194,15 @@ class ManifestDoor:
     ) -> ObjectOutcome:
         """Run the pipeline on one uploaded manifest and write its result object."""
         try:
-            reply = self._service_reply(obj, request_id)
+            result = self._session(obj, request_id)
         except GatewayError as refusal:  # the object itself is unusable: a permanent refusal
-            reply = error_reply(refusal, request_id=request_id)
+            result = SessionResult(
+                error_reply(refusal, request_id=request_id), Outcome.REFUSED_REQUEST
+            )
+        reply = result.reply
         code = _error_code(reply)
         if _retriable(reply.status) and not final_attempt:
-            raise RetryLater(f"{obj.key}: {reply.status} {code}")
+            raise RetryLater(f"{obj.key}: {reply.status} {code}", outcome=result.outcome.value)
         self._write_result(obj, reply, request_id)
         outcome = ObjectOutcome(
             key=obj.key,
@@ -202,13 +211,17 @@ class ManifestDoor:
             code=code,
             detail_type=CREATED if 200 <= reply.status < 300 else REFUSED,
             request_id=request_id,
+            outcome=result.outcome.value,
         )
         self._publish(obj, outcome)
         if _retriable(reply.status):
-            raise RetryLater(f"{obj.key}: {reply.status} {code}, last attempt; result written")
+            raise RetryLater(
+                f"{obj.key}: {reply.status} {code}, last attempt; result written",
+                outcome=result.outcome.value,
+            )
         return outcome
 
-    def _service_reply(self, obj: ManifestObject, request_id: str) -> Reply:
+    def _session(self, obj: ManifestObject, request_id: str) -> SessionResult:
         body = self._read(obj)
         return self._service.create_session(
             SessionRequest(
@@ -218,7 +231,7 @@ class ManifestDoor:
                 content_type="application/json",
                 request_id=request_id,
             )
-        ).reply
+        )
 
     def _read(self, obj: ManifestObject) -> bytes:
         options: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
