@@ -57,6 +57,7 @@ e2e: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/quota.py
+	$(BIN)/python bench/upload.py
 
 # sam build looks for python3.13 on PATH: the venv's interpreter directory provides it.
 build: $(STAMP)

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import logging
+from collections.abc import Iterator
 from typing import Any
 
 import boto3
@@ -36,3 +39,24 @@ def aws_session(identity: LocalIdentity) -> boto3.Session:
 def signed_client(identity: LocalIdentity) -> httpx.Client:
     """An httpx client that signs every request with the identity's SigV4 credentials."""
     return httpx.Client(auth=SigV4Auth.from_session(aws_session(identity)), timeout=30)
+
+
+@contextlib.contextmanager
+def every_log_record(handler: logging.Handler) -> Iterator[None]:
+    """`handler` sees every record of every logger at DEBUG, formatted with the gateway's JSON
+    formatter (as the records would be shipped), until the block ends."""
+    gateway_logger = logging.getLogger("assets-gateway")
+    formatter = next((h.formatter for h in gateway_logger.handlers if h.formatter), None)
+    if formatter is not None:
+        handler.setFormatter(formatter)
+    loggers = [logging.getLogger(), gateway_logger]
+    previous = [(logger, logger.level) for logger in loggers]
+    for logger in loggers:
+        logger.addHandler(handler)
+        logger.setLevel(logging.DEBUG)
+    try:
+        yield
+    finally:
+        for logger, level in previous:
+            logger.removeHandler(handler)
+            logger.setLevel(level)

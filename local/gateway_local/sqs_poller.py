@@ -96,10 +96,13 @@ class SqsPoller:
             )
         return Batch(len(messages), failed, event)
 
-    def run(self, stopping: threading.Event) -> None:
+    def run(self, stopping: threading.Event, idle_seconds: float = 0.5) -> None:
+        # Short polls with the wait out here: a long poll would hold the local moto server
+        # (which serves one request at a time) and stall every other AWS call.
         while not stopping.is_set():
             try:
-                self.poll_once(wait_seconds=1)
+                if self.poll_once(wait_seconds=0).received == 0:
+                    stopping.wait(idle_seconds)
             except Exception:
                 logger.exception("polling the manifest queue failed")
                 stopping.wait(1)

@@ -31,7 +31,7 @@ from gateway_local.demo import (
     WEB_SCRIPT,
 )
 from gateway_local.stack import LocalStack
-from helpers import aws_session, manifest_of, numbered_files, signed_client
+from helpers import aws_session, every_log_record, manifest_of, numbered_files, signed_client
 
 
 class _Capture(logging.Handler):
@@ -47,19 +47,8 @@ class _Capture(logging.Handler):
 def every_log_line() -> Iterator[list[str]]:
     """All log records of every logger, at DEBUG, formatted as they would be shipped."""
     capture = _Capture()
-    gateway_logger = logging.getLogger("assets-gateway")
-    formatter = next((h.formatter for h in gateway_logger.handlers if h.formatter), None)
-    if formatter is not None:
-        capture.setFormatter(formatter)
-    loggers = [logging.getLogger(), gateway_logger]
-    previous = [(logger, logger.level) for logger in loggers]
-    for logger in loggers:
-        logger.addHandler(capture)
-        logger.setLevel(logging.DEBUG)
-    yield capture.lines
-    for logger, level in previous:
-        logger.removeHandler(capture)
-        logger.setLevel(level)
+    with every_log_record(capture):
+        yield capture.lines
 
 
 def url(stack: LocalStack, account: str = DEMO_ACCOUNT_ID, script: str = WEB_SCRIPT) -> str:

@@ -11,7 +11,7 @@ from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
 from assets_gateway.envelope import JSON_CONTENT_TYPE, Reply, error_reply
-from assets_gateway.errors import GatewayError, InternalError, RouteNotFound
+from assets_gateway.errors import GatewayError, InternalError, MalformedRequest, RouteNotFound
 
 logger = Logger(child=True)
 
@@ -29,8 +29,16 @@ def to_response(reply: Reply) -> Response[str]:
 
 
 def request_body(event: APIGatewayProxyEvent) -> bytes:
+    """The body's exact bytes. API Gateway sends text as is and binary as valid base64; an event
+    that breaks either promise is still a 400, never a crash: a lone surrogate stays in the bytes
+    (the manifest check refuses them as not UTF-8), bad base64 is refused here."""
     body = event.body or ""
-    return base64.b64decode(body) if event.is_base64_encoded else body.encode()
+    if not event.is_base64_encoded:
+        return body.encode("utf-8", "surrogatepass")
+    try:
+        return base64.b64decode(body)
+    except ValueError:  # binascii.Error (bad padding) or text that is not ASCII
+        raise MalformedRequest("request body is marked base64 but is not valid base64") from None
 
 
 def request_id(event: APIGatewayProxyEvent) -> str:
@@ -39,9 +47,12 @@ def request_id(event: APIGatewayProxyEvent) -> str:
 
 def register_error_handlers(app: APIGatewayRestResolver, metrics: Metrics) -> None:
     def _refusal(error: GatewayError) -> Response[str]:
+        # Refusals raised before the service (an event API Gateway would never send).
+        metrics.add_metric(name="refused_request", unit=MetricUnit.Count, value=1)
         return to_response(error_reply(error, request_id=request_id(app.current_event)))
 
     def _no_route(_: NotFoundError) -> Response[str]:
+        metrics.add_metric(name="route_not_found", unit=MetricUnit.Count, value=1)
         path = app.current_event.path
         error = RouteNotFound(
             f"Could not route to {path}, perhaps your object identifier is invalid?"
