@@ -31,7 +31,7 @@ from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_session_service
 from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import REPO_ROOT
-from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
+from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT, demo_policy
 from gateway_local.stack import LocalStack, StackOptions
 
 EVENT = REPO_ROOT / "events" / "session_api" / "create_session.json"
@@ -107,6 +107,10 @@ def main() -> None:
     args = parser.parse_args()
     with contextlib.redirect_stdout(io.StringIO()):  # the handler's JSON logs and EMF metrics
         stack = LocalStack(StackOptions(gateway_port=0))
+        # Measure the pipeline, not the demo's small quotas.
+        policy = demo_policy()
+        policy["teams"]["web"]["quotas"] = {"sessions_per_minute": 10**6, "sessions_per_day": 10**7}
+        stack.publish_policy(policy)
         try:
             rows = [measure(stack, entries, args.runs) for entries in (1_000, 20_000)]
         finally:
