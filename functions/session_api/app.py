@@ -67,6 +67,7 @@ def _create(target: SessionTarget) -> Response[str]:
             target=target,
             body=request_body(event),
             content_type=event.headers.get("content-type"),
+            content_encoding=event.headers.get("content-encoding"),
             request_id=request_id(event),
             dry_run=event.headers.get(DRY_RUN_HEADER, "").strip().lower() in ("1", "true"),
         ),

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import re
 import sys
+import zlib
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -79,6 +80,20 @@ def _shown(key: str) -> str:
     if len(key) > _SHOWN_KEY_CHARS:
         return f"{key[:_SHOWN_KEY_CHARS]!r}… ({len(key)} characters)"
     return repr(key)
+
+
+def gunzip(data: bytes, limit: int, *, what: str = "the request body") -> bytes:
+    """gunzip with a ceiling: a small body must not inflate into gigabytes."""
+    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+    try:
+        out = inflater.decompress(data, limit + 1)
+    except zlib.error:
+        raise MalformedRequest(f"{what} is not valid gzip") from None
+    if len(out) > limit:
+        raise ManifestTooLarge(f"{what} inflates to more than {limit} bytes")
+    if not inflater.eof:
+        raise MalformedRequest(f"{what} is truncated gzip")
+    return out
 
 
 def check_content_type(content_type: str | None) -> None:

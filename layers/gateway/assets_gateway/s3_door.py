@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import json
 import re
-import zlib
 from dataclasses import asdict, dataclass
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_plus
@@ -25,6 +24,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 from assets_gateway.envelope import Reply, error_reply
 from assets_gateway.errors import GatewayError, MalformedRequest, ManifestTooLarge
 from assets_gateway.identity import Caller
+from assets_gateway.manifest import gunzip
 from assets_gateway.policy import SessionTarget
 from assets_gateway.service import Outcome, SessionRequest, SessionResult, SessionService
 
@@ -159,20 +159,6 @@ def _retriable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def _decompress(data: bytes, limit: int) -> bytes:
-    """gunzip with a ceiling: a small object must not inflate into gigabytes."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error:
-        raise MalformedRequest("the .json.gz object is not valid gzip") from None
-    if len(out) > limit:
-        raise ManifestTooLarge(f"the manifest inflates to more than {limit} bytes")
-    if not inflater.eof:
-        raise MalformedRequest("the .json.gz object is truncated")
-    return out
-
-
 class ManifestDoor:
     def __init__(
         self,
@@ -251,7 +237,7 @@ class ManifestDoor:
             raise RetryLater(f"reading {obj.key}: {type(error).__name__}") from None
         except BotoCoreError as error:
             raise RetryLater(f"reading {obj.key}: {type(error).__name__}") from None
-        return _decompress(data, self._max_bytes) if obj.gzipped else data
+        return gunzip(data, self._max_bytes, what="the .json.gz object") if obj.gzipped else data
 
     def _write_result(self, obj: ManifestObject, reply: Reply, request_id: str) -> None:
         try:

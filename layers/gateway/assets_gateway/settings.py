@@ -46,6 +46,10 @@ class Settings(BaseModel):
         default=5, ge=1, le=100, alias="CIRCUIT_FAILURE_THRESHOLD"
     )
     circuit_open_seconds: float = Field(default=30.0, gt=0, le=600, alias="CIRCUIT_OPEN_SECONDS")
+    # A gzip body (Content-Encoding: gzip) may inflate to at most this.
+    max_inflated_body_bytes: int = Field(
+        default=32 * 1024 * 1024, gt=0, alias="MAX_INFLATED_BODY_BYTES"
+    )
     max_request_body_bytes: int = Field(
         default=6 * 1024 * 1024, gt=0, alias="MAX_REQUEST_BODY_BYTES"
     )

@@ -82,6 +82,7 @@ def build_session_service(
         ),
         audit=audit or LoggerAuditSink(),
         max_request_body_bytes=max_request_body_bytes or settings.max_request_body_bytes,
+        max_inflated_body_bytes=settings.max_inflated_body_bytes,
         now=now,
     )
 
