@@ -194,7 +194,6 @@ class SessionService:
             if request.dry_run:
                 # A dry run reports a refusal as its decision instead of answering it.
                 result = self._dry_run_reply(progress, [_reason(error.code, error)])
-                record.outcome = result.outcome.value
                 record.reasons = [error.message]
                 return self._finish(record, result, started)
             self._give_back(progress)
@@ -230,16 +229,17 @@ class SessionService:
             stored = self._policies.current()
             team = _team_of(stored.policy, caller)
             limits = stored.policy.limits_of(team).quotas.limits()
-            now = self._now()
-            team_states = self._quotas.usage(team, limits, now)
-            budget = self._quotas.usage(team, [self._global_limit], now)
+            # One consistent read of the team's windows and the global one.
+            *team_states, budget = self._quotas.usage(
+                team, (*limits, self._global_limit), self._now()
+            )
         except GatewayError as error:
             return error_reply(error, request_id=request_id)
         result = {
             "team": team,
             "policy_version": stored.version,
             "quotas": [state.as_dict() for state in team_states],
-            "cloudflare_budget": budget[0].as_dict(),
+            "cloudflare_budget": budget.as_dict(),
         }
         headers = {**ratelimit_headers(team_states), "X-Request-Id": request_id}
         return success_reply(result, headers=headers)
