@@ -24,14 +24,14 @@ from pathlib import Path
 from typing import Any
 
 from assets_gateway.audit import AuditRecord
-from assets_gateway.identity import Caller
-from assets_gateway.policy import SessionTarget
-from assets_gateway.service import SessionRequest
 from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_session_service
 from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import REPO_ROOT
-from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT, demo_policy
+from gateway_local.demo import (
+    demo_policy,
+    web_session_request,
+)
 from gateway_local.stack import LocalStack, StackOptions
 
 EVENT = REPO_ROOT / "events" / "session_api" / "create_session.json"
@@ -81,13 +81,7 @@ def measure(stack: LocalStack, entries: int, runs: int) -> dict[str, float]:
     service = build_session_service(
         Settings.from_environ(stack.handler_environment()), aws=stack.aws, audit=records
     )
-    request = SessionRequest(
-        caller=Caller(WEB_DEPLOYER.principal_arn),
-        target=SessionTarget(DEMO_ACCOUNT_ID, WEB_SCRIPT),
-        body=body,
-        content_type="application/json",
-        request_id="bench",
-    )
+    request = web_session_request(body, request_id="bench")
     handler_ms = median_ms(handler, runs)
     median_ms(lambda: service.create_session(request), runs)
     own = [(r.latency_ms or 0) - (r.upstream_ms or 0) for r in records.items[1:]]

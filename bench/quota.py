@@ -29,14 +29,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from assets_gateway.errors import QuotaExceeded
-from assets_gateway.identity import Caller
-from assets_gateway.policy import SessionTarget
 from assets_gateway.quota import Charge, Limit, LimitState, TeamQuotas, global_limit
 from assets_gateway.quota_store import QuotaStore, Ticket
-from assets_gateway.service import QuotaGate, SessionRequest, SessionService
+from assets_gateway.service import QuotaGate, SessionService
 from assets_gateway.settings import Settings
 from assets_gateway.wiring import AWS_CLIENT_CONFIG, build_session_service
-from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT, demo_policy
+from gateway_local.demo import (
+    demo_policy,
+    web_session_request,
+)
 from gateway_local.stack import LocalStack, StackOptions
 
 THREADS = 8
@@ -160,13 +161,7 @@ def request_share(stack: LocalStack, runs: int) -> dict[str, Figures]:
     # Instrumented, not replaced: the real store over moto does the work.
     quotas = TimedQuotas(quota_store(stack))
     service: SessionService = build_session_service(settings, aws=stack.aws, quotas=quotas)
-    request = SessionRequest(
-        caller=Caller(WEB_DEPLOYER.principal_arn),
-        target=SessionTarget(DEMO_ACCOUNT_ID, WEB_SCRIPT),
-        body=BODY,
-        content_type="application/json",
-        request_id="bench",
-    )
+    request = web_session_request(BODY, request_id="bench")
 
     def create() -> None:
         status = service.create_session(request).reply.status

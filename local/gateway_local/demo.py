@@ -8,6 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from assets_gateway.identity import Caller
+from assets_gateway.policy import SessionTarget
+from assets_gateway.service import SessionRequest
 from gateway_local.api_front import LocalIdentity
 
 DEMO_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"
@@ -88,3 +91,20 @@ def demo_policy() -> dict[str, Any]:
             },
         },
     }
+
+
+def web_session_request(
+    body: bytes,
+    *,
+    account_id: str = DEMO_ACCOUNT_ID,
+    script_name: str = WEB_SCRIPT,
+    request_id: str = "demo",
+) -> SessionRequest:
+    """A JSON session request from the web team's deployer, as the API door would build it."""
+    return SessionRequest(
+        caller=Caller(WEB_DEPLOYER.principal_arn),
+        target=SessionTarget(account_id, script_name),
+        body=body,
+        content_type="application/json",
+        request_id=request_id,
+    )

@@ -16,9 +16,6 @@ import httpx
 import pytest
 
 from assets_gateway.client.sigv4 import SigV4Auth
-from assets_gateway.identity import Caller
-from assets_gateway.policy import SessionTarget
-from assets_gateway.service import SessionRequest
 from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_session_service
 from gateway_local.cloudflare_emulator import Fault
@@ -29,6 +26,7 @@ from gateway_local.demo import (
     UNLINKED_ACCOUNT_ID,
     WEB_DEPLOYER,
     WEB_SCRIPT,
+    web_session_request,
 )
 from gateway_local.stack import LocalStack
 from helpers import aws_session, every_log_record, manifest_of, numbered_files, signed_client
@@ -131,12 +129,8 @@ def test_reading_the_token_at_debug_level_logs_no_secret(
     settings = Settings.from_environ(stack.handler_environment())
     service = build_session_service(settings, aws=stack.aws)
     result = service.create_session(
-        SessionRequest(
-            caller=Caller(WEB_DEPLOYER.principal_arn),
-            target=SessionTarget(DEMO_ACCOUNT_ID, WEB_SCRIPT),
-            body=json.dumps({"manifest": manifest_of({"/a": b"a"})}).encode(),
-            content_type="application/json",
-            request_id="debug-run",
+        web_session_request(
+            json.dumps({"manifest": manifest_of({"/a": b"a"})}).encode(), request_id="debug-run"
         )
     )
     assert result.reply.status == 200

@@ -11,13 +11,19 @@ import httpx
 import pytest
 
 from assets_gateway.audit import AuditRecord
-from assets_gateway.identity import Caller
-from assets_gateway.policy import SessionTarget
 from assets_gateway.service import SessionRequest, SessionService
 from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_session_service
 from gateway_local.cloudflare_emulator import Fault
-from gateway_local.demo import DEMO_ACCOUNT_ID, OUTSIDER, WEB_DEPLOYER, WEB_SCRIPT, demo_policy
+from gateway_local.demo import (
+    DEMO_ACCOUNT_ID,
+    OUTSIDER,
+    UNLINKED_ACCOUNT_ID,
+    WEB_DEPLOYER,
+    WEB_SCRIPT,
+    demo_policy,
+    web_session_request,
+)
 from gateway_local.stack import LocalStack
 from helpers import manifest_of, signed_client
 
@@ -57,13 +63,7 @@ def service(
 
 def request(files: dict[str, bytes] | None = None, body: bytes | None = None) -> SessionRequest:
     payload = body or json.dumps({"manifest": manifest_of(files or {"/a.html": b"aaaa"})}).encode()
-    return SessionRequest(
-        caller=Caller(WEB_DEPLOYER.principal_arn),
-        target=SessionTarget(DEMO_ACCOUNT_ID, WEB_SCRIPT),
-        body=payload,
-        content_type="application/json",
-        request_id="quota-test",
-    )
+    return web_session_request(payload, request_id="quota-test")
 
 
 def counters(stack: LocalStack) -> dict[str, dict[str, int]]:
@@ -174,12 +174,8 @@ def test_bad_requests_consume_no_quota_but_see_their_state(stack: LocalStack, bo
 
 def test_policy_refusals_consume_no_quota(stack: LocalStack) -> None:
     refused = service(stack, Clock()).create_session(
-        SessionRequest(
-            caller=Caller(WEB_DEPLOYER.principal_arn),
-            target=SessionTarget(DEMO_ACCOUNT_ID, "docs"),
-            body=json.dumps({"manifest": {}}).encode(),
-            content_type="application/json",
-            request_id="policy",
+        web_session_request(
+            json.dumps({"manifest": {}}).encode(), script_name="docs", request_id="policy"
         )
     )
     assert refused.reply.status == 403
@@ -216,11 +212,9 @@ def test_every_failure_after_the_charge_gives_it_back(
 def test_cloudflare_refusals_keep_the_charge(stack: LocalStack) -> None:
     gateway = service(stack, Clock())
     result = gateway.create_session(
-        SessionRequest(
-            caller=Caller(WEB_DEPLOYER.principal_arn),
-            target=SessionTarget("fedcba9876543210fedcba9876543210", WEB_SCRIPT),
-            body=json.dumps({"manifest": manifest_of({"/a": b"a"})}).encode(),
-            content_type="application/json",
+        web_session_request(
+            json.dumps({"manifest": manifest_of({"/a": b"a"})}).encode(),
+            account_id=UNLINKED_ACCOUNT_ID,
             request_id="cf-403",
         )
     )

@@ -11,15 +11,17 @@ import httpx
 import pytest
 
 from assets_gateway.audit import AuditRecord
-from assets_gateway.identity import Caller
-from assets_gateway.policy import SessionTarget
 from assets_gateway.service import Outcome, SessionRequest, SessionService
 from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_session_service
 from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import REPO_ROOT, ResourceNames, create_tables, load_template
 from gateway_local.cloudflare_emulator import Fault
-from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT, demo_policy
+from gateway_local.demo import (
+    WEB_DEPLOYER,
+    demo_policy,
+    web_session_request,
+)
 from gateway_local.stack import LocalStack
 
 EVENTS = REPO_ROOT / "events" / "session_api"
@@ -105,13 +107,7 @@ def service_for(stack: LocalStack, audit: RecordingAudit, **overrides: str) -> S
 
 
 def web_request(body: bytes = GOOD_BODY) -> SessionRequest:
-    return SessionRequest(
-        caller=Caller(WEB_DEPLOYER.principal_arn),
-        target=SessionTarget(DEMO_ACCOUNT_ID, WEB_SCRIPT),
-        body=body,
-        content_type="application/json",
-        request_id="req-test",
-    )
+    return web_session_request(body, request_id="req-test")
 
 
 @pytest.fixture

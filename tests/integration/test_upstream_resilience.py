@@ -13,13 +13,11 @@ from pydantic import SecretStr
 from assets_gateway.circuit import CircuitBreaker
 from assets_gateway.cloudflare import CloudflareClient, RetryPolicy, build_http_client
 from assets_gateway.errors import CircuitOpen, UpstreamFailure
-from assets_gateway.identity import Caller
 from assets_gateway.policy import SessionTarget
-from assets_gateway.service import SessionRequest
 from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_session_service
 from gateway_local.cloudflare_emulator import Fault
-from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
+from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_SCRIPT, web_session_request
 from gateway_local.stack import LocalStack
 from helpers import manifest_of
 
@@ -160,13 +158,7 @@ def test_token_rotated_between_two_requests(stack: LocalStack, rotation: str) ->
     service = build_session_service(
         Settings.from_environ(stack.handler_environment()), aws=stack.aws
     )
-    request = SessionRequest(
-        caller=Caller(WEB_DEPLOYER.principal_arn),
-        target=TARGET,
-        body=BODY,
-        content_type="application/json",
-        request_id="rotation",
-    )
+    request = web_session_request(BODY, request_id="rotation")
     assert service.create_session(request).reply.status == 200
     secrets = stack.aws.client("secretsmanager", endpoint_url=stack.moto.endpoint_url)
     stack.emulator.roll_token(stack.cloudflare_token, rotation)
