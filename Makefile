@@ -55,7 +55,10 @@ e2e: $(STAMP)
 	$(BIN)/python -m pytest -q tests/e2e
 
 bench: $(STAMP)
+	$(BIN)/python bench/manifest_parsers.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/end_to_end.py
+	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/quota.py
 	$(BIN)/python bench/upload.py
 

@@ -13,6 +13,7 @@ import os
 from collections.abc import Callable
 from typing import Any
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.batch import (
@@ -38,7 +39,8 @@ tracer = Tracer()
 metrics = Metrics()
 
 settings = ManifestDoorSettings.from_environ(os.environ)
-door = build_manifest_door(settings)
+aws = boto3.Session()
+door = build_manifest_door(settings, aws=aws)
 processor = BatchProcessor(event_type=EventType.SQS)
 idempotency = IdempotencyConfig(
     event_key_jmespath="[bucket, key, revision]",
@@ -46,7 +48,8 @@ idempotency = IdempotencyConfig(
     expires_after_seconds=settings.idempotency_hours * 3600,
 )
 persistence = DynamoDBPersistenceLayer(
-    table_name=settings.idempotency_table_name, boto_config=AWS_CLIENT_CONFIG
+    table_name=settings.idempotency_table_name,
+    boto3_client=aws.client("dynamodb", config=AWS_CLIENT_CONFIG),
 )
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
+import boto3
 from aws_lambda_powertools import Logger, Metrics, Tracer
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.logging import correlation_paths
@@ -14,7 +15,13 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 from assets_gateway.api_idempotency import IDEMPOTENCY_HEADER
 from assets_gateway.identity import Caller
 from assets_gateway.policy import SessionTarget
-from assets_gateway.rest import register_error_handlers, request_body, request_id, to_response
+from assets_gateway.rest import (
+    accept_encoding,
+    register_error_handlers,
+    request_body,
+    request_id,
+    to_response,
+)
 from assets_gateway.service import SessionRequest
 from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_idempotent_sessions, build_session_service
@@ -27,8 +34,9 @@ register_error_handlers(app, metrics)
 
 # Built once per execution environment: warm invocations reuse clients, pools and caches.
 settings = Settings.from_environ(os.environ)
-service = build_session_service(settings)
-sessions = build_idempotent_sessions(service, settings)
+aws = boto3.Session()
+service = build_session_service(settings, aws=aws)
+sessions = build_idempotent_sessions(service, settings, aws=aws)
 
 SESSION = "/client/v4/accounts/<account_id>/workers/scripts/<script_name>/assets-upload-session"
 USAGE = "/client/v4/gateway/usage"
@@ -56,7 +64,9 @@ def usage() -> Response[str]:
     event = app.current_event
     caller = Caller(principal_arn=event.request_context.identity.user_arn or "")
     metrics.add_metric(name="usage_read", unit=MetricUnit.Count, value=1)
-    return to_response(service.usage(caller, request_id(event)))
+    return to_response(
+        service.usage(caller, request_id(event)), accept_encoding=accept_encoding(event)
+    )
 
 
 def _create(target: SessionTarget) -> Response[str]:
@@ -74,7 +84,7 @@ def _create(target: SessionTarget) -> Response[str]:
         key=event.headers.get(IDEMPOTENCY_HEADER),
     )
     metrics.add_metric(name=result.outcome.value, unit=MetricUnit.Count, value=1)
-    return to_response(result.reply)
+    return to_response(result.reply, accept_encoding=accept_encoding(event))
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)

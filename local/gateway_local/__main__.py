@@ -16,6 +16,7 @@ STACK_FILE = REPO_ROOT / ".local" / "stack.json"
 
 def instructions(stack: LocalStack) -> str:
     web = stack.options.identities["web-deployer"]
+    admin = stack.options.identities["platform-admin"]
     session_url = (
         f"{stack.base_url}/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}"
         "/assets-upload-session"
@@ -28,7 +29,7 @@ assets-gateway is running locally
   AWS (moto server)                  {stack.moto.endpoint_url}
   connection details                 {STACK_FILE}
 
-Identities: web-deployer (team web), docs-ci (team docs), platform-admin, outsider (no team);
+Identities: web-deployer (team web), docs-ci (team docs), platform-admin (admin door), outsider;
 their access keys are in {STACK_FILE.name}.
 
 curl, signed with SigV4 as the web team:
@@ -55,6 +56,14 @@ Plain httpx signed by botocore:
 
 The S3 door: drop a manifest into the bucket, get the result object back:
   .venv/bin/python -m gateway_local.put_manifest manifest.json --team docs --script docs
+
+The admin door, as platform-admin (policy, explain, usage, suspend, kill switch):
+  export ASSETS_GATEWAY_URL={stack.base_url} AWS_REGION=us-east-1 \\
+         AWS_ACCESS_KEY_ID={admin.access_key_id} \\
+         AWS_SECRET_ACCESS_KEY={admin.secret_access_key}
+  .venv/bin/assets-gateway admin policy get
+  .venv/bin/assets-gateway admin usage
+  .venv/bin/assets-gateway admin suspend docs --reason "trying it"
 
 Ctrl-C stops everything.
 """

@@ -87,6 +87,8 @@ class Route:
 
     method: str
     resource: str  # e.g. "/client/v4/accounts/{account_id}/workers/scripts/{script_name}/..."
+    # Which function the method integrates with (None: the front's default handler).
+    function: str | None = None
 
 
 def _utc_now() -> datetime:
@@ -217,6 +219,7 @@ class _Matched:
     resource: _Resource
     path: str  # raw, without the stage
     raw_params: dict[str, str]
+    route: Route
 
 
 class _GatewayAnswer(Exception):
@@ -371,6 +374,8 @@ class ApiFront:
         region: str = "us-east-1",
         stage: str = "local",
         function_name: str = "session-api",
+        # Other functions behind the same API, by the name their routes give (Route.function).
+        functions: Mapping[str, Callable[[dict[str, Any], Any], dict[str, Any]]] | None = None,
         clock: Callable[[], datetime] = _utc_now,
         max_body_bytes: int = DEFAULT_MAX_BODY_BYTES,
         account_id: str = "123456789012",
@@ -378,6 +383,7 @@ class ApiFront:
         memory_limit_in_mb: int = 512,
     ) -> None:
         self._handler = handler
+        self._functions = dict(functions or {})
         self._region = region
         self._stage = stage
         self._function_name = function_name
@@ -397,6 +403,8 @@ class ApiFront:
         self._methods: dict[str, dict[str, Route]] = {}
         resources: dict[str, _Resource] = {}
         for route in routes:
+            if route.function is not None and route.function not in self._functions:
+                raise ValueError(f"{route.method} {route.resource} names no known function")
             method = route.method.upper()
             resource = resources.setdefault(route.resource, _Resource.compile(route.resource))
             methods = self._methods.setdefault(resource.template, {})
@@ -444,7 +452,7 @@ class ApiFront:
             raise _GatewayAnswer(403, refusal.message, refusal.error_type) from None
         identity = self._identities[access_key]
         event = self._event(incoming, matched, identity, request_id, extended_id)
-        return self._invoke(event, request_id, extended_id)
+        return self._invoke(event, request_id, extended_id, matched.route.function)
 
     def _read_body(self, environ: WSGIEnvironment) -> bytes:
         stream = get_input_stream(environ, safe_fallback=True)
@@ -479,11 +487,12 @@ class ApiFront:
             )
         resource, params = best
         methods = self._methods[resource.template]
-        if method not in methods and "ANY" not in methods:
+        route = methods.get(method) or methods.get("ANY")
+        if route is None:
             raise _GatewayAnswer(
                 403, MISSING_AUTHENTICATION_TOKEN, "MissingAuthenticationTokenException"
             )
-        return _Matched(resource=resource, path=path, raw_params=params)
+        return _Matched(resource=resource, path=path, raw_params=params, route=route)
 
     def _event(
         self,
@@ -549,9 +558,9 @@ class ApiFront:
             "isBase64Encoded": is_base64,
         }
 
-    def _context(self) -> LambdaContext:
+    def _context(self, function: str | None = None) -> LambdaContext:
         return lambda_context(
-            self._function_name,
+            function or self._function_name,
             region=self._region,
             account_id=self._account_id,
             memory_limit_in_mb=self._memory_limit_in_mb,
@@ -559,14 +568,18 @@ class ApiFront:
             now=self._clock(),
         )
 
-    def _invoke(self, event: dict[str, Any], request_id: str, extended_id: str) -> Response:
+    def _invoke(
+        self, event: dict[str, Any], request_id: str, extended_id: str, function: str | None
+    ) -> Response:
         # Lambda sees JSON, not our objects: round-trip both ways as the service would.
         payload = json.loads(json.dumps(event))
         try:
-            result = self._handler(payload, self._context())
+            handler = self._functions[function] if function else self._handler
+            result = handler(payload, self._context(function))
             result = json.loads(json.dumps(result))
         except Exception:
-            logger.exception("Lambda %s failed (request %s)", self._function_name, request_id)
+            name = function or self._function_name
+            logger.exception("Lambda %s failed (request %s)", name, request_id)
             raise _GatewayAnswer(
                 502, "Internal server error", "InternalServerErrorException"
             ) from None

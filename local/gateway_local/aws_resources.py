@@ -55,6 +55,7 @@ def load_template(path: Path = TEMPLATE_PATH) -> dict[str, Any]:
 class ResourceNames:
     control_table: str
     quota_table: str
+    decisions_table: str
     token_secret: str
     manifest_bucket: str
     manifest_queue: str
@@ -68,6 +69,7 @@ class ResourceNames:
         return cls(
             control_table=f"{prefix}-ControlTable",
             quota_table=f"{prefix}-QuotaTable",
+            decisions_table=f"{prefix}-DecisionsTable",
             token_secret=f"{prefix}/cloudflare-token",
             manifest_bucket=f"{prefix}-manifests",
             manifest_queue=f"{prefix}-manifest-events",
@@ -76,7 +78,11 @@ class ResourceNames:
         )
 
     def table_for(self, logical_id: str) -> str:
-        return {"ControlTable": self.control_table, "QuotaTable": self.quota_table}[logical_id]
+        return {
+            "ControlTable": self.control_table,
+            "QuotaTable": self.quota_table,
+            "DecisionsTable": self.decisions_table,
+        }[logical_id]
 
 
 class _OneRequestAtATime:
@@ -209,20 +215,3 @@ def _queue_arn(sqs: Any, url: str) -> str:
         "QueueArn"
     ]
     return arn
-
-
-def put_policy(
-    session: boto3.Session, endpoint_url: str, table: str, policy: dict[str, Any], version: int
-) -> None:
-    """Write a policy the way the admin door publishes it: a version item and the current one."""
-    dynamodb = session.client("dynamodb", endpoint_url=endpoint_url)
-    document = json.dumps({"version": version, "policy": policy}, separators=(",", ":"))
-    for item_id in (f"policy#v#{version:06d}", "policy#current"):
-        dynamodb.put_item(
-            TableName=table,
-            Item={
-                "id": {"S": item_id},
-                "document": {"S": document},
-                "version": {"N": str(version)},
-            },
-        )

@@ -11,10 +11,12 @@ import secrets
 import threading
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from assets_gateway.policy_history import PolicyHistory
 from gateway_local.api_front import ApiFront, LocalIdentity, Route
 from gateway_local.aws_resources import (
     REGION,
@@ -24,13 +26,13 @@ from gateway_local.aws_resources import (
     load_template,
     provision,
     provision_s3_door,
-    put_policy,
 )
 from gateway_local.cloudflare_emulator import CloudflareEmulator
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,
     DOCS_SCRIPT,
     IDENTITIES,
+    PLATFORM_ADMIN,
     UNLINKED_ACCOUNT_ID,
     WEB_NAMESPACE,
     WEB_SCRIPT,
@@ -40,6 +42,7 @@ from gateway_local.http_server import BackgroundServer
 from gateway_local.sqs_poller import SqsPoller
 
 SESSION_API_APP = REPO_ROOT / "functions" / "session_api" / "app.py"
+ADMIN_API_APP = REPO_ROOT / "functions" / "admin_api" / "app.py"
 MANIFEST_EVENTS_APP = REPO_ROOT / "functions" / "manifest_events" / "app.py"
 
 
@@ -54,6 +57,7 @@ def _manifest_delivery(template: dict[str, Any]) -> tuple[int, int]:
 
 MAX_RECEIVE_COUNT, MANIFEST_BATCH_SIZE = _manifest_delivery(load_template())
 SESSION_API_FUNCTION = "SessionApiFunction"
+ADMIN_API_FUNCTION = "AdminApiFunction"
 DEFAULT_GATEWAY_PORT = 8787
 
 
@@ -72,11 +76,18 @@ class StackOptions:
     extra_environment: dict[str, str] = field(default_factory=dict)
 
 
-def api_routes(template: dict[str, Any], function: str = SESSION_API_FUNCTION) -> list[Route]:
-    """The routes the template gives the function, so the front serves what API Gateway would."""
+def api_routes(
+    template: dict[str, Any], function: str = SESSION_API_FUNCTION, *, name: str | None = None
+) -> list[Route]:
+    """The routes the template gives the function, so the front serves what API Gateway would;
+    `name` is how the front knows the function (None: its default one)."""
     events = template["Resources"][function]["Properties"]["Events"]
     return [
-        Route(method=event["Properties"]["Method"].upper(), resource=event["Properties"]["Path"])
+        Route(
+            method=event["Properties"]["Method"].upper(),
+            resource=event["Properties"]["Path"],
+            function=name,
+        )
         for event in events.values()
         if event["Type"] == "Api"
     ]
@@ -116,7 +127,6 @@ def load_handler_module(path: Path, module_name: str) -> ModuleType:
 class LocalStack:
     def __init__(self, options: StackOptions = StackOptions()) -> None:
         self.options = options
-        self._policy_version = 0
         self.names = ResourceNames.for_prefix(options.prefix)
         # A fresh token per run: the leak tests search every output for it.
         self.cloudflare_token = "local-cf-" + secrets.token_urlsafe(32)
@@ -134,19 +144,28 @@ class LocalStack:
             visibility_timeout=options.manifest_visibility_timeout,
             max_receive_count=MAX_RECEIVE_COUNT,
         )
+        dynamodb = self.aws.client("dynamodb", endpoint_url=self.moto.endpoint_url)
+        self.policy_history = PolicyHistory(table_name=self.names.control_table, dynamodb=dynamodb)
         self.publish_policy(demo_policy())
         os.environ.update(self.manifest_handler_environment())
+        os.environ.update(self.admin_handler_environment())
         environments = [
             load_handler_module(SESSION_API_APP, f"session_api_app_{id(self)}_{n}")
             for n in range(options.execution_environments)
         ]
         self.session_api = environments[0]
+        self.admin_api = load_handler_module(ADMIN_API_APP, f"admin_api_app_{id(self)}")
+        template = load_template()
         self.front = ApiFront(
             handler=ExecutionEnvironments([env.lambda_handler for env in environments]),
-            routes=api_routes(load_template()),
+            routes=[
+                *api_routes(template),
+                *api_routes(template, ADMIN_API_FUNCTION, name="admin-api"),
+            ],
             identities=list(options.identities.values()),
             region=REGION,
             function_name="session-api",
+            functions={"admin-api": ExecutionEnvironments([self.admin_api.lambda_handler])},
         )
         self.front_server = BackgroundServer(self.front, options.gateway_port, name="api-front")
         self.manifest_events = load_handler_module(
@@ -176,6 +195,7 @@ class LocalStack:
         return {
             "CONTROL_TABLE_NAME": self.names.control_table,
             "QUOTA_TABLE_NAME": self.names.quota_table,
+            "DECISIONS_TABLE_NAME": self.names.decisions_table,
             "CLOUDFLARE_TOKEN_SECRET_ID": self.names.token_secret,
             "CLOUDFLARE_API_BASE_URL": self.cloudflare_url,
             "POLICY_CACHE_SECONDS": str(self.options.policy_cache_seconds),
@@ -200,6 +220,10 @@ class LocalStack:
             "MANIFEST_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
         }
 
+    def admin_handler_environment(self) -> dict[str, str]:
+        """The admin door's function: the demo's platform admin is named by the "template"."""
+        return {**self.handler_environment(), "ADMIN_PRINCIPALS": PLATFORM_ADMIN.principal_arn}
+
     @property
     def cloudflare_url(self) -> str:
         return self.emulator_server.url + "/client/v4"
@@ -208,16 +232,21 @@ class LocalStack:
     def base_url(self) -> str:
         return self.front_server.url + "/client/v4"
 
-    def publish_policy(self, policy: dict[str, Any], version: int | None = None) -> int:
-        self._policy_version = version or self._policy_version + 1
-        put_policy(
-            self.aws,
-            self.moto.endpoint_url,
-            self.names.control_table,
+    def publish_policy(
+        self, policy: dict[str, Any], reason: str = "seeded by the local stack"
+    ) -> int:
+        """Publish as the admin door does (a new version over the current one), unvalidated so
+        tests can also store what the admin door would refuse."""
+        current = self.policy_history.current()
+        published = self.policy_history.publish(
             policy,
-            self._policy_version,
+            expected_version=current.version if current else 0,
+            by="local-stack",
+            reason=reason,
+            changes=[],
+            at=datetime.now(UTC),
         )
-        return self._policy_version
+        return published.version
 
     def clear_quotas(self) -> None:
         """Forget every counter and cool-down (tests start from unused quotas)."""
@@ -227,6 +256,15 @@ class LocalStack:
         ):
             for item in page["Items"]:
                 dynamodb.delete_item(TableName=self.names.quota_table, Key={"pk": item["pk"]})
+
+    def clear_decisions(self) -> None:
+        """Forget every recorded decision (simulation tests replay only their own)."""
+        dynamodb = self.aws.client("dynamodb", endpoint_url=self.moto.endpoint_url)
+        for page in dynamodb.get_paginator("scan").paginate(
+            TableName=self.names.decisions_table, ProjectionExpression="pk, sk"
+        ):
+            for item in page["Items"]:
+                dynamodb.delete_item(TableName=self.names.decisions_table, Key=item)
 
     def drain_queues(self) -> None:
         """Delete every waiting message (SQS allows one PurgeQueue a minute, so receive them)."""
@@ -247,6 +285,7 @@ class LocalStack:
         """The connection details written to .local/stack.json (no Cloudflare token in it)."""
         return {
             "base_url": self.base_url,
+            "admin_url": self.front_server.url + "/admin",
             "region": REGION,
             "identities": {
                 name: {
@@ -267,6 +306,7 @@ class LocalStack:
             "resources": {
                 "control_table": self.names.control_table,
                 "quota_table": self.names.quota_table,
+                "decisions_table": self.names.decisions_table,
                 "cloudflare_token_secret": self.names.token_secret,
                 "manifest_bucket": self.names.manifest_bucket,
                 "manifest_queue_url": self.queues.manifest_url,

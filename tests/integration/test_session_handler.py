@@ -190,9 +190,17 @@ def test_unreadable_policy_store_is_503_19012(stack: LocalStack, audit: Recordin
 
 
 def test_invalid_stored_policy_is_503_not_a_crash(stack: LocalStack, audit: RecordingAudit) -> None:
+    current = stack.policy_history.current()
+    assert current is not None
+    # The current item corrupted in place (same version), as a hand edit would leave it.
+    version = str(current.version)
     stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url).put_item(
         TableName=stack.names.control_table,
-        Item={"id": {"S": "policy#current"}, "document": {"S": '{"version": 9, "policy": {}}'}},
+        Item={
+            "id": {"S": "policy#current"},
+            "document": {"S": '{"version": ' + version + ', "policy": {}}'},
+            "version": {"N": version},
+        },
     )
     result = service_for(stack, audit).create_session(web_request())
     assert (result.reply.status, result.reply.json()["errors"][0]["code"]) == (503, 19012)

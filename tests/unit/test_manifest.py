@@ -2,19 +2,31 @@
 
 from __future__ import annotations
 
+import gzip
 import json
 from typing import Any
 
+import msgspec
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from assets_gateway.errors import InvalidManifest, MalformedRequest, ManifestTooLarge
+from assets_gateway.errors import (
+    GatewayError,
+    InvalidManifest,
+    MalformedRequest,
+    ManifestTooLarge,
+)
 from assets_gateway.manifest import (
     MAX_FILE_BYTES,
+    Manifest,
     ManifestLimits,
+    _accept_decoded,
     check_content_type,
     json_pointer,
     parse_json_body,
     parse_manifest,
+    parse_manifest_body,
 )
 
 HASH = "0de3dd5df907418e9730fd2bd747bd5e"
@@ -280,3 +292,385 @@ def test_other_charsets_are_refused(content_type: str) -> None:
 
 def test_json_pointer_takes_array_indexes() -> None:
     assert json_pointer("x", 0, "k") == "/x/0/k"
+
+
+# --- the fast path (issue #7): the strict path's answers in fewer steps ----------------------
+
+
+DEFAULT_LIMITS = ManifestLimits()
+
+
+def strict(raw: bytes, limits: ManifestLimits = DEFAULT_LIMITS) -> Manifest:
+    return parse_manifest(parse_json_body(raw), limits)
+
+
+def outcome(parse: Any, raw: bytes, limits: ManifestLimits) -> tuple[Any, ...]:
+    """What a caller would see: the refusal (type, code, status, message, pointer) or the
+    manifest (entries, total bytes)."""
+    try:
+        manifest = parse(raw, limits)
+    except GatewayError as error:
+        return (type(error), error.code, error.status, error.message, error.pointer)
+    return ("accepted", manifest.entries, manifest.total_bytes)
+
+
+def canonical(entries: Any) -> bytes:
+    """What the gateway has always sent Cloudflare: compact ASCII JSON of the manifest."""
+    return json.dumps({"manifest": entries}, separators=(",", ":")).encode()
+
+
+def assert_same_answer(raw: bytes, limits: ManifestLimits = DEFAULT_LIMITS) -> None:
+    """Same refusal, or same manifest and the very same bytes forwarded to Cloudflare."""
+    fast = outcome(parse_manifest_body, raw, limits)
+    assert fast == outcome(strict, raw, limits)
+    if fast[0] == "accepted":
+        assert parse_manifest_body(raw, limits).to_body() == canonical(fast[1])
+        assert strict(raw, limits).to_body() == canonical(fast[1])
+
+
+def entry(digest: str = HASH, size: Any = 1) -> dict[str, Any]:
+    return {"hash": digest, "size": size}
+
+
+HOSTILE_BODIES = [
+    b"",
+    b"{",
+    b"[]",
+    b"null",
+    b'"manifest"',
+    b"{}",
+    b'{"manifest": []}',
+    b'{"manifest": {}}',
+    b'{"manifest": {}, "extra": 1}',
+    b'{"extra": 1, "manifest": {}}',
+    b"\xef\xbb\xbf" + b'{"manifest": {"/a": {"hash": "ab", "size": 1}}}',
+    b"\xef\xbb\xbf\xef\xbb\xbf" + b'{"manifest": {}}',
+    b"\xff\xfe{}",
+    '{"manifest": {}}'.encode("utf-16"),
+    '{"manifest": {"/é": {"hash": "ab", "size": 1}}}'.encode("latin-1"),
+    b'{"manifest": {"/\xed\xa0\x80": {"hash": "ab", "size": 1}}}',
+    b"[" * 100_000 + b"]" * 100_000,
+    b'{"a":' * 100_000,
+    b'{"manifest": {"/a": ' + b"[" * 2000 + b"]" * 2000 + b"}}",
+    # Duplicate keys, at every level, also where the duplicate is the only difference.
+    b'{"manifest": {"/a": {"hash": "ab", "size": 1}, "/a": {"hash": "cd", "size": 2}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": 1}, "/a": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "hash": "cd", "size": 1}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": 1, "size": 2}}}',
+    b'{"manifest": {}, "manifest": {"/a": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "hash": "ab", "size": 1}, "/a": {}}}',
+    b'{"manifest": {"/ok": {"hash": "ab", "size": 1}}, "x": [{"k": 1, "k": 2}]}',
+    # Duplicates hidden behind escaped colons (one decoded colon for each `:` the duplicate
+    # adds): the separator count alone would miss them.
+    b'{"manifest": {"/a\\u003a\\u003a\\u003a": {"hash": "ab", "size": 1},'
+    b' "/b": {"hash": "ab", "size": 1}, "/b": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/a\\u003a": {"hash": "ab", "hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/a\\u003A": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/a:b": {"hash": "ab", "size": 1}, "/c\\":": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": 1}, "/\\u0061": {"hash": "ab", "size": 1}}}',
+    # Numbers.
+    b'{"manifest": {"/a": {"hash": "ab", "size": NaN}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": Infinity}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": -Infinity}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": 1e999}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": -1e999}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": ' + b"9" * 5000 + b"}}}",
+    b'{"manifest": {"/a": {"hash": "ab", "size": ' + b"9" * 4000 + b"}}}",
+    b'{"manifest": {"/a": {"hash": "ab", "size": 99999999999999999999}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": 18446744073709551615}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": 1.0}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": 1E2}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": -0}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": -1}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": true}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": null}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": "1"}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": 26214401}}}',
+    # Strings.
+    b'{"manifest": {"/\\ud800": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/\\udc00\\ud800": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/\\ud83d\\ude00": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/a": {"hash": "\\ud800", "size": 1}}}',
+    b'{"manifest": {"/a\x01": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/a\\n": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/a\\u0000b": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/a\x7f": {"hash": "ab", "size": 1}}}',
+    '{"manifest": {"/a\x85": {"hash": "ab", "size": 1}}}'.encode(),
+    '{"manifest": {"/a\u00a0b": {"hash": "ab", "size": 1}}}'.encode(),
+    b'{"manifest": {"/a": {"hash": "ab\\n", "size": 1}}}',
+    b'{"manifest": {"/a": {"hash": "a\\nb", "size": 1}, "/b": {"hash": "cd", "size": 1}}}',
+    b'{"manifest": {"/a": {"hash": "AB", "size": 1}}}',
+    b'{"manifest": {"/a": {"hash": "\\u0061b", "size": 1}}}',
+    b'{"manifest": {"\\/a\\/b": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"\\u002fa": {"hash": "ab", "size": 1}}}',
+    # Shapes.
+    b'{"manifest": {"/a": ["ab", 1]}}',
+    b'{"manifest": {"/a": "ab"}}',
+    b'{"manifest": {"/a": null}}',
+    b'{"manifest": {"/a": {}}}',
+    b'{"manifest": {"/a": {"hash": "ab"}}}',
+    b'{"manifest": {"/a": {"size": 1}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": 1, "type": "text/html"}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": 1, "x": {"y": 1}}}}',
+    b'{"manifest": {"/a": {"hash": {"x": 1}, "size": 1}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": {"x": 1}}}}',
+    b'{"manifest": {"\\u006danifest": 1}}',
+    b'{"\\u006danifest": {"/a": {"hash": "ab", "size": 1}}}',
+    b'{"manifest": {"/a": {"hash": "ab", "size": 1}}} x',
+    b' \t\r\n{"manifest": {"/a": {"hash": "ab", "size": 1}}} \n',
+]
+
+
+@pytest.mark.parametrize("raw", HOSTILE_BODIES, ids=range(len(HOSTILE_BODIES)))
+def test_the_fast_path_answers_hostile_bodies_as_the_strict_path_does(raw: bytes) -> None:
+    assert_same_answer(raw)
+    assert_same_answer(raw, ManifestLimits(require_full_hash=True, max_entries=1))
+
+
+PATHS = [
+    "/",
+    "/a",
+    "/a/",
+    "//a",
+    "/a//b",
+    "/.",
+    "/..",
+    "/a/.",
+    "/a/..",
+    "/a/./b",
+    "/a/../b",
+    "/.well-known/security.txt",
+    "/a/.env",
+    "/a/..b",
+    "/a/b.",
+    "/a:b",
+    "/é/ü.html",
+    "/日本/索引.html",
+    "/😀.png",
+    "/a b",
+    "/a\tb",
+    "/a\u2028b",
+    "/a\u00adb",
+    "a",
+    "",
+    "/" + "a" * 4095,
+    "/" + "a" * 4096,
+    "/" + "é" * 2047,
+    "/" + "é" * 2048,
+    "/" + "😀" * 1023,
+    "/" + "😀" * 1024,
+    '/a"b',
+    "/a\\b",
+    "/a\\",
+]
+
+
+@pytest.mark.parametrize("path", PATHS)
+@pytest.mark.parametrize("ensure_ascii", [True, False])
+def test_the_fast_path_checks_paths_as_the_strict_path_does(path: str, ensure_ascii: bool) -> None:
+    # The path alone, then after a valid path (the joined-paths checks see it in the middle).
+    for entries in ({path: entry()}, {"/first": entry(), path: entry(), "/last": entry()}):
+        assert_same_answer(json.dumps({"manifest": entries}, ensure_ascii=ensure_ascii).encode())
+
+
+@pytest.mark.parametrize(
+    "digest", ["", "a", "0" * 31, "0" * 32, "0" * 33, "g" * 32, "A" * 32, "é", "a\n", 1, None]
+)
+@pytest.mark.parametrize("full", [False, True])
+def test_the_fast_path_checks_hashes_as_the_strict_path_does(digest: Any, full: bool) -> None:
+    limits = ManifestLimits(require_full_hash=full)
+    for entries in (
+        {"/a": entry(digest)},
+        {"/a": entry("f" * 32), "/b": entry(digest), "/c": entry("e" * 32)},
+    ):
+        assert_same_answer(json.dumps({"manifest": entries}).encode(), limits)
+
+
+@pytest.mark.parametrize(
+    "size", [0, 1, MAX_FILE_BYTES, MAX_FILE_BYTES + 1, -1, 1.0, 1.5, True, False, None, "1", 2**70]
+)
+def test_the_fast_path_checks_sizes_as_the_strict_path_does(size: Any) -> None:
+    for entries in ({"/a": entry(size=size)}, {"/a": entry(), "/b": entry(size=size)}):
+        assert_same_answer(json.dumps({"manifest": entries}).encode())
+    assert_same_answer(
+        json.dumps({"manifest": {"/a": entry(size=size)}}).encode(),
+        ManifestLimits(max_file_bytes=100),
+    )
+
+
+def test_too_many_entries_take_the_strict_path_to_their_413() -> None:
+    raw = json.dumps({"manifest": {f"/f{i}": entry() for i in range(11)}}).encode()
+    with pytest.raises(ManifestTooLarge):
+        parse_manifest_body(raw, ManifestLimits(max_entries=10))
+    assert_same_answer(raw, ManifestLimits(max_entries=10))
+
+
+# Generated bodies: manifests from a hostile alphabet, serialised in several ways, sometimes
+# with a key repeated by hand; the fast path must agree with the strict path on every one.
+_PATH_CHARS = st.sampled_from(list('/.:ab-_é日😀 "\\\n\x00\x7f\x85\u2028\ud800'))
+_HASHES = st.one_of(
+    st.text(alphabet="0123456789abcdef", min_size=32, max_size=32),
+    st.text(alphabet="0123456789abcdefABG\n", max_size=34),
+    st.integers(),
+    st.none(),
+)
+_SIZES = st.one_of(
+    st.integers(min_value=0, max_value=MAX_FILE_BYTES),
+    st.integers(min_value=-(2**70), max_value=2**70),
+    st.floats(allow_nan=False),
+    st.booleans(),
+    st.none(),
+)
+_ENTRIES = st.one_of(
+    st.fixed_dictionaries({"hash": _HASHES, "size": _SIZES}),
+    st.fixed_dictionaries(
+        {"hash": _HASHES, "size": _SIZES}, optional={"type": st.text(max_size=3)}
+    ),
+    st.lists(st.integers(), max_size=2),
+    st.text(max_size=3),
+)
+_MANIFESTS = st.dictionaries(
+    st.one_of(
+        st.text(alphabet=_PATH_CHARS, max_size=12).map(lambda p: "/" + p),
+        st.text(alphabet=_PATH_CHARS, max_size=6),
+    ),
+    _ENTRIES,
+    max_size=6,
+)
+
+
+def _serialise(manifest: dict[str, Any], style: int) -> bytes:
+    document = {"manifest": manifest}
+    if style == 0:
+        return json.dumps(document, ensure_ascii=False).encode("utf-8", "surrogatepass")
+    if style == 1:
+        return json.dumps(document, separators=(",", ":")).encode()
+    if style == 2:
+        return json.dumps(document, indent=2).encode()
+    return msgspec.json.format(msgspec.json.encode(document)) if _encodable(document) else b"{"
+
+
+def _encodable(document: Any) -> bool:
+    try:
+        msgspec.json.encode(document)
+    except (TypeError, UnicodeEncodeError, OverflowError):
+        return False
+    return True
+
+
+def _repeat_a_key(raw: bytes, nth: int) -> bytes:
+    """The body with the nth `"key": value` member of the manifest written twice (same text)."""
+    text = raw.decode("utf-8", "surrogatepass")
+    document = json.loads(text)
+    members = list(document["manifest"].items())
+    if not members:
+        return raw
+    key, value = members[nth % len(members)]
+    member = json.dumps({key: value})[1:-1]
+    return text.replace('"manifest": {', '"manifest": {' + member + ", ", 1).encode(
+        "utf-8", "surrogatepass"
+    )
+
+
+@settings(max_examples=600, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    manifest=_MANIFESTS,
+    style=st.integers(min_value=0, max_value=3),
+    repeat=st.one_of(st.none(), st.integers(min_value=0, max_value=10)),
+    full=st.booleans(),
+)
+def test_generated_bodies_get_the_same_answer_from_both_paths(
+    manifest: dict[str, Any], style: int, repeat: int | None, full: bool
+) -> None:
+    raw = _serialise(manifest, style)
+    if repeat is not None and style == 0:
+        raw = _repeat_a_key(raw, repeat)
+    assert_same_answer(raw, ManifestLimits(require_full_hash=full))
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # What httpx (`json=`), the Cloudflare SDKs and wrangler send for ASCII paths.
+        canonical({"/index.html": entry(), "/a b/c:d.css": entry("ab", 0), "/x": entry(size=7)}),
+        canonical({"/a": {"size": 1, "hash": "ab"}}),
+        b'{"manifest":{}}',
+    ],
+)
+def test_a_body_already_in_canonical_form_is_forwarded_as_the_callers_own_bytes(
+    raw: bytes,
+) -> None:
+    manifest = parse_manifest_body(raw)
+    assert manifest.raw is raw
+    assert manifest.to_body() is raw
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        json.dumps({"manifest": {"/a": entry()}}).encode(),  # json.dumps' default ", " and ": "
+        json.dumps({"manifest": {"/a": entry()}}, indent=2).encode(),
+        canonical({"/a": entry()}) + b"\n",
+        canonical({"/a": entry()}) + b" " * 10_000,
+        b"\xef\xbb\xbf" + canonical({"/a": entry()}),
+        b'{"manifest":{"/a":{"hash":"ab","size":-0}}}',
+        b'{"manifest":{"/a:-b":{"hash":"ab","size":1}}}',
+        json.dumps({"manifest": {"/é/😀": entry()}}, ensure_ascii=False).encode(),
+        # What wrangler sends for a non-ASCII path: compact, but UTF-8 rather than escapes.
+        json.dumps(
+            {"manifest": {"/é": entry()}}, ensure_ascii=False, separators=(",", ":")
+        ).encode(),
+        canonical({"/é/😀": entry()}).replace(b"\\u00e9", b"\\u00E9"),
+        b'{"manifest":{"\\/a":{"hash":"ab","size":1}}}',
+        b'{"manifest":{"/a\\u003a":{"hash":"ab","size":1}}}',
+    ],
+)
+def test_any_other_body_is_forwarded_in_canonical_form(raw: bytes) -> None:
+    manifest = parse_manifest_body(raw)
+    expected = canonical(json.loads(raw.decode("utf-8-sig"))["manifest"])
+    assert manifest.to_body() == expected
+    assert expected.isascii()
+    assert manifest.raw in (None, expected)  # a BOM-less copy of a canonical body is fine
+
+
+def test_a_manifest_without_its_bytes_is_serialised_in_canonical_form() -> None:
+    entries = {"/é": entry(), "/a": entry("ab", 0), '/q"\\': entry()}
+    manifest = parse_manifest({"manifest": entries})
+    assert manifest.raw is None
+    assert manifest.to_body() == canonical(entries)
+    ascii_only = {"/a": entry(), '/q"\\': entry("ab", 0)}
+    assert parse_manifest({"manifest": ascii_only}).to_body() == canonical(ascii_only)
+
+
+def test_the_largest_file_is_known_on_both_paths() -> None:
+    raw = canonical({"/a": entry(size=5), "/b": entry(size=70), "/c": entry(size=0)})
+    assert parse_manifest_body(raw).largest_file_bytes == 70
+    assert strict(raw).largest_file_bytes == 70
+    assert parse_manifest_body(b'{"manifest":{}}').largest_file_bytes == 0
+    assert parse_manifest({"manifest": {}}).largest_file_bytes == 0
+
+
+def test_a_large_manifest_takes_the_fast_path_and_matches_the_strict_one() -> None:
+    entries = {
+        f"/assets/{i // 100}/file-{i}.js": entry(f"{i:032x}", i % 5000) for i in range(20_000)
+    }
+    raw = canonical(entries)
+    manifest = parse_manifest_body(raw)
+    assert manifest.to_body() is raw
+    assert (manifest.count, manifest.total_bytes) == (20_000, sum(i % 5000 for i in range(20_000)))
+    assert manifest.entries == strict(raw).entries
+    # One bad entry at the very end: the strict path names it, as it always did.
+    entries["/assets/last/..."] = entry()
+    raw = gzip.decompress(gzip.compress(json.dumps({"manifest": entries}).encode()))
+    assert_same_answer(raw)
+
+
+@pytest.mark.parametrize("size", [True, 1.0, "1", None])
+def test_the_column_checks_type_sizes_themselves_after_an_untyped_parser(size: Any) -> None:
+    # bench/manifest_parsers.py runs the same checks after parsers that do not type the entries.
+    raw = canonical({"/a": entry(size=size)})
+    assert _accept_decoded(json.loads(raw), raw, DEFAULT_LIMITS) is None
+    good = canonical({"/a": entry()})
+    accepted = _accept_decoded(json.loads(good), good, DEFAULT_LIMITS)
+    assert accepted is not None
+    assert accepted.raw is good

@@ -31,8 +31,30 @@ class AuditRecord:
     latency_ms: float | None = None
 
 
+@dataclass
+class AdminAuditRecord:
+    """One admin action, allowed or refused (`audit.door = "admin"` in Logs Insights)."""
+
+    request_id: str
+    principal: str
+    action: str
+    door: str = "admin"
+    outcome: str = "refused"
+    status: int = 500
+    code: int | None = None
+    team: str | None = None
+    reason: str | None = None
+    policy_version: int | None = None
+    changes: list[str] = field(default_factory=list)
+    message: str | None = None
+
+
 class AuditSink(Protocol):
     def record(self, record: AuditRecord) -> None: ...
+
+
+class AdminAuditSink(Protocol):
+    def record(self, record: AdminAuditRecord) -> None: ...
 
 
 class LoggerAuditSink:
@@ -41,5 +63,5 @@ class LoggerAuditSink:
     def __init__(self, logger: Logger | None = None) -> None:
         self._logger = logger or Logger(child=True)
 
-    def record(self, record: AuditRecord) -> None:
+    def record(self, record: AuditRecord | AdminAuditRecord) -> None:
         self._logger.info("audit", extra={"audit": asdict(record)})

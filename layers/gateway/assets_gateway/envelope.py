@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from assets_gateway.errors import GatewayError, Problem
+from assets_gateway.errors import GatewayError, PolicyInvalid, Problem
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -25,20 +25,31 @@ class Reply:
 
 
 def _message(code: int, problem: Problem) -> dict[str, Any]:
-    item: dict[str, Any] = {"code": code, "message": problem.message}
-    if problem.pointer is not None:
-        item["source"] = {"pointer": problem.pointer}
-    return item
+    return {"code": code, "message": problem.message, **_source(problem)}
 
 
 def error_envelope(error: GatewayError) -> dict[str, Any]:
-    """`errors` holds the refusal; `messages` holds every individual reason behind it."""
+    """`errors` holds the refusal; `messages` holds every individual reason behind it.
+
+    An invalid policy is the exception: each problem is an error of its own (with its pointer),
+    and `messages` carries the warnings."""
+    if isinstance(error, PolicyInvalid):
+        return {
+            "success": False,
+            "errors": [_message(error.code, reason) for reason in error.reasons],
+            "messages": [{"message": w.message, **_source(w)} for w in error.warnings],
+            "result": None,
+        }
     return {
         "success": False,
         "errors": [_message(error.code, Problem(error.message, error.pointer))],
         "messages": [_message(error.code, reason) for reason in error.reasons],
         "result": None,
     }
+
+
+def _source(problem: Problem) -> dict[str, Any]:
+    return {"source": {"pointer": problem.pointer}} if problem.pointer is not None else {}
 
 
 def error_reply(error: GatewayError, *, request_id: str | None = None) -> Reply:

@@ -129,3 +129,51 @@ class IdempotencyUnavailable(GatewayError):
     """The idempotency records cannot be read or written: retry with the same key later."""
 
     code, status = 19041, 503
+
+
+class GatewayStopped(GatewayError):
+    """The org's admins engaged the kill switch: the session door refuses every request."""
+
+    code, status = 19013, 503
+
+
+class AdminOnly(GatewayError):
+    """The admin door is for the principals listed as admins (template or current policy)."""
+
+    code, status = 19050, 403
+
+
+class PolicyInvalid(GatewayError):
+    """A proposed policy fails validation; `reasons` carry one problem each, with pointers."""
+
+    code, status = 19051, 400
+
+    def __init__(
+        self, message: str, *, reasons: Sequence[Problem], warnings: Sequence[Problem] = ()
+    ) -> None:
+        super().__init__(message, reasons=reasons)
+        self.warnings = tuple(warnings)
+
+
+class PolicyVersionConflict(GatewayError):
+    """If-Match names a version that is no longer the current one: someone published first."""
+
+    code, status = 19052, 409
+
+
+class PreconditionRequired(GatewayError):
+    """A publish without If-Match could silently overwrite someone else's change."""
+
+    code, status = 19053, 428
+
+
+class AdminNotFound(GatewayError):
+    """An admin route names something that does not exist (a team, a policy version)."""
+
+    code, status = 19054, 404
+
+
+class DecisionsUnavailable(GatewayError):
+    """The recorded decisions cannot be read (a simulation needs them)."""
+
+    code, status = 19055, 503

@@ -36,6 +36,11 @@ class GlobSet:
         # The common "everything" policy skips the regex on every one of 100,000 paths.
         self._matches_any_path = "/**" in self.patterns or "**" in self.patterns
 
+    @property
+    def matches_every_path(self) -> bool:
+        """True when every asset path (they all start with '/') matches."""
+        return self._matches_any_path
+
     def matches(self, value: str) -> bool:
         if self._regex is None:
             return False

@@ -6,12 +6,21 @@ reason for a refusal, not only the first, so a team fixes everything in one go.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from functools import cached_property
 from typing import Annotated, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from assets_gateway.errors import Problem
 from assets_gateway.globs import GlobSet
@@ -25,8 +34,13 @@ PrincipalArn = Annotated[
     str, StringConstraints(pattern=r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/-]+$")
 ]
 Glob = Annotated[str, StringConstraints(min_length=1, max_length=512)]
+Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 T = TypeVar("T")
+
+# The pydantic error type of a principal listed by two teams (the validator reports it with
+# pointers of its own).
+DUPLICATE_PRINCIPAL = "duplicate_principal"
 
 # How many offending paths a refusal lists before it summarises the rest.
 MAX_PATH_REASONS = 10
@@ -72,6 +86,8 @@ class TeamPolicy(Limits):
     namespaces: list[Glob] = Field(default_factory=list)
     paths: list[Glob] = Field(default_factory=lambda: ["/**"])
     suspended: bool = False
+    # Why, told to the team's callers in the 19010 refusal.
+    suspended_reason: str = Field(default="", max_length=500)
 
     @cached_property
     def script_globs(self) -> GlobSet:
@@ -95,11 +111,42 @@ class EffectiveLimits:
     quotas: TeamQuotas
 
 
+class Grant(BaseModel):
+    """A temporary quota increase: `quotas` are added to the team's own until `expires_at`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    team: TeamName
+    quotas: Quotas
+    reason: Reason
+    expires_at: AwareDatetime
+    granted_by: str = Field(default="", max_length=2048)
+    granted_at: AwareDatetime | None = None
+
+    def active(self, at: datetime) -> bool:
+        return at < self.expires_at
+
+
+class KillSwitch(BaseModel):
+    """Engaged, the session door answers 503 19013 to everyone; the admin door stays up."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engaged: bool = False
+    reason: str = Field(default="", max_length=500)
+    by: str = Field(default="", max_length=2048)
+    at: AwareDatetime | None = None
+
+
 class PolicyDocument(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
+    # Principals allowed on the admin door, besides those the template names.
+    admins: list[PrincipalArn] = Field(default_factory=list)
     defaults: Limits = Limits()
     teams: dict[TeamName, TeamPolicy]
+    grants: list[Grant] = Field(default_factory=list)
+    kill_switch: KillSwitch = KillSwitch()
 
     @model_validator(mode="after")
     def _each_principal_belongs_to_one_team(self) -> PolicyDocument:
@@ -108,12 +155,17 @@ class PolicyDocument(BaseModel):
             for arn in team.principals:
                 principal = normalise_principal(arn)
                 if owners.get(principal, name) != name:
-                    raise ValueError(
-                        f"principal {principal} is listed by teams {owners[principal]!r} and "
-                        f"{name!r}; a principal belongs to one team"
+                    raise PydanticCustomError(
+                        DUPLICATE_PRINCIPAL,
+                        "principal {principal} is listed by teams {first!r} and {second!r}; "
+                        "a principal belongs to one team",
+                        {"principal": principal, "first": owners[principal], "second": name},
                     )
                 owners[principal] = name
         return self
+
+    def is_admin(self, principal_arn: str) -> bool:
+        return normalise_principal(principal_arn) in {normalise_principal(a) for a in self.admins}
 
     @cached_property
     def _team_by_principal(self) -> Mapping[str, str]:
@@ -126,7 +178,8 @@ class PolicyDocument(BaseModel):
     def team_of(self, principal_arn: str) -> str | None:
         return self._team_by_principal.get(normalise_principal(principal_arn))
 
-    def limits_of(self, team: str) -> EffectiveLimits:
+    def limits_of(self, team: str, at: datetime | None = None) -> EffectiveLimits:
+        """The team's limits; with `at`, its grants active at that moment are added."""
         own, defaults = self.teams[team], self.defaults
         max_entries = _first_set(own.max_entries, defaults.max_entries, MAX_ENTRIES)
         max_file_bytes = _first_set(own.max_file_bytes, defaults.max_file_bytes, MAX_FILE_BYTES)
@@ -142,6 +195,8 @@ class PolicyDocument(BaseModel):
                 for name in Quotas.model_fields
             }
         )
+        if at is not None:
+            quotas = self._with_grants(team, quotas, at)
         return EffectiveLimits(
             max_entries=max_entries,
             max_bytes=max_bytes,
@@ -149,6 +204,22 @@ class PolicyDocument(BaseModel):
             require_full_hash=full_hash,
             quotas=quotas,
         )
+
+    def active_grants(self, team: str, at: datetime) -> list[Grant]:
+        return [grant for grant in self.grants if grant.team == team and grant.active(at)]
+
+    def _with_grants(self, team: str, quotas: TeamQuotas, at: datetime) -> TeamQuotas:
+        extra = dict.fromkeys(Quotas.model_fields, 0)
+        for grant in self.active_grants(team, at):
+            for name in extra:
+                extra[name] += getattr(grant.quotas, name) or 0
+        if not any(extra.values()):
+            return quotas
+        return TeamQuotas(**{name: getattr(quotas, name) + extra[name] for name in extra})
+
+
+def moment(epoch_seconds: float) -> datetime:
+    return datetime.fromtimestamp(epoch_seconds, UTC)
 
 
 def _first_set(own: T | None, default: T | None, built_in: T) -> T:
@@ -167,9 +238,22 @@ class SessionTarget:
 
 
 @dataclass(frozen=True)
+class ManifestSummary:
+    """What is known of a manifest that is not at hand (an admin's explain, a recorded
+    decision): its size and, when known, its paths and its largest file."""
+
+    count: int
+    total_bytes: int
+    paths: tuple[str, ...] | None = None
+    largest_file_bytes: int | None = None
+
+
+@dataclass(frozen=True)
 class Decision:
     allowed: bool
     reasons: tuple[Problem, ...]
+    # Rules a summary could not be checked against ("paths", "file sizes").
+    unchecked: tuple[str, ...] = ()
 
 
 def decide(
@@ -177,7 +261,7 @@ def decide(
     team: TeamPolicy,
     limits: EffectiveLimits,
     target: SessionTarget,
-    manifest: Manifest,
+    manifest: Manifest | ManifestSummary,
 ) -> Decision:
     """Every reason the team may not create this session; allowed when there is none."""
     reasons: list[Problem] = []
@@ -198,11 +282,23 @@ def decide(
             )
         )
     reasons.extend(_size_reasons(team_name, limits, manifest))
-    reasons.extend(_path_reasons(team_name, team, manifest))
-    return Decision(allowed=not reasons, reasons=tuple(reasons))
+    unchecked: list[str] = []
+    oversized = _oversized(manifest, limits.max_file_bytes)
+    if oversized is None:
+        unchecked.append("file sizes")
+    else:
+        reasons.extend(_oversized_reasons(team_name, limits, oversized))
+    paths = manifest.paths if isinstance(manifest, ManifestSummary) else manifest.entries
+    if paths is None:
+        unchecked.append("paths")
+    else:
+        reasons.extend(_path_reasons(team_name, team, paths))
+    return Decision(allowed=not reasons, reasons=tuple(reasons), unchecked=tuple(unchecked))
 
 
-def _size_reasons(team_name: str, limits: EffectiveLimits, manifest: Manifest) -> list[Problem]:
+def _size_reasons(
+    team_name: str, limits: EffectiveLimits, manifest: Manifest | ManifestSummary
+) -> list[Problem]:
     reasons: list[Problem] = []
     if manifest.count > limits.max_entries:
         reasons.append(
@@ -220,14 +316,30 @@ def _size_reasons(team_name: str, limits: EffectiveLimits, manifest: Manifest) -
                 pointer="/manifest",
             )
         )
-    oversized = [p for p, e in manifest.entries.items() if e["size"] > limits.max_file_bytes]
-    reasons.extend(
+    return reasons
+
+
+def _oversized(manifest: Manifest | ManifestSummary, limit: int) -> list[str] | None:
+    """The paths of files over `limit`; None when the sizes are not known."""
+    if isinstance(manifest, ManifestSummary):
+        if manifest.largest_file_bytes is None:
+            return None
+        return ["(largest file)"] if manifest.largest_file_bytes > limit else []
+    if manifest.largest_file_bytes <= limit:  # known without a pass over the entries
+        return []
+    return [p for p, e in manifest.entries.items() if e["size"] > limit]
+
+
+def _oversized_reasons(
+    team_name: str, limits: EffectiveLimits, oversized: list[str]
+) -> list[Problem]:
+    reasons = [
         Problem(
             f"file is larger than team {team_name!r}'s limit of {limits.max_file_bytes} bytes",
             pointer=json_pointer("manifest", path, "size"),
         )
         for path in oversized[:MAX_PATH_REASONS]
-    )
+    ]
     if len(oversized) > MAX_PATH_REASONS:
         reasons.append(
             Problem(f"and {len(oversized) - MAX_PATH_REASONS} more files over the limit")
@@ -235,9 +347,11 @@ def _size_reasons(team_name: str, limits: EffectiveLimits, manifest: Manifest) -
     return reasons
 
 
-def _path_reasons(team_name: str, team: TeamPolicy, manifest: Manifest) -> list[Problem]:
+def _path_reasons(team_name: str, team: TeamPolicy, paths: Iterable[str]) -> list[Problem]:
     globs = team.path_globs
-    outside = [path for path in manifest.entries if not globs.matches(path)]
+    if globs.matches_every_path:  # the common "/**": no call per path of 100,000
+        return []
+    outside = [path for path in paths if not globs.matches(path)]
     reasons = [
         Problem(
             f"path is outside team {team_name!r}'s allowed paths ({', '.join(team.paths)})",

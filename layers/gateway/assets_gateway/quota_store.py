@@ -165,6 +165,27 @@ class QuotaStore:
         }
         return states(limits, used, now)
 
+    def reset(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]:
+        """Set the team's counters of the current windows back to zero (an admin's decision);
+        returns what they were. A request in flight when this runs may still refund its charge
+        afterwards, leaving the counter a little below zero until the window rolls over."""
+        before = self.usage(team, limits, now)
+        for item in _window_items(team, limits, now):
+            names = {f"#c{i}": limit.counter.value for i, limit in enumerate(item.limits)}
+            try:
+                self._dynamodb.update_item(
+                    TableName=self._table,
+                    Key={"pk": {"S": item.key}},
+                    UpdateExpression="SET "
+                    + ", ".join(f"{name} = :zero" for name in names)
+                    + ", expires_at = :expires",
+                    ExpressionAttributeNames=names,
+                    ExpressionAttributeValues={":zero": _n(0), ":expires": _n(item.expires_at)},
+                )
+            except (ClientError, BotoCoreError) as error:
+                raise self._unavailable(error) from None
+        return before
+
     def open_cooldown(self, until: float) -> None:
         """Cloudflare answered 429: no call goes upstream before `until` (epoch seconds)."""
         try:

@@ -26,6 +26,7 @@ from assets_gateway.errors import (
     CallerNotAllowed,
     CircuitOpen,
     GatewayError,
+    GatewayStopped,
     GlobalBudgetExceeded,
     MalformedRequest,
     ManifestTooLarge,
@@ -40,10 +41,16 @@ from assets_gateway.manifest import (
     ManifestLimits,
     check_content_type,
     gunzip,
-    parse_json_body,
-    parse_manifest,
+    parse_manifest_body,
 )
-from assets_gateway.policy import PolicyDocument, SessionTarget, decide
+from assets_gateway.policy import (
+    EffectiveLimits,
+    ManifestSummary,
+    PolicyDocument,
+    SessionTarget,
+    decide,
+    moment,
+)
 from assets_gateway.policy_store import StoredPolicy
 from assets_gateway.quota import (
     Charge,
@@ -55,6 +62,7 @@ from assets_gateway.quota import (
     ratelimit_headers,
 )
 from assets_gateway.quota_store import Ticket
+from assets_gateway.simulation import RecordedDecision
 
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
 # Cloudflare script and namespace names: letters, digits, '-' and '_' (no dots, no slashes).
@@ -74,6 +82,7 @@ class Outcome(StrEnum):
     CIRCUIT_OPEN = "circuit_open"
     UPSTREAM_ERROR = "upstream_error"
     DRY_RUN = "dry_run"
+    STOPPED = "stopped"
     UNAVAILABLE = "unavailable"
     INTERNAL_ERROR = "internal_error"
 
@@ -85,6 +94,7 @@ _OUTCOME_OF_ERROR: dict[int, Outcome] = {
     19010: Outcome.REFUSED_CALLER,
     19011: Outcome.REFUSED_POLICY,
     19012: Outcome.UNAVAILABLE,
+    19013: Outcome.STOPPED,
     19020: Outcome.REFUSED_QUOTA,
     19021: Outcome.REFUSED_BUDGET,
     19022: Outcome.UNAVAILABLE,
@@ -112,6 +122,10 @@ class PolicySource(Protocol):
     def current(self) -> StoredPolicy: ...
 
 
+class DecisionRecorder(Protocol):
+    def record(self, decision: RecordedDecision, paths: list[str] | None = None) -> None: ...
+
+
 class TokenSource(Protocol):
     def get(self, *, force_refresh: bool = False) -> SecretStr: ...
 
@@ -133,6 +147,8 @@ class SessionRequest:
     dry_run: bool = False
     # `gzip` lets a 100,000-entry manifest (~9 MB of JSON) fit Lambda's 6 MB payload.
     content_encoding: str | None = None
+    # An admin's explain of a manifest known only by its summary (a dry run; no body is read).
+    summary: ManifestSummary | None = None
 
 
 @dataclass(frozen=True)
@@ -149,6 +165,7 @@ class _Progress:
     limits: Sequence[Limit] = ()
     ticket: Ticket | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    manifest: Manifest | None = None
 
 
 class SessionService:
@@ -163,9 +180,11 @@ class SessionService:
         max_request_body_bytes: int,
         global_budget: int,
         max_inflated_body_bytes: int = 32 * 1024 * 1024,
+        decisions: DecisionRecorder | None = None,
         now: Callable[[], float] = time.time,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
+        self._decisions = decisions
         self._policies = policies
         self._quotas = quotas
         self._tokens = tokens
@@ -188,12 +207,16 @@ class SessionService:
             namespace=request.target.namespace,
         )
         progress = _Progress()
+        if request.summary is not None and not request.dry_run:
+            raise ValueError("a manifest summary can only be explained (dry run)")
         try:
             result = self._run(request, record, progress)
         except GatewayError as error:
             if request.dry_run:
                 # A dry run reports a refusal as its decision instead of answering it.
-                result = self._dry_run_reply(progress, [_reason(error.code, error)])
+                result = self._dry_run_reply(
+                    progress, [_reason(error.code, error)], policy_version=record.policy_version
+                )
                 record.reasons = [error.message]
                 return self._finish(record, result, started)
             self._give_back(progress)
@@ -214,6 +237,8 @@ class SessionService:
             record.latency_ms = self._elapsed_ms(started)
             self._audit.record(record)
             raise
+        if not request.dry_run:
+            self._remember(request, record, progress, result.outcome)
         return self._finish(record, result, started)
 
     def _finish(self, record: AuditRecord, result: SessionResult, started: float) -> SessionResult:
@@ -222,6 +247,40 @@ class SessionService:
         record.status = result.reply.status
         self._audit.record(record)
         return result
+
+    def _remember(
+        self, request: SessionRequest, record: AuditRecord, progress: _Progress, outcome: Outcome
+    ) -> None:
+        """Keep what the policy judged, for admins replaying a proposed policy: refused callers,
+        and every request whose manifest was read (whatever quotas or Cloudflare said after)."""
+        if self._decisions is None:
+            return
+        manifest = progress.manifest
+        if manifest is None and outcome is not Outcome.REFUSED_CALLER:
+            return
+        summary = None
+        if manifest is not None:
+            summary = ManifestSummary(
+                count=manifest.count,
+                total_bytes=manifest.total_bytes,
+                largest_file_bytes=manifest.largest_file_bytes,
+            )
+        self._decisions.record(
+            RecordedDecision(
+                at=self._now(),
+                request_id=request.request_id,
+                door=request.caller.source,
+                principal=request.caller.principal_arn,
+                target=request.target,
+                policy_allowed=outcome not in (Outcome.REFUSED_CALLER, Outcome.REFUSED_POLICY),
+                team=progress.team,
+                caller_team=request.caller.team,
+                outcome=outcome.value,
+                policy_version=record.policy_version,
+                manifest=summary,
+            ),
+            paths=list(manifest.entries) if manifest is not None else None,
+        )
 
     def usage(self, caller: Caller, request_id: str) -> Reply:
         """The caller's own team: its limits, what is used and when each window resets."""
@@ -259,25 +318,37 @@ class SessionService:
         body = self._inflate(request)
         stored = self._policies.current()
         record.policy_version = stored.version
+        _check_kill_switch(stored.policy)
         team = _team_of(stored.policy, request.caller)
         record.team = progress.team = team
-        limits = stored.policy.limits_of(team)
+        _check_not_suspended(stored.policy, team)
+        limits = stored.policy.limits_of(team, at=moment(self._now()))
         progress.limits = (*limits.quotas.limits(), self._global_limit)
-        manifest = parse_manifest(
-            parse_json_body(body),
-            ManifestLimits(require_full_hash=limits.require_full_hash),
+        if request.summary is not None:
+            record.entries, record.bytes = request.summary.count, request.summary.total_bytes
+            return self._dry_run(
+                stored=stored,
+                team=team,
+                target=request.target,
+                manifest=request.summary,
+                progress=progress,
+                record=record,
+            )
+        manifest = parse_manifest_body(
+            body, ManifestLimits(require_full_hash=limits.require_full_hash)
         )
         record.entries, record.bytes = manifest.count, manifest.total_bytes
+        progress.manifest = manifest
         if request.dry_run:
             return self._dry_run(
-                policy=stored.policy,
+                stored=stored,
                 team=team,
                 target=request.target,
                 manifest=manifest,
                 progress=progress,
                 record=record,
             )
-        _enforce(stored.policy, team, request.target, manifest)
+        _enforce(stored.policy, team, limits, request.target, manifest)
         # Quota comes after validation and policy: a bad request never consumes any.
         now = self._now()
         progress.ticket = self._quotas.charge(
@@ -320,17 +391,20 @@ class SessionService:
     def _dry_run(
         self,
         *,
-        policy: PolicyDocument,
+        stored: StoredPolicy,
         team: str,
         target: SessionTarget,
-        manifest: Manifest,
+        manifest: Manifest | ManifestSummary,
         progress: _Progress,
         record: AuditRecord,
     ) -> SessionResult:
         """Every reason the request would be refused now, policy and quota, charging nothing."""
-        decision = decide(team, policy.teams[team], policy.limits_of(team), target, manifest)
-        reasons = [_reason(PolicyDenied.code, problem) for problem in decision.reasons]
         now = self._now()
+        policy = stored.policy
+        decision = decide(
+            team, policy.teams[team], policy.limits_of(team, at=moment(now)), target, manifest
+        )
+        reasons = [_reason(PolicyDenied.code, problem) for problem in decision.reasons]
         current = self._quotas.usage(team, progress.limits, now)
         used = {state.limit.name: state.used for state in current}
         charge = Charge(entries=manifest.count, bytes=manifest.total_bytes)
@@ -342,23 +416,35 @@ class SessionService:
             )
             reasons.append(_reason(code, Problem(f"the request would exceed {state.describe()}")))
         record.reasons = [reason["message"] for reason in reasons]
-        return self._dry_run_reply(progress, reasons, manifest, current)
+        return self._dry_run_reply(
+            progress,
+            reasons,
+            manifest,
+            current,
+            policy_version=stored.version,
+            unchecked=decision.unchecked,
+        )
 
     def _dry_run_reply(
         self,
         progress: _Progress,
         reasons: list[dict[str, Any]],
-        manifest: Manifest | None = None,
+        manifest: Manifest | ManifestSummary | None = None,
         current: Sequence[LimitState] = (),
+        *,
+        policy_version: int | None = None,
+        unchecked: Sequence[str] = (),
     ) -> SessionResult:
         result = {
             "dry_run": True,
             "allowed": not reasons,
             "team": progress.team,
+            "policy_version": policy_version,
             "entries": manifest.count if manifest else None,
             "bytes": manifest.total_bytes if manifest else None,
             "reasons": reasons,
             "quotas": [state.as_dict() for state in current],
+            "unchecked": list(unchecked),
         }
         team_states = [state for state in current if state.limit.scope is Scope.TEAM]
         return SessionResult(
@@ -434,13 +520,33 @@ def _team_of(policy: PolicyDocument, caller: Caller) -> str:
         team = policy.team_of(caller.principal_arn)
     if team is None:
         raise CallerNotAllowed(f"principal {caller.principal} is not mapped to any team")
-    if policy.teams[team].suspended:
-        raise CallerNotAllowed(f"team {team!r} is suspended")
     return team
 
 
-def _enforce(policy: PolicyDocument, team: str, target: SessionTarget, manifest: Manifest) -> None:
-    decision = decide(team, policy.teams[team], policy.limits_of(team), target, manifest)
+def _check_not_suspended(policy: PolicyDocument, team: str) -> None:
+    if policy.teams[team].suspended:
+        why = policy.teams[team].suspended_reason
+        raise CallerNotAllowed(f"team {team!r} is suspended" + (f": {why}" if why else ""))
+
+
+def _check_kill_switch(policy: PolicyDocument) -> None:
+    switch = policy.kill_switch
+    if switch.engaged:
+        why = f": {switch.reason}" if switch.reason else ""
+        raise GatewayStopped(
+            f"the org's admins have stopped the assets gateway{why}; sessions resume when they "
+            "release the kill switch"
+        )
+
+
+def _enforce(
+    policy: PolicyDocument,
+    team: str,
+    limits: EffectiveLimits,
+    target: SessionTarget,
+    manifest: Manifest,
+) -> None:
+    decision = decide(team, policy.teams[team], limits, target, manifest)
     if not decision.allowed:
         count = len(decision.reasons)
         raise PolicyDenied(

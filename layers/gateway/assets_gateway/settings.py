@@ -53,6 +53,11 @@ class Settings(BaseModel):
     max_request_body_bytes: int = Field(
         default=6 * 1024 * 1024, gt=0, alias="MAX_REQUEST_BODY_BYTES"
     )
+    # Where decisions are recorded for admins' policy simulations (none: not recorded).
+    decisions_table_name: str | None = Field(
+        default=None, alias="DECISIONS_TABLE_NAME", min_length=3
+    )
+    decision_retention_days: int = Field(default=30, ge=1, le=365, alias="DECISION_RETENTION_DAYS")
 
     @field_validator("cloudflare_api_base_url")
     @classmethod
@@ -87,3 +92,16 @@ class ManifestDoorSettings(Settings):
         default=64 * 1024 * 1024, gt=0, alias="MAX_MANIFEST_OBJECT_BYTES"
     )
     idempotency_hours: int = Field(default=72, ge=1, le=24 * 30, alias="IDEMPOTENCY_HOURS")
+
+
+class AdminSettings(Settings):
+    """The admin door's function: who its admins are, besides those the current policy names."""
+
+    admin_principals: tuple[str, ...] = Field(default=(), alias="ADMIN_PRINCIPALS")
+
+    @field_validator("admin_principals", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(arn.strip() for arn in value.split(",") if arn.strip())
+        return value

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import boto3
 import httpx
@@ -16,11 +17,15 @@ from assets_gateway.audit import AuditSink, LoggerAuditSink
 from assets_gateway.circuit import CircuitBreaker
 from assets_gateway.cloudflare import CloudflareClient, RetryPolicy, build_http_client
 from assets_gateway.cloudflare_token import TokenProvider
+from assets_gateway.decision_log import DecisionLog
 from assets_gateway.policy_store import PolicyStore
 from assets_gateway.quota_store import QuotaStore
 from assets_gateway.s3_door import ManifestDoor
 from assets_gateway.service import QuotaGate, SessionService
-from assets_gateway.settings import ManifestDoorSettings, Settings
+from assets_gateway.settings import AdminSettings, ManifestDoorSettings, Settings
+
+if TYPE_CHECKING:
+    from assets_gateway.admin import AdminService
 
 # AWS calls must fail well inside the Lambda timeout; standard retry mode backs off on throttling.
 AWS_CLIENT_CONFIG = Config(
@@ -83,7 +88,18 @@ def build_session_service(
         audit=audit or LoggerAuditSink(),
         max_request_body_bytes=max_request_body_bytes or settings.max_request_body_bytes,
         max_inflated_body_bytes=settings.max_inflated_body_bytes,
+        decisions=_decision_log(settings, aws),
         now=now,
+    )
+
+
+def _decision_log(settings: Settings, aws: boto3.Session) -> DecisionLog | None:
+    if settings.decisions_table_name is None:
+        return None
+    return DecisionLog(
+        table_name=settings.decisions_table_name,
+        dynamodb=aws.client("dynamodb", config=AWS_CLIENT_CONFIG),
+        retention_days=settings.decision_retention_days,
     )
 
 
@@ -113,8 +129,46 @@ def build_manifest_door(
     )
 
 
-def build_idempotent_sessions(service: SessionService, settings: Settings) -> IdempotentSessions:
+def build_idempotent_sessions(
+    service: SessionService, settings: Settings, *, aws: boto3.Session | None = None
+) -> IdempotentSessions:
+    # A client of the function's one session: Powertools would otherwise build a session of its
+    # own at start-up (~50 ms of cold start).
     persistence = DynamoDBPersistenceLayer(
-        table_name=settings.control_table_name, boto_config=AWS_CLIENT_CONFIG
+        table_name=settings.control_table_name,
+        boto3_client=(aws or boto3.Session()).client("dynamodb", config=AWS_CLIENT_CONFIG),
     )
     return IdempotentSessions(service, persistence)
+
+
+def build_admin_service(
+    settings: AdminSettings,
+    *,
+    aws: boto3.Session | None = None,
+    http: httpx.Client | None = None,
+    now: Callable[[], float] = time.time,
+) -> AdminService:
+    # Only the admin function needs these: the doors' cold starts do not pay for them.
+    from assets_gateway.admin import AdminService  # noqa: PLC0415
+    from assets_gateway.policy_history import PolicyHistory  # noqa: PLC0415
+
+    aws = aws or boto3.Session()
+    dynamodb = aws.client("dynamodb", config=AWS_CLIENT_CONFIG)
+    decisions = _decision_log(settings, aws)
+    if decisions is None:
+        raise ValueError("the admin door needs DECISIONS_TABLE_NAME (policy simulations)")
+    # Explain answers with the policy as published now, not as a cache saw it a while ago.
+    sessions = build_session_service(
+        settings.model_copy(update={"policy_cache_seconds": 0}), aws=aws, http=http, now=now
+    )
+    return AdminService(
+        history=PolicyHistory(table_name=settings.control_table_name, dynamodb=dynamodb),
+        counters=QuotaStore(table_name=settings.quota_table_name, dynamodb=dynamodb),
+        decisions=decisions,
+        sessions=sessions,
+        admins=settings.admin_principals,
+        global_budget=settings.global_budget_per_5_minutes,
+        retention_days=settings.decision_retention_days,
+        audit=LoggerAuditSink(),
+        now=now,
+    )

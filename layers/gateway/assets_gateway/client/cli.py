@@ -1,4 +1,4 @@
-"""`assets-gateway`: the team client's command line.
+"""`assets-gateway`: the team client's command line, and the org admins' (`admin`).
 
     assets-gateway upload DIST --account ACCOUNT_ID --script NAME [--namespace NS]
         [--gateway URL] [--cloudflare-api URL] [--profile P] [--region R] [--concurrency N]
@@ -11,6 +11,11 @@ instead. Everything for people (summary, progress bar, errors) goes to stderr.
 Exit status: 0 done (or, for `--dry-run`, allowed); 1 refused or failed (the gateway's or
 Cloudflare's reasons are printed); 2 a usage or local problem (bad folder, file too large,
 no gateway URL, no AWS credentials); 130 interrupted.
+
+    assets-gateway admin policy|explain|usage|grant|reset-usage|suspend|resume|kill-switch ...
+
+The admin door's commands (see `admin_cli`): same `--gateway`, `--profile`, `--region` and
+`--json`, readable tables on stdout, errors on stderr, the same exit statuses.
 """
 
 from __future__ import annotations
@@ -25,6 +30,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
+from assets_gateway.client.admin_cli import add_admin_parser, run_admin
 from assets_gateway.client.manifest_builder import AssetManifest, ManifestError, build_manifest
 from assets_gateway.client.upload import (
     DEFAULT_CLOUDFLARE_API_URL,
@@ -32,7 +38,7 @@ from assets_gateway.client.upload import (
     UploadError,
     UploadProgress,
     UploadResult,
-    gateway_auth,
+    profile_auth,
     upload_manifest,
 )
 
@@ -111,6 +117,7 @@ def _parser() -> argparse.ArgumentParser:
         help="draw a progress bar on stderr (default: when stderr is a terminal)",
     )
     upload.add_argument("--quiet", "-q", action="store_true", help="print only errors on stderr")
+    add_admin_parser(commands)
     return parser
 
 
@@ -248,14 +255,8 @@ def _resolve_urls(args: argparse.Namespace) -> tuple[str, str]:
 
 
 def _auth(args: argparse.Namespace, gateway_url: str) -> SigV4Auth:
-    import boto3  # noqa: PLC0415 - slow to import; --manifest-only does without it
-    from botocore.exceptions import BotoCoreError  # noqa: PLC0415
-
     try:
-        session = boto3.Session(profile_name=args.profile) if args.profile else boto3.Session()
-        return gateway_auth(gateway_url, session=session, region=args.region)
-    except BotoCoreError as error:
-        raise _UsageError(f"AWS credentials: {error}") from error
+        return profile_auth(gateway_url, profile=args.profile, region=args.region)
     except UploadError as error:
         raise _UsageError(str(error)) from error
 
@@ -326,6 +327,8 @@ def _report(args: argparse.Namespace, console: _Console, result: UploadResult) -
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "admin":
+        return run_admin(args)
     console = _Console(quiet=getattr(args, "quiet", False))
     try:
         return _upload_command(args, console)

@@ -38,6 +38,7 @@ import binascii
 import dataclasses
 import email.utils
 import json
+import os
 import re
 import threading
 import time
@@ -446,7 +447,11 @@ def gateway_auth(
     from assets_gateway.client.sigv4 import SigV4Auth  # noqa: PLC0415
 
     aws = session if session is not None else boto3.Session()
-    resolved = region or region_from_url(gateway_url) or aws.region_name
+    # boto3 reads AWS_DEFAULT_REGION only; AWS_REGION is what Lambda, the SDKs and the message
+    # below name.
+    resolved = (
+        region or region_from_url(gateway_url) or aws.region_name or os.environ.get("AWS_REGION")
+    )
     if not resolved:
         raise UploadError(
             "no AWS region to sign for: pass region= (--region), or set AWS_REGION "
@@ -456,6 +461,19 @@ def gateway_auth(
         return SigV4Auth.from_session(aws, resolved)
     except ValueError as error:
         raise UploadError(f"cannot sign requests to the gateway: {error}") from error
+
+
+def profile_auth(gateway_url: str, *, profile: str | None, region: str | None) -> SigV4Auth:
+    """`gateway_auth` for a command line: the named AWS profile (else the default chain), any
+    credential problem reported as an UploadError."""
+    import boto3  # noqa: PLC0415 - slow to import; only signing needs it
+    from botocore.exceptions import BotoCoreError  # noqa: PLC0415
+
+    try:
+        session = boto3.Session(profile_name=profile) if profile else boto3.Session()
+        return gateway_auth(gateway_url, session=session, region=region)
+    except BotoCoreError as error:
+        raise UploadError(f"AWS credentials: {error}") from error
 
 
 @dataclass

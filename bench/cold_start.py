@@ -1,0 +1,356 @@
+"""Cold start of each function, and the memory a 100,000-entry manifest takes, loaded the way
+Lambda loads them.
+
+Cold import: each function's app.py imported in a fresh interpreter (median of `--runs`, 10 by
+default), module-scope construction included (Settings, boto3 clients, Powertools, the X-Ray
+recorder), no network I/O (boto3 clients connect on first use). The interpreter sees what the
+function sees in Lambda: `python -S` with only the layer's packages (pip-installed from
+layers/gateway/requirements.txt into .local/bench/layer, with pip's bytecode) and our package
+copied without bytecode (SAM copies sources; /opt is read-only, so Lambda compiles them on
+every cold start); Lambda's environment variables with tracing on (template: `Tracing:
+Active`). Also shown: the same with our package precompiled, and where the time goes (one
+`-X importtime` run, self time by package; what is left is module-scope construction).
+
+Memory: the session function, in its own process, handles a 100,000-entry manifest (gzip, as
+the API door requires) against moto server and the Cloudflare emulator run by this process:
+peak RSS (what Lambda reports as Max Memory Used) and tracemalloc's peak during the call.
+
+When the layer cannot be installed (no network, no pip cache) the venv stands in, with every
+package it has: figures then say so. Prints figures; asserts nothing.
+
+    .venv/bin/python bench/cold_start.py [--runs N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import contextlib
+import gzip
+import hashlib
+import io
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections import defaultdict
+from pathlib import Path
+from typing import Any
+
+from gateway_local.aws_resources import REPO_ROOT
+from gateway_local.demo import demo_policy
+from gateway_local.stack import LocalStack, StackOptions
+
+LAYER_REQUIREMENTS = REPO_ROOT / "layers" / "gateway" / "requirements.txt"
+CONSTRAINTS = REPO_ROOT / "constraints.txt"
+LAYER_DIR = REPO_ROOT / ".local" / "bench" / "layer"
+FUNCTIONS = {
+    "session_api": REPO_ROOT / "functions" / "session_api" / "app.py",
+    "manifest_events": REPO_ROOT / "functions" / "manifest_events" / "app.py",
+}
+# What Lambda and template.yaml set; the names are dummies (nothing is called at import).
+LAMBDA_ENVIRONMENT = {
+    "AWS_LAMBDA_FUNCTION_NAME": "assets-gateway-bench",
+    "AWS_LAMBDA_FUNCTION_MEMORY_SIZE": "512",
+    "AWS_EXECUTION_ENV": "AWS_Lambda_python3.13",
+    "AWS_REGION": "us-east-1",
+    "AWS_DEFAULT_REGION": "us-east-1",
+    "AWS_ACCESS_KEY_ID": "bench",
+    "AWS_SECRET_ACCESS_KEY": "bench",
+    "AWS_XRAY_CONTEXT_MISSING": "LOG_ERROR",
+    "POWERTOOLS_SERVICE_NAME": "assets-gateway",
+    "POWERTOOLS_METRICS_NAMESPACE": "AssetsGateway",
+    "CONTROL_TABLE_NAME": "bench-control",
+    "QUOTA_TABLE_NAME": "bench-quota",
+    "CLOUDFLARE_TOKEN_SECRET_ID": "bench-token",
+    "MANIFEST_BUCKET_NAME": "bench-manifests",
+    "IDEMPOTENCY_TABLE_NAME": "bench-control",
+}
+# Peak RSS of this process image: /proc's VmHWM (Linux, as Lambda); getrusage's ru_maxrss would
+# also count the parent's pages at fork time.
+PEAK_RSS = """
+def peak_rss_kb():
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    import resource
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+"""
+IMPORT_PROBE = (
+    PEAK_RSS
+    + """
+import json, sys, time
+started = time.perf_counter()
+import importlib.util
+spec = importlib.util.spec_from_file_location("app", sys.argv[1])
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+elapsed = (time.perf_counter() - started) * 1000
+sys.stderr.write("\\nBENCH " + json.dumps({"ms": elapsed, "rss_kb": peak_rss_kb()}) + "\\n")
+"""
+)
+MEMORY_PROBE = (
+    PEAK_RSS
+    + """
+import json, sys, time, tracemalloc
+import importlib.util
+app_path, event_path, result_path, trace = sys.argv[1:5]
+spec = importlib.util.spec_from_file_location("app", app_path)
+module = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(module)
+after_import_kb = peak_rss_kb()
+with open(event_path) as source:  # as the runtime hands it over: JSON parsed into a dict
+    event = json.load(source)
+
+class Context:
+    function_name = "session-api"
+    function_version = "$LATEST"
+    invoked_function_arn = "arn:aws:lambda:us-east-1:123456789012:function:session-api"
+    memory_limit_in_mb = 512
+    aws_request_id = "bench-memory"
+    log_group_name = "/aws/lambda/session-api"
+    log_stream_name = "bench"
+    def get_remaining_time_in_millis(self):
+        return 25_000
+
+before_kb = peak_rss_kb()
+if trace == "trace":  # tracemalloc's own records take memory: RSS is read from the other run
+    tracemalloc.start()
+started = time.perf_counter()
+result = module.lambda_handler(event, Context())
+elapsed = (time.perf_counter() - started) * 1000
+_, peak = tracemalloc.get_traced_memory()
+tracemalloc.stop()
+with open(result_path, "w") as out:
+    json.dump({
+        "status": result["statusCode"],
+        "ms": elapsed,
+        "after_import_kb": after_import_kb,
+        "before_call_kb": before_kb,
+        "peak_kb": peak_rss_kb(),
+        "traced_peak_bytes": peak,
+        "body_gzip_bytes": len(event["body"]) * 3 // 4,
+        "answer_bytes": len(result["body"]),
+    }, out)
+"""
+)
+
+
+def layer_site() -> tuple[list[str], str]:
+    """(interpreter arguments, what they stand for): the layer's packages alone when they can be
+    installed, else the venv's."""
+    stamp = hashlib.sha256(LAYER_REQUIREMENTS.read_bytes() + CONSTRAINTS.read_bytes()).hexdigest()
+    marker = LAYER_DIR / ".requirements-sha256"
+    if not (marker.exists() and marker.read_text() == stamp):
+        shutil.rmtree(LAYER_DIR, ignore_errors=True)
+        installed = subprocess.run(
+            [
+                sys.executable,
+                *("-m", "pip", "install", "--quiet", "--disable-pip-version-check"),
+                *("--target", str(LAYER_DIR), "-c", str(CONSTRAINTS)),
+                *("-r", str(LAYER_REQUIREMENTS)),
+            ],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if installed.returncode != 0:
+            return [], "the venv (the layer could not be installed: every venv package visible)"
+        marker.write_text(stamp)
+    return ["-S"], "the layer's packages only (python -S), as in Lambda"
+
+
+class Environment:
+    """A Lambda-like filesystem: the function's code, the layer, our package without bytecode."""
+
+    def __init__(self, root: Path, interpreter_args: list[str]) -> None:
+        self.root = root
+        self.ours = root / "python"
+        shutil.copytree(
+            REPO_ROOT / "layers" / "gateway" / "assets_gateway",
+            self.ours / "assets_gateway",
+            ignore=shutil.ignore_patterns("__pycache__"),
+        )
+        self.interpreter_args = interpreter_args
+        self.apps = {}
+        for name, path in FUNCTIONS.items():
+            task = root / "task" / name
+            task.mkdir(parents=True)
+            self.apps[name] = task / "app.py"
+            shutil.copy(path, self.apps[name])
+
+    def precompile(self) -> None:
+        subprocess.run([sys.executable, "-m", "compileall", "-q", str(self.ours)], check=True)
+
+    def env(self, extra: dict[str, str]) -> dict[str, str]:
+        site = [str(self.ours), str(LAYER_DIR)] if self.interpreter_args else [str(self.ours)]
+        return {
+            "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
+            "PYTHONPATH": os.pathsep.join(site),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            **extra,
+        }
+
+    def run(
+        self, app: str, probe: str, *args: str, extra: dict[str, str], importtime: bool = False
+    ) -> subprocess.CompletedProcess[str]:
+        flags = [*self.interpreter_args, *(["-X", "importtime"] if importtime else [])]
+        return subprocess.run(
+            [sys.executable, *flags, "-c", probe, str(self.apps[app]), *args],
+            env=self.env(extra),
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=self.root,
+        )
+
+
+def cold_import(environment: Environment, app: str, runs: int) -> tuple[float, float]:
+    """(median ms, median peak RSS MB) of importing the function's module."""
+    samples = []
+    for _ in range(runs):
+        stderr = environment.run(app, IMPORT_PROBE, extra=LAMBDA_ENVIRONMENT).stderr
+        line = next(row for row in stderr.splitlines() if row.startswith("BENCH "))
+        samples.append(json.loads(line.removeprefix("BENCH ")))
+    return (
+        statistics.median(s["ms"] for s in samples),
+        statistics.median(s["rss_kb"] for s in samples) / 1024,
+    )
+
+
+PACKAGE_GROUPS = {
+    "AWS SDK (boto3, botocore, s3transfer…)": (
+        "boto3",
+        "botocore",
+        "s3transfer",
+        "jmespath",
+        "dateutil",
+        "urllib3",
+        "six",
+    ),
+    "X-Ray SDK (+ its own botocore client)": ("aws_xray_sdk", "wrapt"),
+    "Powertools": ("aws_lambda_powertools",),
+    "pydantic": ("pydantic", "pydantic_core", "annotated_types", "typing_inspection"),
+    "httpx stack": ("httpx", "httpcore", "h11", "anyio", "idna", "certifi", "sniffio"),
+    "msgspec": ("msgspec",),
+    "assets_gateway (ours, compiled from source)": ("assets_gateway",),
+}
+
+
+def import_breakdown(environment: Environment, app: str) -> dict[str, float]:
+    """Self time by package group in one `-X importtime` run, in ms."""
+    stderr = environment.run(app, IMPORT_PROBE, extra=LAMBDA_ENVIRONMENT, importtime=True).stderr
+    groups: dict[str, float] = defaultdict(float)
+    total = 0.0
+    for line in stderr.splitlines():
+        if line.startswith("BENCH "):
+            total = json.loads(line.removeprefix("BENCH "))["ms"]
+        if not line.startswith("import time:") or "|" not in line or "self [us]" in line:
+            continue
+        self_us, _, name = line.removeprefix("import time:").split("|")
+        top = name.strip().split(".")[0]
+        group = next((g for g, tops in PACKAGE_GROUPS.items() if top in tops), "stdlib, other")
+        groups[group] += int(self_us) / 1000
+    groups["module-scope construction (clients…)"] = total - sum(groups.values())
+    return dict(groups)
+
+
+def large_event(path: Path) -> None:
+    """The sample API event carrying a 100,000-entry manifest, gzip-compressed."""
+    manifest = {
+        f"/assets/{i // 100}/file-{i}.js": {
+            "hash": hashlib.sha256(str(i).encode()).hexdigest()[:32],
+            "size": 1000 + i,
+        }
+        for i in range(100_000)
+    }
+    body = gzip.compress(json.dumps({"manifest": manifest}, separators=(",", ":")).encode())
+    event = json.loads((REPO_ROOT / "events" / "session_api" / "create_session.json").read_text())
+    for field in ("headers", "multiValueHeaders"):
+        event[field].pop("Content-Length", None)
+    event["headers"]["Content-Encoding"] = "gzip"
+    event["multiValueHeaders"]["Content-Encoding"] = ["gzip"]
+    event["body"] = base64.b64encode(body).decode()
+    event["isBase64Encoded"] = True
+    path.write_text(json.dumps(event))
+
+
+def memory_at_100k(environment: Environment) -> dict[str, Any]:
+    policy = demo_policy()
+    policy["teams"]["web"]["quotas"] = {"sessions_per_minute": 10**6, "sessions_per_day": 10**7}
+    with contextlib.redirect_stdout(io.StringIO()):
+        stack = LocalStack(StackOptions(gateway_port=0))
+        stack.publish_policy(policy, reason="bench: quotas that never refuse")
+    try:
+        result_path = environment.root / "memory.json"
+        event_path = environment.root / "event-100k.json"
+        large_event(event_path)
+        results = []
+        for trace in ("plain", "trace"):
+            environment.run(
+                "session_api",
+                MEMORY_PROBE,
+                str(event_path),
+                str(result_path),
+                trace,
+                extra={**stack.handler_environment(), "POWERTOOLS_TRACE_DISABLED": "true"},
+            )
+            results.append(json.loads(result_path.read_text()))
+        plain, traced = results
+        plain["traced_peak_bytes"] = traced["traced_peak_bytes"]
+        result: dict[str, Any] = plain
+        return result
+    finally:
+        with contextlib.redirect_stdout(io.StringIO()):
+            stack.stop()
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--runs", type=int, default=10)
+    args = parser.parse_args()
+    interpreter_args, site = layer_site()
+    with tempfile.TemporaryDirectory(prefix="cold-start-") as temp:
+        environment = Environment(Path(temp), interpreter_args)
+        cold = {app: cold_import(environment, app, args.runs) for app in FUNCTIONS}
+        breakdown = import_breakdown(environment, "session_api")
+        memory = memory_at_100k(environment)
+        environment.precompile()
+        compiled = {app: cold_import(environment, app, args.runs) for app in FUNCTIONS}
+    python = f"{platform.python_implementation()} {sys.version.split()[0]}"
+    print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {python}")
+    print(f"packages: {site}\n")
+    print(f"cold import, median of {args.runs} fresh interpreters")
+    print(f"{'function':<18} {'import ms':>10} {'RSS MB':>8} {'ours precompiled ms':>20}")
+    for app, (ms, rss) in cold.items():
+        print(f"{app:<18} {ms:>10.0f} {rss:>8.0f} {compiled[app][0]:>20.0f}")
+    print("\nsession_api, where the time goes (one -X importtime run, self time, ms):")
+    for group, ms in sorted(breakdown.items(), key=lambda item: -item[1]):
+        print(f"  {group:<46} {ms:>7.0f}")
+    print("\n100,000-entry manifest through the session function (gzip body, 100k hashes back)")
+    print(
+        f"  status {memory['status']}; handler {memory['ms']:.0f} ms (moto, emulator on loopback)"
+    )
+    print(
+        f"  peak RSS {memory['peak_kb'] / 1024:.0f} MB "
+        f"(after import {memory['after_import_kb'] / 1024:.0f} MB, "
+        f"with the event read {memory['before_call_kb'] / 1024:.0f} MB); "
+        f"Python allocations peak during the call (tracemalloc, another run) "
+        f"{memory['traced_peak_bytes'] / 2**20:.0f} MB"
+    )
+    print(
+        f"  request body {memory['body_gzip_bytes'] / 2**20:.1f} MB gzip; "
+        f"answer {memory['answer_bytes'] / 2**20:.1f} MB as returned (base64 of gzip)"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,171 @@
+"""Recorded decisions in the DecisionsTable, kept for a while (TTL) so an admin can replay them
+against a proposed policy.
+
+One item per decision: partition `day#<UTC date>`, sort key `<ISO time>#<request id>`, so a
+period is a handful of range queries. The manifest's paths are kept compressed when they fit a
+DynamoDB item (most manifests); larger ones keep their count, bytes and largest file, and the
+replay says which rules it could not check. Recording never fails a request: it is logged.
+"""
+
+from __future__ import annotations
+
+import zlib
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from typing import TYPE_CHECKING, Any
+
+from aws_lambda_powertools import Logger
+from botocore.exceptions import BotoCoreError, ClientError
+
+from assets_gateway.errors import DecisionsUnavailable
+from assets_gateway.policy import ManifestSummary, SessionTarget, moment
+from assets_gateway.simulation import RecordedDecision
+
+if TYPE_CHECKING:
+    from mypy_boto3_dynamodb import DynamoDBClient
+    from mypy_boto3_dynamodb.type_defs import AttributeValueTypeDef
+
+logger = Logger(child=True)
+
+# DynamoDB items hold 400 KB; the compressed paths stay well under, with room for the rest.
+MAX_PATHS_BYTES = 300_000
+# What one simulation reads at most (an API Gateway request has 29 s).
+MAX_DECISIONS_READ = 20_000
+
+
+def _day_key(at: datetime) -> str:
+    return f"day#{at.date().isoformat()}"
+
+
+def _sort_key(at: datetime, request_id: str) -> str:
+    return f"{at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{request_id}"
+
+
+def pack_paths(paths: Iterator[str] | list[str]) -> bytes | None:
+    packed = zlib.compress("\n".join(paths).encode("utf-8"), 1)
+    return packed if len(packed) <= MAX_PATHS_BYTES else None
+
+
+def unpack_paths(packed: bytes) -> tuple[str, ...]:
+    text = zlib.decompress(packed).decode("utf-8")
+    return tuple(text.split("\n")) if text else ()
+
+
+class DecisionLog:
+    def __init__(self, *, table_name: str, dynamodb: DynamoDBClient, retention_days: int) -> None:
+        self._table = table_name
+        self._dynamodb = dynamodb
+        self._retention = timedelta(days=retention_days)
+
+    def record(self, decision: RecordedDecision, paths: list[str] | None = None) -> None:
+        at = moment(decision.at)
+        item: dict[str, AttributeValueTypeDef] = {
+            "pk": {"S": _day_key(at)},
+            "sk": {"S": _sort_key(at, decision.request_id)},
+            "at": {"N": f"{decision.at:.6f}"},
+            "request_id": {"S": decision.request_id},
+            "door": {"S": decision.door},
+            "principal": {"S": decision.principal},
+            "account_id": {"S": decision.target.account_id},
+            "script_name": {"S": decision.target.script_name},
+            "policy_allowed": {"BOOL": decision.policy_allowed},
+            "outcome": {"S": decision.outcome},
+            "expires_at": {"N": str(int((at + self._retention).timestamp()))},
+        }
+        optional = {
+            "team": decision.team,
+            "caller_team": decision.caller_team,
+            "namespace": decision.target.namespace,
+        }
+        item.update({name: {"S": value} for name, value in optional.items() if value})
+        if decision.policy_version is not None:
+            item["policy_version"] = {"N": str(decision.policy_version)}
+        summary = decision.manifest
+        if summary is not None:
+            item["entries"] = {"N": str(summary.count)}
+            item["bytes"] = {"N": str(summary.total_bytes)}
+            if summary.largest_file_bytes is not None:
+                item["largest"] = {"N": str(summary.largest_file_bytes)}
+            packed = pack_paths(paths) if paths is not None else None
+            if packed is not None:
+                item["paths"] = {"B": packed}
+        try:
+            self._dynamodb.put_item(TableName=self._table, Item=item)
+        except (ClientError, BotoCoreError) as error:
+            logger.error(
+                "decision not recorded",
+                extra={"request_id": decision.request_id, "cause": type(error).__name__},
+            )
+
+    def between(self, since: datetime, until: datetime) -> tuple[list[RecordedDecision], bool]:
+        """Decisions in [since, until), oldest first, and whether the read stopped at the cap."""
+        found: list[RecordedDecision] = []
+        day = since.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+        while day < until:
+            for item in self._query_day(day, since, until):
+                found.append(_decision(item))
+                if len(found) >= MAX_DECISIONS_READ:
+                    return found, True
+            day += timedelta(days=1)
+        return found, False
+
+    def _query_day(
+        self, day: datetime, since: datetime, until: datetime
+    ) -> Iterator[dict[str, Any]]:
+        paginator = self._dynamodb.get_paginator("query")
+        try:
+            for page in paginator.paginate(
+                TableName=self._table,
+                KeyConditionExpression="pk = :day AND sk BETWEEN :since AND :until",
+                ExpressionAttributeValues={
+                    ":day": {"S": _day_key(day)},
+                    ":since": {"S": _sort_key(since.astimezone(UTC), "")},
+                    ":until": {"S": _sort_key(until.astimezone(UTC), "")},
+                },
+            ):
+                yield from page.get("Items", [])
+        except (ClientError, BotoCoreError) as error:
+            logger.error("decision log read failed", extra={"cause": type(error).__name__})
+            raise DecisionsUnavailable(
+                "the recorded decisions cannot be read; retry later"
+            ) from None
+
+
+def _text(item: dict[str, Any], name: str) -> str | None:
+    value = item.get(name)
+    return str(value["S"]) if value else None
+
+
+def _number(item: dict[str, Any], name: str) -> int | None:
+    value = item.get(name)
+    return int(value["N"]) if value else None
+
+
+def _decision(item: dict[str, Any]) -> RecordedDecision:
+    entries, total = _number(item, "entries"), _number(item, "bytes")
+    summary = None
+    if entries is not None and total is not None:
+        packed = item.get("paths")
+        summary = ManifestSummary(
+            count=entries,
+            total_bytes=total,
+            paths=unpack_paths(bytes(packed["B"])) if packed else None,
+            largest_file_bytes=_number(item, "largest"),
+        )
+    return RecordedDecision(
+        at=float(item["at"]["N"]),
+        request_id=item["request_id"]["S"],
+        door=item["door"]["S"],
+        principal=item["principal"]["S"],
+        target=SessionTarget(
+            account_id=item["account_id"]["S"],
+            script_name=item["script_name"]["S"],
+            namespace=_text(item, "namespace"),
+        ),
+        policy_allowed=bool(item["policy_allowed"]["BOOL"]),
+        team=_text(item, "team"),
+        caller_team=_text(item, "caller_team"),
+        outcome=item.get("outcome", {}).get("S", ""),
+        policy_version=_number(item, "policy_version"),
+        manifest=summary,
+    )
