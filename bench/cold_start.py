@@ -41,8 +41,8 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any
 
+from bench_support import manifest_body, roomy_policy
 from gateway_local.aws_resources import REPO_ROOT
-from gateway_local.demo import demo_policy
 from gateway_local.stack import LocalStack, StackOptions
 
 LAYER_REQUIREMENTS = REPO_ROOT / "layers" / "gateway" / "requirements.txt"
@@ -265,14 +265,7 @@ def import_breakdown(environment: Environment, app: str) -> dict[str, float]:
 
 def large_event(path: Path) -> None:
     """The sample API event carrying a 100,000-entry manifest, gzip-compressed."""
-    manifest = {
-        f"/assets/{i // 100}/file-{i}.js": {
-            "hash": hashlib.sha256(str(i).encode()).hexdigest()[:32],
-            "size": 1000 + i,
-        }
-        for i in range(100_000)
-    }
-    body = gzip.compress(json.dumps({"manifest": manifest}, separators=(",", ":")).encode())
+    body = gzip.compress(manifest_body(100_000))
     event = json.loads((REPO_ROOT / "events" / "session_api" / "create_session.json").read_text())
     for field in ("headers", "multiValueHeaders"):
         event[field].pop("Content-Length", None)
@@ -284,11 +277,9 @@ def large_event(path: Path) -> None:
 
 
 def memory_at_100k(environment: Environment) -> dict[str, Any]:
-    policy = demo_policy()
-    policy["teams"]["web"]["quotas"] = {"sessions_per_minute": 10**6, "sessions_per_day": 10**7}
     with contextlib.redirect_stdout(io.StringIO()):
         stack = LocalStack(StackOptions(gateway_port=0))
-        stack.publish_policy(policy, reason="bench: quotas that never refuse")
+        stack.publish_policy(roomy_policy(), reason="bench: quotas that never refuse")
     try:
         result_path = environment.root / "memory.json"
         event_path = environment.root / "event-100k.json"

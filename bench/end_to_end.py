@@ -22,74 +22,22 @@ from __future__ import annotations
 import argparse
 import contextlib
 import gzip
-import hashlib
 import io
-import json
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
 
-import boto3
 import httpx
 
-from assets_gateway.client.sigv4 import SigV4Auth
-from assets_gateway.quota import Charge, Limit, LimitState
-from assets_gateway.quota_store import Ticket
 from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_idempotent_sessions, build_session_service
-from gateway_local.api_front import LocalIdentity
-from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT, demo_policy
+from bench_support import AdmitAll, manifest_body, roomy_policy, signed_client
+from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
 from gateway_local.stack import LocalStack, StackOptions
 
 PATH = f"/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}/assets-upload-session"
-
-
-def roomy_policy() -> dict[str, Any]:
-    """The demo policy with quotas that never refuse (as in bench/pipeline.py)."""
-    policy = demo_policy()
-    policy["teams"]["web"]["quotas"] = {"sessions_per_minute": 10**6, "sessions_per_day": 10**7}
-    return policy
-
-
-def manifest_body(entries: int) -> bytes:
-    """Compact JSON, as httpx, the Cloudflare SDKs and wrangler send it."""
-    manifest = {
-        f"/assets/{i // 100}/file-{i}.js": {
-            "hash": hashlib.sha256(str(i).encode()).hexdigest()[:32],
-            "size": 1000 + i,
-        }
-        for i in range(entries)
-    }
-    return json.dumps({"manifest": manifest}, separators=(",", ":")).encode()
-
-
-class _InMemoryQuotas:
-    """Admits everything, as a quota store that answers in no time would."""
-
-    def charge(self, team: str, limits: Sequence[Limit], charge: Charge, now: float) -> Ticket:
-        return Ticket(team=team, charge=charge, items=(), after=())
-
-    def refund(self, ticket: Ticket) -> None:
-        return None
-
-    def usage(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]:
-        return []
-
-    def open_cooldown(self, until: float) -> None:
-        return None
-
-
-def signed_client(identity: LocalIdentity) -> httpx.Client:
-    """httpx signing every request with SigV4, as a team's code calls the gateway."""
-    aws = boto3.Session(
-        aws_access_key_id=identity.access_key_id,
-        aws_secret_access_key=identity.secret_access_key,
-        region_name="us-east-1",
-    )
-    return httpx.Client(auth=SigV4Auth.from_session(aws), timeout=60)
 
 
 def timed_ms(call: Callable[[], httpx.Response]) -> float:
@@ -183,7 +131,7 @@ def main() -> None:
             variants = [settings, settings.model_copy(update={"decisions_table_name": None})]
             in_memory = []
             for variant in variants:
-                service = build_session_service(variant, aws=stack.aws, quotas=_InMemoryQuotas())
+                service = build_session_service(variant, aws=stack.aws, quotas=AdmitAll())
                 vars(stack.session_api).update(
                     service=service, sessions=build_idempotent_sessions(service, variant)
                 )

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import functools
-import hashlib
 import json
 import platform
 import sys
@@ -42,6 +41,7 @@ from assets_gateway.manifest import (
     parse_manifest,
     parse_manifest_body,
 )
+from bench_support import manifest_body
 
 SIZES = (1_000, 20_000, 100_000)
 LIMITS = ManifestLimits()
@@ -65,17 +65,6 @@ class _PydanticEntry(TypedDict):
 @with_config(ConfigDict(extra="forbid", strict=True))
 class _PydanticBody(TypedDict):
     manifest: dict[str, _PydanticEntry]
-
-
-def manifest_body(entries: int) -> bytes:
-    manifest = {
-        f"/assets/{i // 100}/file-{i}.js": {
-            "hash": hashlib.sha256(str(i).encode()).hexdigest()[:32],
-            "size": 1000 + i,
-        }
-        for i in range(entries)
-    }
-    return json.dumps({"manifest": manifest}, separators=(",", ":")).encode()
 
 
 def _checked(document: Any, body: bytes) -> bytes:

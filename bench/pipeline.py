@@ -26,14 +26,13 @@ import base64
 import contextlib
 import copy
 import gzip
-import hashlib
 import io
 import json
 import platform
 import statistics
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import orjson
@@ -43,14 +42,13 @@ from assets_gateway.audit import AuditRecord
 from assets_gateway.cloudflare import UpstreamAnswer
 from assets_gateway.policy import PolicyDocument, SessionTarget
 from assets_gateway.policy_store import StoredPolicy
-from assets_gateway.quota import Charge, Limit, LimitState
-from assets_gateway.quota_store import Ticket
 from assets_gateway.service import SessionService
 from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_session_service
+from bench_support import AdmitAll, compact, generated_manifest, roomy_policy
 from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import REPO_ROOT
-from gateway_local.demo import demo_policy, web_session_request
+from gateway_local.demo import web_session_request
 from gateway_local.stack import LocalStack, StackOptions
 
 EVENT = REPO_ROOT / "events" / "session_api" / "create_session.json"
@@ -74,22 +72,6 @@ class _Policies:
         return self._stored
 
 
-class _Quotas:
-    """Admits everything: quota arithmetic stays in the service, the store's I/O goes."""
-
-    def charge(self, team: str, limits: Sequence[Limit], charge: Charge, now: float) -> Ticket:
-        return Ticket(team=team, charge=charge, items=(), after=())
-
-    def refund(self, ticket: Ticket) -> None:
-        return None
-
-    def usage(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]:
-        return []
-
-    def open_cooldown(self, until: float) -> None:
-        return None
-
-
 class _Token:
     def get(self, *, force_refresh: bool = False) -> SecretStr:
         return SecretStr("bench-token")
@@ -105,27 +87,6 @@ class _Cloudflare:
         self, target: SessionTarget, body: bytes, token: SecretStr
     ) -> UpstreamAnswer:
         return UpstreamAnswer(200, self._answer, {"content-type": "application/json"}, 0.0)
-
-
-def roomy_policy() -> dict[str, Any]:
-    """The demo policy with quotas that never refuse: measure the pipeline, not the quotas."""
-    policy = demo_policy()
-    policy["teams"]["web"]["quotas"] = {"sessions_per_minute": 10**6, "sessions_per_day": 10**7}
-    return policy
-
-
-def manifest(entries: int) -> dict[str, dict[str, Any]]:
-    return {
-        f"/assets/{i // 100}/file-{i}.js": {
-            "hash": hashlib.sha256(str(i).encode()).hexdigest()[:32],
-            "size": 1000 + i,
-        }
-        for i in range(entries)
-    }
-
-
-def compact(document: Any) -> bytes:
-    return json.dumps(document, separators=(",", ":")).encode()
 
 
 def cloudflare_answer(entries: dict[str, dict[str, Any]]) -> bytes:
@@ -161,13 +122,13 @@ def handler_event(body: bytes, *, gzipped: bool) -> dict[str, Any]:
 
 
 def measure(stack: LocalStack, entries: int, runs: int) -> dict[str, float]:
-    files = manifest(entries)
+    files = generated_manifest(entries)
     body = compact({"manifest": files})
     request = web_session_request(body, request_id="bench")
     stored = StoredPolicy(version=1, policy=PolicyDocument.model_validate(roomy_policy()))
     in_memory = SessionService(
         policies=_Policies(stored),
-        quotas=_Quotas(),
+        quotas=AdmitAll(),
         tokens=_Token(),
         upstream=_Cloudflare(cloudflare_answer(files)),
         audit=_Records(),

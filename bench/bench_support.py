@@ -1,0 +1,72 @@
+"""What the benchmarks share: the generated manifest, the roomy policy, an admit-all quota gate
+and a SigV4 client. Imported by the scripts next to it (`python bench/<name>.py`)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from typing import Any
+
+import boto3
+import httpx
+
+from assets_gateway.client.sigv4 import SigV4Auth
+from assets_gateway.quota import Charge, Limit, LimitState
+from assets_gateway.quota_store import Ticket
+from gateway_local.api_front import LocalIdentity
+from gateway_local.demo import demo_policy
+
+
+def generated_manifest(entries: int) -> dict[str, dict[str, Any]]:
+    """`entries` files under /assets/<n>/ with distinct 32-hex hashes and growing sizes."""
+    return {
+        f"/assets/{i // 100}/file-{i}.js": {
+            "hash": hashlib.sha256(str(i).encode()).hexdigest()[:32],
+            "size": 1000 + i,
+        }
+        for i in range(entries)
+    }
+
+
+def compact(document: Any) -> bytes:
+    """Compact JSON, as httpx, the Cloudflare SDKs and wrangler send it."""
+    return json.dumps(document, separators=(",", ":")).encode()
+
+
+def manifest_body(entries: int) -> bytes:
+    return compact({"manifest": generated_manifest(entries)})
+
+
+def roomy_policy() -> dict[str, Any]:
+    """The demo policy with quotas that never refuse: measure the pipeline, not the quotas."""
+    policy = demo_policy()
+    policy["teams"]["web"]["quotas"] = {"sessions_per_minute": 10**6, "sessions_per_day": 10**7}
+    return policy
+
+
+class AdmitAll:
+    """A quota gate that admits everything in no time: quota arithmetic stays in the service,
+    the store's I/O goes."""
+
+    def charge(self, team: str, limits: Sequence[Limit], charge: Charge, now: float) -> Ticket:
+        return Ticket(team=team, charge=charge, items=(), after=())
+
+    def refund(self, ticket: Ticket) -> None:
+        return None
+
+    def usage(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]:
+        return []
+
+    def open_cooldown(self, until: float) -> None:
+        return None
+
+
+def signed_client(identity: LocalIdentity) -> httpx.Client:
+    """httpx signing every request with SigV4, as a team's code calls the gateway."""
+    aws = boto3.Session(
+        aws_access_key_id=identity.access_key_id,
+        aws_secret_access_key=identity.secret_access_key,
+        region_name="us-east-1",
+    )
+    return httpx.Client(auth=SigV4Auth.from_session(aws), timeout=60)
