@@ -427,3 +427,30 @@ def test_a_publish_that_undoes_a_suspension_or_the_kill_switch_says_so(
         warnings = {w["message"] for w in answer.json()["result"]["warnings"]}
         assert "this publish releases the engaged kill switch" in warnings
         assert "this publish resumes suspended team 'docs'" in warnings
+
+
+def test_an_invalid_stored_policy_is_replaced_by_a_publish(
+    stack: LocalStack, admin: httpx.Client
+) -> None:
+    version = current_version(admin, stack)
+    # A hand edit left the current item unreadable: the session door answers 503 19012.
+    stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url).put_item(
+        TableName=stack.names.control_table,
+        Item={
+            "id": {"S": "policy#current"},
+            "document": {"S": f'{{"version": {version}, "policy": {{"teams": 7}}}}'},
+            "version": {"N": str(version)},
+        },
+    )
+    with signed_client(WEB_DEPLOYER) as web:
+        body = {"manifest": manifest_of({"/a.html": b"a"})}
+        broken = web.post(session_url(stack, WEB_SCRIPT), json=body)
+        assert (broken.status_code, codes(broken)) == (503, [19012])
+        suspend = admin.post(admin_url(stack, "teams/docs:suspend"), json=REASON)
+        assert (suspend.status_code, codes(suspend)) == (503, [19012])
+        fixed = publish(admin, stack, demo_policy(), version)
+        assert fixed.status_code == 200
+        assert fixed.json()["result"]["changes"] == [
+            f"replaces version {version}, which is invalid: 2 teams"
+        ]
+        assert web.post(session_url(stack, WEB_SCRIPT), json=body).status_code == 200

@@ -9,6 +9,7 @@ The running session functions pick a new version up within their policy cache ag
 
 from __future__ import annotations
 
+import copy
 import json
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -253,7 +254,7 @@ class AdminService:
         body = parse_body(ValidateBody, request.body)
         validation = self._validated(body.policy)
         current = self._history.current()
-        before = _parsed(current) if current is not None else None
+        before = _comparable(current)
         assert validation.document is not None
         undone = operational_warnings(before, validation.document, moment(self._now()))
         result = {
@@ -275,13 +276,14 @@ class AdminService:
                 f"{current.version if current else 0}; read it and apply your change to it"
             )
         assert validation.document is not None
-        undone = operational_warnings(
-            _parsed(current) if current is not None else None,
-            validation.document,
-            moment(self._now()),
-        )
+        before = _comparable(current)
+        undone = operational_warnings(before, validation.document, moment(self._now()))
         published = self._publish(
-            validation, current, expected=expected, by=request.principal, reason=body.reason
+            validation.document,
+            before,
+            expected=expected,
+            by=request.principal,
+            reason=body.reason,
         )
         record.policy_version, record.changes = published.version, list(published.changes)
         result = {
@@ -503,21 +505,23 @@ class AdminService:
 
     def _publish(
         self,
-        validation: Validation,
-        current: PublishedPolicy | None,
+        document: PolicyDocument,
+        before: PolicyDocument | None,
         *,
         expected: int,
         by: str,
         reason: str,
     ) -> PublishedPolicy:
-        assert validation.document is not None
-        before = _parsed(current) if current is not None else None
         return self._history.publish(
-            validation.document.model_dump(mode="json", exclude_unset=True),
+            document.model_dump(mode="json", exclude_unset=True),
             expected_version=expected,
             by=by,
             reason=reason,
-            changes=describe_changes(before, validation.document),
+            changes=(
+                describe_changes(before, document)
+                if before is not None or expected == 0
+                else [f"replaces version {expected}, which is invalid: {len(document.teams)} teams"]
+            ),
             at=moment(self._now()),
         )
 
@@ -531,13 +535,15 @@ class AdminService:
     ) -> PublishedPolicy:
         for attempt in range(1, AMEND_ATTEMPTS + 1):
             current = self._current()
-            policy = json.loads(json.dumps(current.policy))
+            before = _parsed(current)  # a change to an invalid policy: publish a valid one first
+            policy = copy.deepcopy(current.policy)
             change(policy)
             validation = self._validated(policy)
+            assert validation.document is not None
             try:
                 published = self._publish(
-                    validation,
-                    current,
+                    validation.document,
+                    before,
                     expected=current.version,
                     by=request.principal,
                     reason=reason,
@@ -558,6 +564,17 @@ def _parsed(published: PublishedPolicy) -> PolicyDocument:
         raise PolicyUnavailable(
             f"stored policy version {published.version} is invalid; publish a valid one"
         ) from None
+
+
+def _comparable(current: PublishedPolicy | None) -> PolicyDocument | None:
+    """The current policy to diff against; None when there is none or it is invalid (a publish
+    is how an invalid stored policy gets replaced, so it must not need a valid one)."""
+    if current is None:
+        return None
+    try:
+        return PolicyDocument.model_validate(current.policy)
+    except ValidationError:
+        return None
 
 
 def _known_team(policy: dict[str, Any], team: str) -> dict[str, Any]:

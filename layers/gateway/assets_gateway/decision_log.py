@@ -10,7 +10,7 @@ replay says which rules it could not check. Recording never fails a request: it 
 from __future__ import annotations
 
 import zlib
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -41,7 +41,7 @@ def _sort_key(at: datetime, request_id: str) -> str:
     return f"{at.strftime('%Y-%m-%dT%H:%M:%S.%fZ')}#{request_id}"
 
 
-def pack_paths(paths: Iterator[str] | list[str]) -> bytes | None:
+def pack_paths(paths: Iterable[str]) -> bytes | None:
     packed = zlib.compress("\n".join(paths).encode("utf-8"), 1)
     return packed if len(packed) <= MAX_PATHS_BYTES else None
 
