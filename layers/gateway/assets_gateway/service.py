@@ -329,6 +329,7 @@ class SessionService:
             return self._dry_run(
                 stored=stored,
                 team=team,
+                limits=limits,
                 target=request.target,
                 manifest=request.summary,
                 progress=progress,
@@ -343,6 +344,7 @@ class SessionService:
             return self._dry_run(
                 stored=stored,
                 team=team,
+                limits=limits,
                 target=request.target,
                 manifest=manifest,
                 progress=progress,
@@ -393,6 +395,7 @@ class SessionService:
         *,
         stored: StoredPolicy,
         team: str,
+        limits: EffectiveLimits,
         target: SessionTarget,
         manifest: Manifest | ManifestSummary,
         progress: _Progress,
@@ -400,10 +403,7 @@ class SessionService:
     ) -> SessionResult:
         """Every reason the request would be refused now, policy and quota, charging nothing."""
         now = self._now()
-        policy = stored.policy
-        decision = decide(
-            team, policy.teams[team], policy.limits_of(team, at=moment(now)), target, manifest
-        )
+        decision = decide(team, stored.policy.teams[team], limits, target, manifest)
         reasons = [_reason(PolicyDenied.code, problem) for problem in decision.reasons]
         current = self._quotas.usage(team, progress.limits, now)
         used = {state.limit.name: state.used for state in current}
