@@ -350,6 +350,9 @@ def test_usage_grants_and_reset(stack: LocalStack, admin: httpx.Client) -> None:
             },
         )
         assert granted.status_code == 200
+        # The team's own usage route counts the grant, as its quota charge does.
+        own = docs.get(f"{stack.base_url}/gateway/usage").json()["result"]["quotas"]
+        assert {q["name"]: q["limit"] for q in own}["sessions-minute"] == 7
         assert docs.post(session_url(stack, DOCS_SCRIPT), json=body).status_code == 200
 
         reset = admin.delete(

@@ -287,7 +287,7 @@ class SessionService:
         try:
             stored = self._policies.current()
             team = _team_of(stored.policy, caller)
-            limits = stored.policy.limits_of(team).quotas.limits()
+            limits = stored.policy.limits_of(team, at=moment(self._now())).quotas.limits()
             # One consistent read of the team's windows and the global one.
             *team_states, budget = self._quotas.usage(
                 team, (*limits, self._global_limit), self._now()
