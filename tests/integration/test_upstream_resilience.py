@@ -3,6 +3,7 @@ Retry-After, the circuit breaker, and token rotation. Sleep and clock are inject
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -175,3 +176,123 @@ def test_token_rotated_between_two_requests(stack: LocalStack, rotation: str) ->
         f"Bearer {stack.cloudflare_token}",
         f"Bearer {rotation}",
     ]
+
+
+# --- issue 12 #1: every way out of a half-open trial settles the breaker ----------------------
+
+# A 2xx whose body claims gzip but is not: httpx raises DecodingError reading it.
+UNDECODABLE = Fault(body=b"this is not gzip", headers={"Content-Encoding": "gzip"})
+
+
+def open_breaker(stack: LocalStack, fake_time: FakeTime) -> tuple[CloudflareClient, float]:
+    """A client whose breaker one failure opened for 10 s; returns it and when it half-opens."""
+    breaker = CircuitBreaker(failure_threshold=1, open_seconds=10, clock=fake_time.clock)
+    upstream = client(stack, fake_time, breaker, attempts=1)
+    stack.emulator.inject_fault(Fault(status=500))
+    with pytest.raises(UpstreamFailure):
+        upstream.create_upload_session(TARGET, BODY, token(stack))
+    with pytest.raises(CircuitOpen):
+        upstream.create_upload_session(TARGET, BODY, token(stack))
+    return upstream, fake_time.now + 10
+
+
+def test_a_trial_that_meets_a_429_settles_the_breaker(
+    stack: LocalStack, fake_time: FakeTime
+) -> None:
+    upstream, half_open = open_breaker(stack, fake_time)
+    fake_time.now = half_open
+    stack.emulator.inject_fault(Fault(status=429, headers={"Retry-After": "300"}))
+    assert upstream.create_upload_session(TARGET, BODY, token(stack)).status == 429
+
+    # Cloudflare answered: it is up, and its limit is the cool-down's business, not the breaker's.
+    fake_time.now += 10
+    before = calls(stack)
+    assert upstream.create_upload_session(TARGET, BODY, token(stack)).status == 200
+    assert calls(stack) == before + 1
+
+
+def test_a_trial_that_meets_an_undecodable_body_reopens_then_recovers(
+    stack: LocalStack, fake_time: FakeTime
+) -> None:
+    upstream, half_open = open_breaker(stack, fake_time)
+    fake_time.now = half_open
+    stack.emulator.inject_fault(UNDECODABLE)
+    with pytest.raises(UpstreamFailure) as failed:
+        upstream.create_upload_session(TARGET, BODY, token(stack))
+    assert (failed.value.status, failed.value.code) == (502, 19031)
+    with pytest.raises(CircuitOpen):  # the failed trial re-opened the circuit ...
+        upstream.create_upload_session(TARGET, BODY, token(stack))
+
+    fake_time.now += 10  # ... for one more interval, after which Cloudflare is called again
+    before = calls(stack)
+    assert upstream.create_upload_session(TARGET, BODY, token(stack)).status == 200
+    assert calls(stack) == before + 1
+
+
+def test_an_undecodable_2xx_is_retried_and_counted_as_a_failure(
+    stack: LocalStack, fake_time: FakeTime
+) -> None:
+    breaker = CircuitBreaker(failure_threshold=1, open_seconds=10, clock=fake_time.clock)
+    upstream = client(stack, fake_time, breaker, attempts=3)
+    stack.emulator.inject_fault(UNDECODABLE)
+    assert upstream.create_upload_session(TARGET, BODY, token(stack)).status == 200
+    assert calls(stack) == 2  # retried once, then answered
+    assert not breaker.is_open
+
+    stack.emulator.inject_fault(dataclasses.replace(UNDECODABLE, count=3))
+    with pytest.raises(UpstreamFailure) as failed:
+        upstream.create_upload_session(TARGET, BODY, token(stack))
+    assert (failed.value.status, failed.value.code) == (502, 19031)
+    assert calls(stack) == 5
+    assert breaker.is_open
+
+
+def test_an_unforeseen_exception_still_settles_the_trial(fake_time: FakeTime) -> None:
+    breaker = CircuitBreaker(failure_threshold=1, open_seconds=10, clock=fake_time.clock)
+    with pytest.raises(RuntimeError), breaker.admit() or pytest.fail("closed circuit refused"):
+        raise RuntimeError("a bug, or an error nobody has seen yet")
+    assert breaker.admit() is None  # that failure opened it
+    fake_time.now += 10
+    trial = breaker.admit()
+    assert trial is not None
+    assert trial.trial
+    with pytest.raises(KeyError), trial:
+        raise KeyError("anything")
+    fake_time.now += 10
+    assert breaker.admit() is not None, "the trial was settled: a new one may start"
+
+
+def test_a_lost_trial_expires_after_its_lease(fake_time: FakeTime) -> None:
+    breaker = CircuitBreaker(
+        failure_threshold=1, open_seconds=10, trial_lease_seconds=60, clock=fake_time.clock
+    )
+    with pytest.raises(RuntimeError), breaker.admit() or pytest.fail("closed circuit refused"):
+        raise RuntimeError("fail")
+    fake_time.now += 10
+    assert breaker.admit() is not None  # a trial that is never settled (lost thread)
+    assert breaker.admit() is None  # blocks others while it may still be running ...
+    fake_time.now += 60
+    assert breaker.admit() is not None  # ... but not for longer than any call can last
+
+
+def test_the_service_answers_an_undecodable_2xx_with_502_19031(stack: LocalStack) -> None:
+    service = build_session_service(
+        Settings.from_environ({**stack.handler_environment(), "UPSTREAM_ATTEMPTS": "2"}),
+        aws=stack.aws,
+    )
+    stack.emulator.inject_fault(dataclasses.replace(UNDECODABLE, count=2))
+    reply = service.create_session(web_session_request(BODY, request_id="undecodable")).reply
+    assert (reply.status, reply.json()["errors"][0]["code"]) == (502, 19031)
+    assert calls(stack) == 2
+
+
+def test_a_2xx_nested_deeper_than_json_can_read_is_garbage(
+    stack: LocalStack, fake_time: FakeTime
+) -> None:
+    breaker = CircuitBreaker(failure_threshold=1, open_seconds=10, clock=fake_time.clock)
+    upstream = client(stack, fake_time, breaker, attempts=1)
+    stack.emulator.inject_fault(Fault(body=b"[" * 100_000))
+    with pytest.raises(UpstreamFailure) as failed:
+        upstream.create_upload_session(TARGET, BODY, token(stack))
+    assert (failed.value.status, failed.value.code) == (502, 19031)
+    assert breaker.is_open

@@ -96,11 +96,19 @@ class CloudflareClient:
     def create_upload_session(
         self, target: SessionTarget, body: bytes, token: SecretStr
     ) -> UpstreamAnswer:
-        if not self._breaker.allow():
+        """Every way out of the call settles the breaker: an answer (a 429 included: Cloudflare is
+        up and the service's cool-down handles its limit) closes it, any exception counts as a
+        failure."""
+        passage = self._breaker.admit()
+        if passage is None:
             raise CircuitOpen(
                 "Cloudflare has been failing; the gateway pauses calls to it",
                 retry_after=self._breaker.retry_after(),
             )
+        with passage:
+            return self._with_retries(target, body, token)
+
+    def _with_retries(self, target: SessionTarget, body: bytes, token: SecretStr) -> UpstreamAnswer:
         deadline = self._clock() + self._retry.deadline_seconds
         started = time.perf_counter()
         failure: UpstreamFailure | None = None
@@ -113,7 +121,6 @@ class CloudflareClient:
                 wait = self._retry.backoff(attempt)
             else:
                 if answer.status != 429 and answer.status < 500:
-                    self._breaker.record_success()
                     return answer
                 throttled = answer if answer.status == 429 else None
                 failure = None if throttled else _server_error(answer)
@@ -124,7 +131,6 @@ class CloudflareClient:
         if throttled is not None:
             # Cloudflare is limiting the org token: the service opens the cool-down.
             return throttled
-        self._breaker.record_failure()
         raise failure or UpstreamFailure("Cloudflare could not be reached")
 
     def _attempt(
@@ -146,6 +152,9 @@ class CloudflareClient:
             raise UpstreamFailure("Cloudflare did not answer in time", status=504) from None
         except httpx.TransportError:
             raise UpstreamFailure("Cloudflare is unreachable", status=502) from None
+        except httpx.HTTPError:
+            # A body the client cannot decode (a broken gzip, say) is garbage from Cloudflare.
+            raise UpstreamFailure("Cloudflare answered a body that cannot be decoded") from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         answer_body = _without_token(response.content, token)
         envelope = _check_trustworthy(response.status_code, answer_body)

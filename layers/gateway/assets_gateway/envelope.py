@@ -85,7 +85,7 @@ def parse_envelope(body: bytes) -> UpstreamEnvelope | None:
     """
     try:
         document = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: nesting deeper than json allows
         return None
     if not isinstance(document, dict) or not isinstance(document.get("success"), bool):
         return None
