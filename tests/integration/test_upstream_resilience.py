@@ -4,9 +4,11 @@ Retry-After, the circuit breaker, and token rotation. Sleep and clock are inject
 from __future__ import annotations
 
 import dataclasses
+import html
 import json
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from urllib.parse import unquote
 
 import pytest
 from pydantic import SecretStr
@@ -296,3 +298,54 @@ def test_a_2xx_nested_deeper_than_json_can_read_is_garbage(
         upstream.create_upload_session(TARGET, BODY, token(stack))
     assert (failed.value.status, failed.value.code) == (502, 19031)
     assert breaker.is_open
+
+
+# --- issue 12 #13: the token is redacted in whatever spelling Cloudflare echoes it -------------
+
+
+def _spellings(secret: str) -> dict[str, str]:
+    escaped = "".join(f"\\u{ord(c):04x}" for c in secret)
+    return {
+        "raw": secret,
+        "one character escaped": f"{secret[:4]}\\u{ord(secret[4]):04x}{secret[5:]}",
+        "all escaped": escaped,
+        "percent-encoded": "".join(f"%{ord(c):02x}" for c in secret),
+        "HTML references": "".join(f"&#{ord(c)};" for c in secret),
+    }
+
+
+@pytest.mark.parametrize(
+    "spelling",
+    ["raw", "one character escaped", "all escaped", "percent-encoded", "HTML references"],
+)
+def test_an_echoed_token_never_reaches_the_caller(stack: LocalStack, spelling: str) -> None:
+    secret = stack.cloudflare_token
+    echoed = _spellings(secret)[spelling]
+    body = (
+        '{"success":false,"errors":[{"code":10000,"message":"bad token ' + echoed + '"},'
+        '{"code":10000,"message":"' + echoed + '"}],"messages":[],"result":null}'
+    ).encode()
+    assert secret not in body.decode() or spelling == "raw"
+    stack.emulator.inject_fault(Fault(status=400, body=body, headers={"Retry-After": echoed}))
+    service = build_session_service(
+        Settings.from_environ(stack.handler_environment()), aws=stack.aws
+    )
+    reply = service.create_session(web_session_request(BODY, request_id="echo")).reply
+
+    assert reply.status == 400
+    assert secret.encode() not in reply.body
+    envelope = reply.json()  # still Cloudflare's envelope, valid JSON
+    assert [error["code"] for error in envelope["errors"]] == [10000, 10000]
+    readings = [
+        reading
+        for error in envelope["errors"]
+        for reading in (
+            error["message"],
+            unquote(error["message"]),
+            html.unescape(error["message"]),
+        )
+    ]
+    assert all(secret not in reading for reading in readings)
+    assert "[REDACTED]" in envelope["errors"][1]["message"]
+    assert "retry-after" in {name.lower() for name in reply.headers}
+    assert all(secret not in html.unescape(unquote(value)) for value in reply.headers.values())

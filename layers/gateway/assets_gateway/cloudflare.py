@@ -20,11 +20,11 @@ from assets_gateway.circuit import CircuitBreaker
 from assets_gateway.envelope import UpstreamEnvelope, is_upload_session, parse_envelope
 from assets_gateway.errors import CircuitOpen, UpstreamFailure
 from assets_gateway.policy import SessionTarget
+from assets_gateway.redaction import redact_body, redact_text
 
 # Headers of Cloudflare's answer that mean something to the caller. Cloudflare's Ratelimit
 # headers describe the org token's budget, not the caller's, so they stay here.
 _PASS_THROUGH_HEADERS = ("content-type", "cf-ray", "retry-after")
-_REDACTED = b"[REDACTED]"
 
 
 @dataclass(frozen=True)
@@ -159,7 +159,7 @@ class CloudflareClient:
         answer_body = _without_token(response.content, token)
         envelope = _check_trustworthy(response.status_code, answer_body)
         headers = {
-            name: response.headers[name]
+            name: redact_text(response.headers[name], token.get_secret_value())
             for name in _PASS_THROUGH_HEADERS
             if name in response.headers
         }
@@ -192,8 +192,7 @@ def _server_error(answer: UpstreamAnswer) -> UpstreamFailure:
 
 def _without_token(body: bytes, token: SecretStr) -> bytes:
     """Cloudflare never echoes the token, but the gateway must not rely on that."""
-    secret = token.get_secret_value().encode()
-    return body.replace(secret, _REDACTED) if secret in body else body
+    return redact_body(body, token.get_secret_value())
 
 
 def _check_trustworthy(status: int, body: bytes) -> UpstreamEnvelope:
