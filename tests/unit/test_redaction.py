@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import html
 import json
 from typing import Any
@@ -33,13 +34,17 @@ def envelope_with(message_json: str) -> bytes:
 
 
 def every_reading(document: Any) -> list[str]:
-    """Every string of a JSON document (keys too), as written and percent/entity-decoded."""
+    """Every string of a JSON document (keys too), as written and percent/entity/JSON-decoded."""
     found: list[str] = []
     if isinstance(document, str):
         text = document
         for _ in range(10):
             found.append(text)
             text = html.unescape(unquote(text))
+            with contextlib.suppress(ValueError):
+                text = json.loads(f'"{text}"')
+            with contextlib.suppress(ValueError):
+                found.extend(every_reading(json.loads(text)))
     elif isinstance(document, list):
         for item in document:
             found.extend(every_reading(item))
@@ -66,6 +71,10 @@ SPELLINGS = {
     "one character percent-encoded": f'"t={SECRET[:5]}%{ord(SECRET[5]):02x}{SECRET[6:]}"',
     "HTML references": '"<b>' + "".join(f"&#x{ord(c):x};" for c in SECRET) + '</b>"',
     "escaped percent-encoding": f'"{json_escaped(percent(SECRET))}"',
+    # A message embedding a JSON document of its own: its escapes are escaped once more.
+    "JSON inside the message": '"{\\"t\\":\\"'
+    + json_escaped(SECRET).replace("\\", "\\\\")
+    + '\\"}"',
 }
 
 
@@ -113,3 +122,10 @@ def test_strings_encoded_too_deep_to_check_are_redacted_whole() -> None:
 
 def test_an_empty_secret_redacts_nothing() -> None:
     assert redact_body(b'{"a":"b"}', "") == b'{"a":"b"}'
+
+
+def test_a_body_with_a_lone_surrogate_is_still_written_as_json() -> None:
+    body = envelope_with(f'"\\ud800 {json_escaped(SECRET)}"')
+    redacted = redact_body(body, SECRET)
+    assert_clean(redacted)
+    assert json.loads(redacted)["errors"][0]["message"] == f"\ud800 {REDACTED}"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 from typing import Any
 from urllib.parse import unquote
 
@@ -20,8 +21,20 @@ _REDACTED_BYTES = REDACTED.encode()
 # Without these bytes, JSON strings are their raw bytes and nothing percent- or entity-decodes:
 # a body that has none of them needs only the byte search (a session's answer, typically).
 _DECODING_MARKERS = (b"\\", b"%", b"&", b"\x00", b"\xef\xbb\xbf", b"\xff", b"\xfe")
-# Layers of percent/HTML encoding undone before a string counts as too deep to prove clean.
+# Layers of encoding undone before a string counts as too deep to prove clean.
 _MAX_DECODING_ROUNDS = 8
+# JSON escapes inside a string's text: a message may embed a JSON document of its own.
+_JSON_ESCAPE = re.compile(r'\\(?:u([0-9a-fA-F]{4})|(["\\/bfnrt]))')
+_SIMPLE_ESCAPES = {
+    '"': '"',
+    "\\": "\\",
+    "/": "/",
+    "b": "\b",
+    "f": "\f",
+    "n": "\n",
+    "r": "\r",
+    "t": "\t",
+}
 
 
 def redact_body(body: bytes, secret: str) -> bytes:
@@ -41,27 +54,32 @@ def redact_body(body: bytes, secret: str) -> bytes:
         return body
     if not redactor.changed:
         return body
-    return json.dumps(document, ensure_ascii=False, separators=(",", ":")).encode()
+    return json.dumps(document, separators=(",", ":")).encode()  # ASCII: lone surrogates too
 
 
 def redact_text(text: str, secret: str) -> str:
-    """`text` with `secret` replaced, also where percent-encoding or HTML character references
-    spell it; such a string comes back decoded (and redacted)."""
+    """`text` with `secret` replaced, also where percent-encoding, HTML character references or
+    JSON escapes (of a JSON document inside the text) spell it; such a string comes back
+    decoded (and redacted)."""
     if not secret:
         return text
     if secret in text:
         text = text.replace(secret, REDACTED)
-    if "%" not in text and "&" not in text:
+    if "%" not in text and "&" not in text and "\\" not in text:
         return text
     current, exposed = text, False
     for _ in range(_MAX_DECODING_ROUNDS):
-        decoded = html.unescape(unquote(current))
+        decoded = _json_unescape(html.unescape(unquote(current)))
         if decoded == current:
             return current if exposed else text
         current = decoded
         if secret in current:
             exposed, current = True, current.replace(secret, REDACTED)
     return REDACTED  # still decoding: the gateway cannot tell what it holds
+
+
+def _json_unescape(text: str) -> str:
+    return _JSON_ESCAPE.sub(lambda m: chr(int(m[1], 16)) if m[1] else _SIMPLE_ESCAPES[m[2]], text)
 
 
 class _Redactor:
