@@ -15,7 +15,8 @@ NFA), whatever the globs.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+import threading
+from collections.abc import Callable, Sequence
 
 _TOKEN = re.compile(r"\*\*|\*|\?")
 _TRANSLATION = {"**": ".*", "*": "[^/]*", "?": "[^/]"}
@@ -26,6 +27,7 @@ _POSSESSIVE = {"**": ".*+", "*": "[^/]*+"}
 _STARS = ("*", "**")
 # The automaton forgets the states it learnt past this many (at the start of a match).
 _MAX_STATES = 4096
+_DEAD = 0
 
 
 def _items(pattern: str) -> list[str]:
@@ -109,21 +111,8 @@ class _Automaton:
         return frozenset(reached)
 
     def _reset(self) -> None:
-        self._index: dict[frozenset[int], int] = {}
-        self._sets: list[frozenset[int]] = []
-        self._moves: list[dict[str, int]] = []
-        self._accepting: list[bool] = []
-        self._intern(frozenset())  # state 0: nothing can match any more
-        self._begin = self._intern(self._start)  # where every match begins (0 without globs)
-
-    def _intern(self, positions: frozenset[int]) -> int:
-        state = self._index.get(positions)
-        if state is None:
-            state = self._index[positions] = len(self._moves)
-            self._sets.append(positions)
-            self._moves.append({})
-            self._accepting.append(any(self._items[p] is None for p in positions))
-        return state
+        # One object per generation: a match that began before a reset keeps its own tables.
+        self._tables = _Tables(self._items, self._start)
 
     def _move(self, positions: frozenset[int], char: str) -> frozenset[int]:
         reached: set[int] = set()
@@ -139,22 +128,56 @@ class _Automaton:
     def learnt(self) -> int:
         """How many transitions have been computed: a match's work is one lookup per
         character plus these (each O(glob length))."""
-        return sum(len(moves) for moves in self._moves)
+        return sum(len(moves) for moves in self._tables.moves)
 
     def matches(self, text: str) -> bool:
-        if len(self._moves) > _MAX_STATES:
+        if len(self._tables.moves) > _MAX_STATES:
             self._reset()
-        moves = self._moves
-        state = self._begin
+        tables = self._tables
+        moves = tables.moves
+        state = tables.begin
         for char in text:
             following = moves[state].get(char)
             if following is None:
-                following = self._intern(self._move(self._sets[state], char))
-                moves[state][char] = following
-            if following == 0:
+                following = tables.learn(state, char, self._move)
+            if following == _DEAD:
                 return False
             state = following
-        return self._accepting[state]
+        return tables.accepting[state]
+
+
+class _Tables:
+    """The DFA states and transitions learnt so far. Reading needs no lock (one dict lookup);
+    learning takes one, so threads sharing a policy never see half a state."""
+
+    def __init__(self, items: Sequence[str | None], start: frozenset[int]) -> None:
+        self._items = items
+        self._index: dict[frozenset[int], int] = {}
+        self._sets: list[frozenset[int]] = []
+        self.moves: list[dict[str, int]] = []
+        self.accepting: list[bool] = []
+        self._lock = threading.Lock()
+        self._intern(frozenset())  # _DEAD: nothing can match any more
+        self.begin = self._intern(start)  # where every match begins (_DEAD without globs)
+
+    def _intern(self, positions: frozenset[int]) -> int:
+        state = self._index.get(positions)
+        if state is None:
+            state = len(self.moves)
+            self._sets.append(positions)
+            self.moves.append({})
+            self.accepting.append(any(self._items[p] is None for p in positions))
+            self._index[positions] = state  # last: the state is complete once it is found
+        return state
+
+    def learn(
+        self, state: int, char: str, move: Callable[[frozenset[int], str], frozenset[int]]
+    ) -> int:
+        with self._lock:
+            following = self.moves[state].get(char)
+            if following is None:
+                following = self.moves[state][char] = self._intern(move(self._sets[state], char))
+            return following
 
 
 class GlobSet:
