@@ -10,6 +10,7 @@ the answer: before the fix those runs did not finish."""
 from __future__ import annotations
 
 import re
+from concurrent.futures import ThreadPoolExecutor
 
 import pytest
 from hypothesis import given, settings
@@ -148,3 +149,17 @@ def test_both_engines_keep_the_documented_semantics(patterns: list[str], texts: 
             assert (re.fullmatch(f"(?s:{glob_to_regex(pattern)})", text) is not None) is (
                 spec_matches(pattern, text)
             )
+
+
+def test_threads_sharing_one_glob_set_agree_with_the_spec() -> None:
+    patterns = ["/**/a*/**/*b", "/*a*a*b", "**/?*?/x"]
+    texts = [
+        "/" + "/".join(("a" * (i % 5)) + ("b" * (i % 3)) for i in range(n)) + suffix
+        for n in range(1, 40)
+        for suffix in ("", "b", "/x", "/ab/x")
+    ]
+    expected = [any(spec_matches(p, t) for p in patterns) for t in texts]
+    glob = GlobSet(patterns)  # fresh: every thread learns the tables at the same time
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        answers = list(pool.map(lambda _: [glob.matches(t) for t in texts], range(16)))
+    assert all(answer == expected for answer in answers)
