@@ -91,6 +91,8 @@ def test_the_automaton_learns_a_bounded_number_of_steps(pattern: str) -> None:
     for size in (64 * KB, 256 * KB):
         automaton.matches(deep_path(size, "x") + "ab" * size)
         automaton.matches(deep_path(size, "y"))
+        automaton.matches("/" + "a" * size)  # one long segment, for the single stars
+        automaton.matches("/" + "a" * size + "b")
     # The same few transitions serve any length: the work is one lookup per character.
     assert learnt <= 64
     assert automaton.learnt <= 2 * learnt + 8
