@@ -90,7 +90,8 @@ def _create(target: SessionTarget) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+# Never the answer as trace metadata: it holds the session's upload JWT (X-Ray has other readers).
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     sessions.register_lambda_context(context)

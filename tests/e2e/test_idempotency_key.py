@@ -7,12 +7,14 @@ import io
 import json
 import logging
 from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from typing import Any
 
 import httpx
 import pytest
 
 from assets_gateway.cloudflare import RetryPolicy
+from gateway_local.aws_resources import load_template
 from gateway_local.cloudflare_emulator import Fault
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,
@@ -221,3 +223,36 @@ def test_a_replay_is_refused_once_the_caller_left_its_team(stack: LocalStack) ->
     assert (elsewhere.status_code, elsewhere.json()["errors"][0]["code"]) == (409, 19040)
     assert "team 'web'" in elsewhere.json()["errors"][0]["message"]
     assert calls(stack) == 1
+
+
+def session_function_keys() -> set[str]:
+    """The ControlTable keys template.yaml lets the session function write (LeadingKeys)."""
+    statements = load_template()["Resources"]["SessionApiFunction"]["Properties"]["Policies"][0]
+    return {
+        key
+        for statement in statements["Statement"]
+        if statement["Resource"] == {"Fn::GetAtt": "ControlTable.Arn"}
+        and "dynamodb:PutItem" in statement["Action"]
+        for key in statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    }
+
+
+def test_records_are_kept_under_the_keys_the_template_lets_the_function_use(
+    stack: LocalStack,
+) -> None:
+    """moto enforces no IAM: this holds the keys the door really writes against the template."""
+    dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
+
+    def records() -> set[str]:
+        items = dynamodb.scan(TableName=stack.names.control_table)["Items"]
+        return {item["id"]["S"] for item in items if not item["id"]["S"].startswith("policy#")}
+
+    before = records()
+    with signed_client(WEB_DEPLOYER) as web:
+        answer = web.post(url(stack), json=body("k.html"), headers={"Idempotency-Key": "k-4719"})
+    assert answer.status_code == 200
+    written = records() - before
+    assert len(written) == 1
+    allowed = session_function_keys()
+    assert allowed
+    assert all(any(fnmatchcase(key, pattern) for pattern in allowed) for key in written), written
