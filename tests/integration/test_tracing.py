@@ -13,6 +13,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +26,24 @@ EVENT = REPO_ROOT / "events" / "session_api" / "create_session.json"
 TRACE_HEADER = "Root=1-5759e988-bd862e3fe1be46a994272793;Parent=53995c3f42cd8ad8;Sampled=1"
 
 
-def traced_invocation(stack: LocalStack, output: Path) -> dict[str, Any]:
+def keyed_event(path: Path) -> Path:
+    """The sample session event with an Idempotency-Key: the record that keeps the answer (JWT
+    included) is written to DynamoDB inside the trace too."""
+    event = json.loads(EVENT.read_text())
+    key = f"traced-{uuid.uuid4()}"
+    event["headers"]["Idempotency-Key"] = key
+    event.setdefault("multiValueHeaders", {})["Idempotency-Key"] = [key]
+    path.write_text(json.dumps(event))
+    return path
+
+
+def idempotency_records(stack: LocalStack) -> set[str]:
+    dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
+    items = dynamodb.scan(TableName=stack.names.control_table)["Items"]
+    return {item["id"]["S"] for item in items if item["id"]["S"].startswith("api-session#")}
+
+
+def traced_invocation(stack: LocalStack, event: Path, output: Path) -> dict[str, Any]:
     environment = {
         **os.environ,
         **stack.handler_environment(),
@@ -39,7 +57,7 @@ def traced_invocation(stack: LocalStack, output: Path) -> dict[str, Any]:
     environment.pop("POWERTOOLS_TRACE_DISABLED", None)
     environment.pop("POWERTOOLS_TRACER_CAPTURE_RESPONSE", None)  # the code's own choice
     child = subprocess.run(
-        [sys.executable, str(CHILD), str(EVENT), str(output)],
+        [sys.executable, str(CHILD), str(event), str(output)],
         env=environment,
         capture_output=True,
         text=True,
@@ -53,7 +71,10 @@ def traced_invocation(stack: LocalStack, output: Path) -> dict[str, Any]:
 def test_traces_hold_neither_the_session_jwt_nor_the_token(
     stack: LocalStack, tmp_path: Path
 ) -> None:
-    traced = traced_invocation(stack, tmp_path / "traced.json")
+    event = keyed_event(tmp_path / "event.json")
+    records_before = idempotency_records(stack)
+    traced = traced_invocation(stack, event, tmp_path / "traced.json")
+    assert len(idempotency_records(stack) - records_before) == 1
     answer = traced["answer"]
     assert answer["statusCode"] == 200
     jwt = json.loads(answer["body"])["result"]["jwt"]
