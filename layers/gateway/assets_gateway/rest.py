@@ -156,9 +156,9 @@ def header_values(event: APIGatewayProxyEvent, name: str) -> list[str]:
     wanted = name.lower()
     values = [
         value
-        for header, header_values in (event.multi_value_headers or {}).items()
+        for header, sent in (event.multi_value_headers or {}).items()
         if header.lower() == wanted
-        for value in header_values
+        for value in sent
     ]
     if values:
         return values
