@@ -17,6 +17,7 @@ from assets_gateway.identity import Caller
 from assets_gateway.policy import SessionTarget
 from assets_gateway.rest import (
     accept_encoding,
+    flag_header,
     register_error_handlers,
     request_body,
     request_id,
@@ -40,7 +41,7 @@ sessions = build_idempotent_sessions(service, settings, aws=aws)
 
 SESSION = "/client/v4/accounts/<account_id>/workers/scripts/<script_name>/assets-upload-session"
 USAGE = "/client/v4/gateway/usage"
-DRY_RUN_HEADER = "x-assets-gateway-dry-run"
+DRY_RUN_HEADER = "X-Assets-Gateway-Dry-Run"
 DISPATCH_SESSION = (
     "/client/v4/accounts/<account_id>/workers/dispatch/namespaces/<namespace>"
     "/scripts/<script_name>/assets-upload-session"
@@ -71,6 +72,7 @@ def usage() -> Response[str]:
 
 def _create(target: SessionTarget) -> Response[str]:
     event = app.current_event
+    dry_run = flag_header(event, DRY_RUN_HEADER)
     result = sessions.create_session(
         SessionRequest(
             caller=Caller(principal_arn=event.request_context.identity.user_arn or ""),
@@ -79,7 +81,7 @@ def _create(target: SessionTarget) -> Response[str]:
             content_type=event.headers.get("content-type"),
             content_encoding=event.headers.get("content-encoding"),
             request_id=request_id(event),
-            dry_run=event.headers.get(DRY_RUN_HEADER, "").strip().lower() in ("1", "true"),
+            dry_run=dry_run,
         ),
         key=event.headers.get(IDEMPOTENCY_HEADER),
     )
@@ -88,7 +90,8 @@ def _create(target: SessionTarget) -> Response[str]:
 
 
 @logger.inject_lambda_context(correlation_id_path=correlation_paths.API_GATEWAY_REST)
-@tracer.capture_lambda_handler
+# Never the answer as trace metadata: it holds the session's upload JWT (X-Ray has other readers).
+@tracer.capture_lambda_handler(capture_response=False)
 @metrics.log_metrics(capture_cold_start_metric=True)
 def lambda_handler(event: dict[str, Any], context: LambdaContext) -> dict[str, Any]:
     sessions.register_lambda_context(context)

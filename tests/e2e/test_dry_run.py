@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,
     DOCS_CI,
@@ -98,3 +100,36 @@ def test_without_the_header_the_request_is_real(stack: LocalStack) -> None:
     assert answer.status_code == 200
     assert "dry_run" not in answer.json()["result"]
     assert len(stack.emulator.calls) == 1
+
+
+@pytest.mark.parametrize("value", ["yes", "on", "2", "", "tru e", "1, 0"])
+def test_a_dry_run_value_the_gateway_does_not_know_is_refused_and_charges_nothing(
+    stack: LocalStack, value: str
+) -> None:
+    with signed_client(WEB_DEPLOYER) as web:
+        answer = web.post(
+            url(stack),
+            json={"manifest": manifest_of({"/a": b"abc"})},
+            headers={"X-Assets-Gateway-Dry-Run": value},
+        )
+    assert answer.status_code == 400
+    error = answer.json()["errors"][0]
+    assert error["code"] == 19000
+    assert "X-Assets-Gateway-Dry-Run must be 1, true, 0 or false" in error["message"]
+    assert stack.emulator.calls == []
+    assert quota_items(stack) == []
+
+
+@pytest.mark.parametrize(("value", "dry_run"), [("TRUE", True), ("True", True), ("FALSE", False)])
+def test_dry_run_values_are_read_in_any_case(
+    stack: LocalStack, value: str, *, dry_run: bool
+) -> None:
+    with signed_client(WEB_DEPLOYER) as web:
+        answer = web.post(
+            url(stack),
+            json={"manifest": manifest_of({"/a": b"abc"})},
+            headers={"X-Assets-Gateway-Dry-Run": value},
+        )
+    assert answer.status_code == 200
+    assert answer.json()["result"].get("dry_run", False) is dry_run
+    assert len(stack.emulator.calls) == (0 if dry_run else 1)

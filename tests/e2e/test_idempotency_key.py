@@ -3,13 +3,29 @@ calling Cloudflare or charging quota again; the same key with another body is 40
 
 from __future__ import annotations
 
+import io
+import json
+import logging
+from collections.abc import Iterator
+from fnmatch import fnmatchcase
 from typing import Any
 
+import httpx
+import pytest
+
 from assets_gateway.cloudflare import RetryPolicy
+from gateway_local.aws_resources import load_template
 from gateway_local.cloudflare_emulator import Fault
-from gateway_local.demo import DEMO_ACCOUNT_ID, DOCS_CI, WEB_DEPLOYER, WEB_SCRIPT
+from gateway_local.demo import (
+    DEMO_ACCOUNT_ID,
+    DOCS_CI,
+    PLATFORM_ADMIN,
+    WEB_DEPLOYER,
+    WEB_SCRIPT,
+    demo_policy,
+)
 from gateway_local.stack import LocalStack
-from helpers import manifest_of, signed_client
+from helpers import every_log_record, manifest_of, signed_client
 
 
 def url(stack: LocalStack, script: str = WEB_SCRIPT) -> str:
@@ -29,6 +45,39 @@ def sessions_charged(stack: LocalStack) -> int:
     dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
     items = dynamodb.scan(TableName=stack.names.quota_table)["Items"]
     return sum(int(i["sessions"]["N"]) for i in items if i["pk"]["S"].startswith("team#web#60#"))
+
+
+class AuditLines:
+    """The session door's audit records, as the function logs them."""
+
+    def __init__(self) -> None:
+        self.stream = io.StringIO()
+        self.handler = logging.StreamHandler(self.stream)
+
+    def of(self, request_id: str) -> list[dict[str, Any]]:
+        # The handler sits on the root logger and on the gateway's (which propagates): each
+        # record arrives twice, hence the dict of distinct lines.
+        lines = dict.fromkeys(
+            line
+            for line in self.stream.getvalue().splitlines()
+            if line.startswith("{") and '"audit"' in line
+        )
+        records = [json.loads(line)["audit"] for line in lines]
+        return [record for record in records if record.get("request_id") == request_id]
+
+
+@pytest.fixture
+def audit() -> Iterator[AuditLines]:
+    lines = AuditLines()
+    with every_log_record(lines.handler):
+        yield lines
+
+
+def admin_post(stack: LocalStack, path: str) -> httpx.Response:
+    with signed_client(PLATFORM_ADMIN) as admin:
+        answer = admin.post(f"{stack.front_server.url}/admin/{path}", json={"reason": "replays"})
+    assert answer.status_code == 200, answer.text
+    return answer
 
 
 def test_a_retry_with_the_same_key_replays_the_first_answer(stack: LocalStack) -> None:
@@ -92,3 +141,118 @@ def test_malformed_keys_are_refused(stack: LocalStack) -> None:
     assert spaced.status_code == long.status_code == 400
     assert spaced.json()["errors"][0]["code"] == 19000
     assert calls(stack) == 0
+
+
+def test_a_replay_is_audited_as_a_decision_of_its_own(stack: LocalStack, audit: AuditLines) -> None:
+    key = {"Idempotency-Key": "deploy-4715"}
+    with signed_client(WEB_DEPLOYER) as web:
+        first = web.post(url(stack), json=body("a.html"), headers=key)
+        again = web.post(url(stack), json=body("a.html"), headers=key)
+    assert (first.status_code, again.status_code) == (200, 200)
+    first_id, replay_id = first.headers["X-Request-Id"], again.headers["X-Request-Id"]
+    assert replay_id != first_id
+    [replayed] = audit.of(replay_id)
+    assert replayed["outcome"] == "replayed"
+    assert (replayed["status"], replayed["team"]) == (200, "web")
+    assert replayed["replay_of"] == first_id
+    assert replayed["principal"] == WEB_DEPLOYER.principal_arn
+    assert audit.of(first_id)[0]["outcome"] == "allowed"
+    assert calls(stack) == 1
+
+
+def test_a_replay_is_refused_while_the_kill_switch_is_engaged(
+    stack: LocalStack, audit: AuditLines
+) -> None:
+    key = {"Idempotency-Key": "deploy-4716"}
+    with signed_client(WEB_DEPLOYER) as web:
+        first = web.post(url(stack), json=body("a.html"), headers=key)
+        admin_post(stack, "kill-switch:engage")
+        stopped = web.post(url(stack), json=body("a.html"), headers=key)
+        admin_post(stack, "kill-switch:release")
+        resumed = web.post(url(stack), json=body("a.html"), headers=key)
+    assert first.status_code == 200
+    assert stopped.status_code == 503
+    assert stopped.json()["errors"][0]["code"] == 19013
+    assert first.json()["result"]["jwt"] not in stopped.text
+    assert "Idempotent-Replayed" not in stopped.headers
+    [refusal] = audit.of(stopped.headers["X-Request-Id"])
+    assert (refusal["outcome"], refusal["code"]) == ("stopped", 19013)
+    assert refusal["replay_of"] == first.headers["X-Request-Id"]
+    assert resumed.status_code == 200
+    assert resumed.json() == first.json()
+    assert calls(stack) == 1
+    assert sessions_charged(stack) == 1
+
+
+def test_a_replay_is_refused_while_the_team_is_suspended(
+    stack: LocalStack, audit: AuditLines
+) -> None:
+    key = {"Idempotency-Key": "deploy-4717"}
+    with signed_client(WEB_DEPLOYER) as web:
+        first = web.post(url(stack), json=body("a.html"), headers=key)
+        admin_post(stack, "teams/web:suspend")
+        suspended = web.post(url(stack), json=body("a.html"), headers=key)
+    assert first.status_code == 200
+    assert suspended.status_code == 403
+    assert suspended.json()["errors"][0]["code"] == 19010
+    assert first.json()["result"]["jwt"] not in suspended.text
+    [refusal] = audit.of(suspended.headers["X-Request-Id"])
+    assert (refusal["outcome"], refusal["code"], refusal["team"]) == (
+        "refused_caller",
+        19010,
+        "web",
+    )
+    assert calls(stack) == 1
+
+
+def test_a_replay_is_refused_once_the_caller_left_its_team(stack: LocalStack) -> None:
+    key = {"Idempotency-Key": "deploy-4718"}
+    with signed_client(WEB_DEPLOYER) as web:
+        first = web.post(url(stack), json=body("a.html"), headers=key)
+        unmapped = demo_policy()
+        unmapped["teams"]["web"]["principals"] = ["arn:aws:iam::111111111111:role/someone-else"]
+        stack.publish_policy(unmapped)
+        nobody = web.post(url(stack), json=body("a.html"), headers=key)
+        moved = demo_policy()
+        moved["teams"]["web"]["principals"] = ["arn:aws:iam::111111111111:role/someone-else"]
+        moved["teams"]["docs"]["principals"].append("arn:aws:iam::111111111111:role/web-deployer")
+        stack.publish_policy(moved)
+        elsewhere = web.post(url(stack), json=body("a.html"), headers=key)
+    assert first.status_code == 200
+    assert (nobody.status_code, nobody.json()["errors"][0]["code"]) == (403, 19010)
+    assert (elsewhere.status_code, elsewhere.json()["errors"][0]["code"]) == (409, 19040)
+    assert "team 'web'" in elsewhere.json()["errors"][0]["message"]
+    assert calls(stack) == 1
+
+
+def session_function_keys() -> set[str]:
+    """The ControlTable keys template.yaml lets the session function write (LeadingKeys)."""
+    statements = load_template()["Resources"]["SessionApiFunction"]["Properties"]["Policies"][0]
+    return {
+        key
+        for statement in statements["Statement"]
+        if statement["Resource"] == {"Fn::GetAtt": "ControlTable.Arn"}
+        and "dynamodb:PutItem" in statement["Action"]
+        for key in statement["Condition"]["ForAllValues:StringLike"]["dynamodb:LeadingKeys"]
+    }
+
+
+def test_records_are_kept_under_the_keys_the_template_lets_the_function_use(
+    stack: LocalStack,
+) -> None:
+    """moto enforces no IAM: this holds the keys the door really writes against the template."""
+    dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
+
+    def records() -> set[str]:
+        items = dynamodb.scan(TableName=stack.names.control_table)["Items"]
+        return {item["id"]["S"] for item in items if not item["id"]["S"].startswith("policy#")}
+
+    before = records()
+    with signed_client(WEB_DEPLOYER) as web:
+        answer = web.post(url(stack), json=body("k.html"), headers={"Idempotency-Key": "k-4719"})
+    assert answer.status_code == 200
+    written = records() - before
+    assert len(written) == 1
+    allowed = session_function_keys()
+    assert allowed
+    assert all(any(fnmatchcase(key, pattern) for pattern in allowed) for key in written), written

@@ -5,6 +5,12 @@ the first answer again — without calling Cloudflare or charging quota. The sam
 body is a caller bug: 409 19040. Only final answers are remembered (2xx, and 4xx but 429): after a
 429 or 5xx the caller's retry with the same key really runs again. Records live an hour, as long
 as the session JWT they hold.
+
+A replay hands that JWT out again, so it is a decision like any other (`SessionService.replay`):
+refused while the kill switch is engaged or the caller's team is suspended or no longer its own,
+and audited with the first request's id. Records are keyed `api-session#<hash>`, the only
+ControlTable items the session function may read or write besides `policy#current` (IAM
+`dynamodb:LeadingKeys` in template.yaml).
 """
 
 from __future__ import annotations
@@ -40,6 +46,8 @@ logger = Logger(child=True)
 
 IDEMPOTENCY_HEADER = "idempotency-key"
 REPLAYED_HEADER = "Idempotent-Replayed"
+# template.yaml scopes the session function's ControlTable access to `api-session#*` keys.
+KEY_PREFIX = "api-session"
 _KEY = re.compile(r"[\x21-\x7e]{1,255}")
 RECORD_SECONDS = 3600
 
@@ -71,7 +79,7 @@ class IdempotentSessions:
             data_keyword_argument="claim",
             persistence_store=persistence,
             config=self._config,
-            key_prefix="api-session",
+            key_prefix=KEY_PREFIX,
         )(self._first_time)
 
     def register_lambda_context(self, context: LambdaContext) -> None:
@@ -117,12 +125,18 @@ class IdempotentSessions:
                 IdempotencyUnavailable("idempotency records are unavailable; retry later"), request
             )
         headers = dict(stored["headers"])
-        if stored.get("replayed"):
-            headers[REPLAYED_HEADER] = "true"
-            logger.info("idempotent replay", extra={"request_id": request.request_id})
-        return SessionResult(
-            Reply(stored["status"], stored["body"].encode(), headers), Outcome(stored["outcome"])
+        first = SessionResult(
+            Reply(stored["status"], stored["body"].encode(), headers),
+            Outcome(stored["outcome"]),
+            team=stored.get("team"),  # absent from records written before replays were checked
         )
+        if not stored.get("replayed"):
+            return first
+        first_request_id = headers.get("X-Request-Id")
+        # This request's own id: the one its audit record (with `replay_of`) is found by.
+        headers["X-Request-Id"] = request.request_id
+        headers[REPLAYED_HEADER] = "true"
+        return self._service.replay(request, first, first_request_id=first_request_id)
 
     def _first_time(self, claim: dict[str, Any], request: SessionRequest) -> dict[str, Any]:
         result = self._service.create_session(request)
@@ -134,6 +148,7 @@ class IdempotentSessions:
             "headers": dict(result.reply.headers),
             "body": result.reply.body.decode("utf-8", errors="replace"),
             "outcome": result.outcome.value,
+            "team": result.team,
         }
 
 

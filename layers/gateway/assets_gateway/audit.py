@@ -29,6 +29,8 @@ class AuditRecord:
     upstream_status: int | None = None
     upstream_ms: float | None = None
     latency_ms: float | None = None
+    # An Idempotency-Key replay: the request id of the first request, whose answer it repeats.
+    replay_of: str | None = None
 
 
 @dataclass

@@ -147,15 +147,44 @@ def request_id(event: APIGatewayProxyEvent) -> str:
 
 def accept_encoding(event: APIGatewayProxyEvent) -> str | None:
     """The caller's Accept-Encoding (headers are case-insensitive; repeated ones are joined)."""
+    values = header_values(event, "Accept-Encoding")
+    return ", ".join(values) if values else None
+
+
+def header_values(event: APIGatewayProxyEvent, name: str) -> list[str]:
+    """Every value the caller sent for header `name` (case-insensitive), repeats included."""
+    wanted = name.lower()
     values = [
         value
-        for name, values in (event.multi_value_headers or {}).items()
-        if name.lower() == "accept-encoding"
-        for value in values
+        for header, sent in (event.multi_value_headers or {}).items()
+        if header.lower() == wanted
+        for value in sent
     ]
     if values:
-        return ", ".join(values)
-    return event.headers.get("accept-encoding")
+        return values
+    single = event.headers.get(wanted)
+    return [] if single is None else [single]
+
+
+_YES, _NO = frozenset({"1", "true"}), frozenset({"0", "false"})
+
+
+def flag_header(event: APIGatewayProxyEvent, name: str) -> bool:
+    """A yes/no header: `1`/`true` or `0`/`false` in any case, spaces around allowed; absent
+    means no. Anything else (`yes`, `on`, `2`, empty, or repeats that disagree) is 400 19000:
+    reading an unknown value as "no" would turn the dry run a caller asked for into a real,
+    charged session."""
+    answers: set[bool] = set()
+    for value in header_values(event, name):
+        word = value.strip().lower()
+        if word not in _YES | _NO:
+            raise MalformedRequest(
+                f"{name} must be 1, true, 0 or false (any case), not {value[:40]!r}"
+            )
+        answers.add(word in _YES)
+    if len(answers) > 1:
+        raise MalformedRequest(f"{name} was sent more than once with different values")
+    return answers.pop() if answers else False
 
 
 def register_error_handlers(app: APIGatewayRestResolver, metrics: Metrics) -> None:

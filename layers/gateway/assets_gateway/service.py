@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
@@ -28,6 +28,7 @@ from assets_gateway.errors import (
     GatewayError,
     GatewayStopped,
     GlobalBudgetExceeded,
+    IdempotencyConflict,
     MalformedRequest,
     ManifestTooLarge,
     PolicyDenied,
@@ -82,6 +83,8 @@ class Outcome(StrEnum):
     CIRCUIT_OPEN = "circuit_open"
     UPSTREAM_ERROR = "upstream_error"
     DRY_RUN = "dry_run"
+    # An Idempotency-Key retry answered with the first answer: nothing forwarded or charged.
+    REPLAYED = "replayed"
     STOPPED = "stopped"
     UNAVAILABLE = "unavailable"
     INTERNAL_ERROR = "internal_error"
@@ -100,6 +103,8 @@ _OUTCOME_OF_ERROR: dict[int, Outcome] = {
     19022: Outcome.UNAVAILABLE,
     19030: Outcome.UNAVAILABLE,
     19031: Outcome.UPSTREAM_ERROR,
+    19040: Outcome.REFUSED_REQUEST,
+    19041: Outcome.UNAVAILABLE,
 }
 
 
@@ -155,6 +160,8 @@ class SessionRequest:
 class SessionResult:
     reply: Reply
     outcome: Outcome
+    # The team the caller was decided to be (None when the request never got that far).
+    team: str | None = None
 
 
 @dataclass
@@ -246,7 +253,48 @@ class SessionService:
         record.outcome = result.outcome.value
         record.status = result.reply.status
         self._audit.record(record)
-        return result
+        return replace(result, team=record.team)
+
+    def replay(
+        self, request: SessionRequest, first: SessionResult, *, first_request_id: str | None
+    ) -> SessionResult:
+        """An Idempotency-Key retry hands the first answer (and its JWT) out again, so it is a
+        decision too: refused as a new request would be while the kill switch is engaged, when
+        the caller maps to no team or its team is suspended, and (409 19040) when the caller now
+        belongs to another team than the one the first answer was for. Audited either way, with
+        `replay_of` naming the first request; nothing is forwarded, charged or recorded for
+        simulations (the first request was)."""
+        started = self._timer()
+        record = AuditRecord(
+            request_id=request.request_id,
+            door=request.caller.source,
+            principal=request.caller.principal_arn,
+            account_id=request.target.account_id,
+            script_name=request.target.script_name,
+            namespace=request.target.namespace,
+            replay_of=first_request_id,
+        )
+        try:
+            stored = self._policies.current()
+            record.policy_version = stored.version
+            _check_kill_switch(stored.policy)
+            record.team = _team_of(stored.policy, request.caller)
+            _check_not_suspended(stored.policy, record.team)
+            if first.team is not None and record.team != first.team:
+                raise IdempotencyConflict(
+                    f"this Idempotency-Key was first used for team {first.team!r}; the caller "
+                    f"now belongs to team {record.team!r}: send the request with a new key"
+                )
+        except GatewayError as error:
+            record.code = error.code
+            record.reasons = [error.message]
+            outcome = _OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR)
+            return self._finish(
+                record,
+                SessionResult(error_reply(error, request_id=request.request_id), outcome),
+                started,
+            )
+        return self._finish(record, SessionResult(first.reply, Outcome.REPLAYED), started)
 
     def _remember(
         self, request: SessionRequest, record: AuditRecord, progress: _Progress, outcome: Outcome
