@@ -15,7 +15,8 @@ from assets_gateway.cloudflare import RetryPolicy
 from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import REPO_ROOT
 from gateway_local.cloudflare_emulator import Fault
-from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_SCRIPT, demo_policy
+from gateway_local.demo import DEMO_ACCOUNT_ID, DOCS_CI, WEB_DEPLOYER, WEB_SCRIPT, demo_policy
+from gateway_local.put_manifest import writer_tagging
 from gateway_local.sqs_poller import Batch
 from gateway_local.stack import MAX_RECEIVE_COUNT, LocalStack
 from helpers import content_hash, manifest_of, numbered_files
@@ -36,12 +37,19 @@ def unique(name: str) -> str:
     return f"{uuid.uuid4().hex[:8]}-{name}"
 
 
-def put(stack: LocalStack, key: str, body: bytes | dict[str, Any]) -> str:
+WRITERS = {"web": WEB_DEPLOYER.principal_arn, "docs": DOCS_CI.principal_arn}
+
+
+def put(
+    stack: LocalStack, key: str, body: bytes | dict[str, Any], *, writer: str | None = None
+) -> str:
+    """Upload as a team member would: tagged with the writer (the bucket policy's demand)."""
     s3 = stack.aws.client("s3", endpoint_url=stack.moto.endpoint_url)
     data = body if isinstance(body, bytes) else json.dumps(body).encode()
-    version: str = s3.put_object(Bucket=stack.names.manifest_bucket, Key=key, Body=data)[
-        "VersionId"
-    ]
+    writer = writer or WRITERS.get(key.split("/")[1], WEB_DEPLOYER.principal_arn)
+    version: str = s3.put_object(
+        Bucket=stack.names.manifest_bucket, Key=key, Body=data, Tagging=writer_tagging(writer)
+    )["VersionId"]
     return version
 
 
