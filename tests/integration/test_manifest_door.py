@@ -554,7 +554,8 @@ def test_quota_refusals_wait_for_retry_after_without_using_up_receives(
     """Finding 6: a manifest refused for quota is held until its Retry-After (a delayed copy),
     as often as it takes, never reaches the dead-letter queue for it, and is answered once the
     quota allows; waits are counted apart from failures."""
-    stack.publish_policy(web_policy(quotas={"sessions_per_minute": 1, "sessions_per_day": 1000}))
+    # A daily quota: the test's rounds must not see a window reset (a minute's would, at times).
+    stack.publish_policy(web_policy(quotas={"sessions_per_minute": 30, "sessions_per_day": 1}))
     keys = [key_for(unique(f"burst-{i}.json")) for i in range(3)]
     for key in keys:
         put(stack, key, manifest())
@@ -566,7 +567,7 @@ def test_quota_refusals_wait_for_retry_after_without_using_up_receives(
         held = stack.delayed_manifest_records()
         assert len(held) == 2, round_
         for seconds, attributes in held:
-            assert 0 < seconds <= 60  # the minute window's Retry-After
+            assert 0 < seconds <= 900  # Retry-After (until tomorrow), capped by SQS's delay
             assert attributes["assets-gateway-waits"] == str(round_)
         assert stack.pass_manifest_delays() == 2
         assert deliver(stack).failed == frozenset()
@@ -586,7 +587,7 @@ def test_quota_refusals_wait_for_retry_after_without_using_up_receives(
 
 
 def test_a_quota_wait_past_the_messages_lifetime_writes_the_refusal(stack: LocalStack) -> None:
-    stack.publish_policy(web_policy(quotas={"sessions_per_minute": 1, "sessions_per_day": 1000}))
+    stack.publish_policy(web_policy(quotas={"sessions_per_minute": 30, "sessions_per_day": 1}))
     first, late = key_for(unique("first.json")), key_for(unique("late.json"))
     put(stack, first, manifest())
     assert deliver(stack).failed == frozenset()
@@ -599,7 +600,8 @@ def test_a_quota_wait_past_the_messages_lifetime_writes_the_refusal(stack: Local
             "assets-gateway-waits": {"DataType": "Number", "StringValue": "40"},
             "assets-gateway-first-sent-ms": {
                 "DataType": "Number",
-                "StringValue": str(int((time.time() - MANIFEST_RETENTION_SECONDS + 5) * 1000)),
+                # First sent a second longer ago than the queue keeps a message.
+                "StringValue": str(int((time.time() - MANIFEST_RETENTION_SECONDS - 1) * 1000)),
             },
         },
     )

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from assets_gateway.s3_door import read_notification
+from assets_gateway.s3_door import with_source, read_notification
+from assets_gateway.s3_holds import FIRST_SENT_ATTRIBUTE, WAITS_ATTRIBUTE, HoldState
 
 EVENTS = Path(__file__).parents[2] / "events" / "manifest_events"
 BUCKET = "assets-gateway-manifests-123456789012-us-east-1"
@@ -159,3 +160,33 @@ def test_messages_that_are_no_notification_are_counted_malformed(body: str) -> N
     notification = read_notification(body, BUCKET)
     assert notification.objects == ()
     assert notification.malformed == 1
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({}, HoldState(0, 5_000)),
+        ({WAITS_ATTRIBUTE: "3", FIRST_SENT_ATTRIBUTE: "1000"}, HoldState(3, 1_000)),
+        ({WAITS_ATTRIBUTE: "x", FIRST_SENT_ATTRIBUTE: "1000"}, HoldState(0, 5_000)),
+        ({WAITS_ATTRIBUTE: "-1", FIRST_SENT_ATTRIBUTE: "1000"}, HoldState(0, 5_000)),
+        ({WAITS_ATTRIBUTE: "2", FIRST_SENT_ATTRIBUTE: "9000"}, HoldState(0, 5_000)),  # future
+        ({WAITS_ATTRIBUTE: "2"}, HoldState(0, 5_000)),
+    ],
+)
+def test_a_held_copy_says_how_often_it_waited_and_since_when(
+    attributes: dict[str, str | None], expected: HoldState
+) -> None:
+    assert HoldState.of(attributes, sent_timestamp_ms=5_000) == expected
+
+
+def test_a_result_names_the_version_it_answers_without_reparsing_the_envelope() -> None:
+    (manifest,) = read_notification(body_of("object_created"), BUCKET).objects
+    source = {
+        "key": manifest.key,
+        "version_id": manifest.version_id,
+        "sequencer": "0062E99A88DC407460",
+    }
+    for body in (b'{"success":true,"result":{"jwt":"j"}}', b' {\n "a": 1}', b"{}"):
+        spliced = json.loads(with_source(body, manifest))
+        assert spliced == {"source": source, **json.loads(body)}
+        assert next(iter(spliced)) == "source"

@@ -455,7 +455,7 @@ class ManifestDoor:
     ) -> ObjectOutcome | None:
         """Write the result while this version is still the key's current one, conditionally on
         the result read just before deciding: None once written, else why not."""
-        body = _with_source(reply.body, obj)
+        body = with_source(reply.body, obj)
         for _ in range(_WRITE_ROUNDS):
             state = self._result_state(obj)
             if state.source_version == obj.version_id:
@@ -524,7 +524,7 @@ class ManifestDoor:
             logger.error("outcome event not published", extra={"key": obj.key, "cause": cause})
 
 
-def _with_source(body: bytes, obj: ManifestObject) -> bytes:
+def with_source(body: bytes, obj: ManifestObject) -> bytes:
     """The envelope with a leading `source` member naming the version it answers. Spliced, not
     re-serialised: a 100,000-entry answer is not parsed again for one member."""
     source = json.dumps(
