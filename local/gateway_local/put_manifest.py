@@ -15,7 +15,6 @@ import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
-
 from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError

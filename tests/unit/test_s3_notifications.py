@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from assets_gateway.s3_door import with_source, read_notification
+from assets_gateway.s3_door import read_notification, with_source
 from assets_gateway.s3_holds import FIRST_SENT_ATTRIBUTE, WAITS_ATTRIBUTE, HoldState
 
 EVENTS = Path(__file__).parents[2] / "events" / "manifest_events"
