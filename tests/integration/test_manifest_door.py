@@ -5,18 +5,23 @@ from __future__ import annotations
 
 import gzip
 import json
+import os
 import random
 import time
 import uuid
 from collections import Counter
+from dataclasses import replace
 from typing import Any
 from urllib.parse import unquote_plus
 
 import pytest
 
 from assets_gateway.cloudflare import RetryPolicy
+from assets_gateway.s3_door import Disposition, ManifestObject, read_notification
+from assets_gateway.settings import ManifestDoorSettings
+from assets_gateway.wiring import build_manifest_door
 from gateway_local.api_front import lambda_context
-from gateway_local.aws_resources import REGION, REPO_ROOT
+from gateway_local.aws_resources import REGION, REPO_ROOT, local_aws_session
 from gateway_local.cloudflare_emulator import Fault
 from gateway_local.demo import DEMO_ACCOUNT_ID, DOCS_CI, WEB_DEPLOYER, WEB_SCRIPT, demo_policy
 from gateway_local.put_manifest import writer_tagging
@@ -630,3 +635,35 @@ def test_a_poison_record_is_skipped_and_counted_and_the_rest_is_answered(
     assert found is not None
     assert found[0] == 200
     assert metrics_in(capsys.readouterr().out)["NotificationMalformed"] == 3
+
+
+def test_a_result_writer_that_loses_the_race_decides_again_and_never_goes_backwards(
+    stack: LocalStack,
+) -> None:
+    """Finding 5, the race itself: between the door's last check and its PUT of the result, a
+    newer version is uploaded and answered. The conditional PUT fails, the door reads again,
+    sees its version is no longer current and leaves the newer answer in place."""
+    key = key_for(unique("raced.json"))
+    put(stack, key, manifest(1))
+    (message,) = receive_all(stack, expected=1)
+    (older,) = read_notification(message["Body"], stack.names.manifest_bucket).objects
+    newer: list[ManifestObject] = []
+
+    def newer_version_lands_first(params: dict[str, Any], **_: Any) -> None:
+        if params["Key"] != result_key(key) or newer:
+            return
+        version = put(stack, key, manifest(2))
+        newer.append(replace(older, version_id=version, revision=version, sequencer="FF"))
+        answered = stack.manifest_events.door.process(
+            newer[0], request_id="newer", final_attempt=False
+        )
+        assert answered.disposition == Disposition.ANSWERED
+
+    aws = local_aws_session()
+    aws.events.register("before-parameter-build.s3.PutObject", newer_version_lands_first)
+    door = build_manifest_door(ManifestDoorSettings.from_environ(os.environ), aws=aws)
+    outcome = door.process(older, request_id="older", final_attempt=False)
+    assert outcome.disposition == Disposition.SUPERSEDED
+    envelope, metadata, _ = stored_result(stack, key)
+    assert metadata["source-version"] == newer[0].version_id
+    assert hashes_of(envelope) == expected_hashes(2)

@@ -61,7 +61,11 @@ _MANIFEST_KEY = re.compile(
 _SEQUENCER = re.compile(r"^[0-9A-Fa-f]{1,64}$")
 EVENT_SOURCE = "assets-gateway"
 CREATED, REFUSED = "AssetsUploadSessionCreated", "AssetsUploadSessionRefused"
-_MISSING_OBJECT_CODES = {"NoSuchKey", "NoSuchVersion", "404", "405", "InvalidArgument", "400"}
+# A named version that is not there: S3 answers 404, 405 for a delete marker, 400 for an id
+# that cannot be a version id (a forged one).
+_MISSING_VERSION_CODES = {"NoSuchKey", "NoSuchVersion", "404", "405", "InvalidArgument", "400"}
+# A key with no current object (never written, or deleted: its latest version a delete marker).
+_MISSING_KEY_CODES = {"NoSuchKey", "404"}
 # Another writer changed the result between our read and our write: read and decide again.
 _LOST_RACE_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _QUOTA_CODES = {19020, 19021}
@@ -357,7 +361,7 @@ class ManifestDoor:
         try:
             head = self._s3.head_object(Bucket=obj.bucket, Key=obj.key, VersionId=obj.version_id)
         except ClientError as error:
-            if _error_of(error) in _MISSING_OBJECT_CODES:
+            if _error_of(error) in _MISSING_VERSION_CODES:
                 why = "the notified object version does not exist"
                 return self._skipped(obj, request_id, Disposition.REJECTED, why)
             raise RetryLater(f"checking {obj.key}: {_error_of(error)}") from None
@@ -381,7 +385,7 @@ class ManifestDoor:
         try:
             head = self._s3.head_object(Bucket=obj.bucket, Key=obj.key)
         except ClientError as error:
-            if _error_of(error) in _MISSING_OBJECT_CODES:
+            if _error_of(error) in _MISSING_KEY_CODES:
                 return None  # deleted: its latest version is a delete marker
             raise RetryLater(f"checking {obj.key}: {_error_of(error)}") from None
         except BotoCoreError as error:
@@ -393,7 +397,7 @@ class ManifestDoor:
         try:
             head = self._s3.head_object(Bucket=obj.bucket, Key=obj.result_key)
         except ClientError as error:
-            if _error_of(error) in _MISSING_OBJECT_CODES:
+            if _error_of(error) in _MISSING_KEY_CODES:
                 return _ResultState(None, None, None)
             raise RetryLater(f"reading {obj.result_key}: {_error_of(error)}") from None
         except BotoCoreError as error:
@@ -411,7 +415,7 @@ class ManifestDoor:
                 Bucket=obj.bucket, Key=obj.key, VersionId=obj.version_id
             )["TagSet"]
         except ClientError as error:
-            if _error_of(error) in _MISSING_OBJECT_CODES:
+            if _error_of(error) in _MISSING_VERSION_CODES:
                 return ""
             raise RetryLater(f"reading the tags of {obj.key}: {_error_of(error)}") from None
         except BotoCoreError as error:
@@ -480,7 +484,8 @@ class ManifestDoor:
                     **condition,  # type: ignore[arg-type]
                 )
             except ClientError as error:
-                if _error_of(error) in _LOST_RACE_CODES | {"NoSuchKey", "404"}:
+                # If-Match on a result deleted meanwhile answers 404: decide again as well.
+                if _error_of(error) in _LOST_RACE_CODES | _MISSING_KEY_CODES:
                     continue  # another version's result landed in between: decide again
                 raise RetryLater(f"writing {obj.result_key}: {_error_of(error)}") from None
             except BotoCoreError as error:
