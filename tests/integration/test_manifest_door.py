@@ -667,3 +667,15 @@ def test_a_result_writer_that_loses_the_race_decides_again_and_never_goes_backwa
     envelope, metadata, _ = stored_result(stack, key)
     assert metadata["source-version"] == newer[0].version_id
     assert hashes_of(envelope) == expected_hashes(2)
+
+
+def test_sample_poison_record_is_skipped_and_its_neighbour_answered(
+    stack: LocalStack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Finding 14 with the review's record: `userIdentity` a string, beside a good record."""
+    event = localised(stack, "poison_user_identity")
+    capsys.readouterr()
+    assert invoke(stack, event) == {"batchItemFailures": []}
+    assert status_of(stack, key_for("build-44.json")) == 200
+    assert result(stack, key_for("build-43.json")) is None
+    assert metrics_in(capsys.readouterr().out)["NotificationMalformed"] == 1
