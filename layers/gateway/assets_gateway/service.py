@@ -520,7 +520,7 @@ def _team_of(policy: PolicyDocument, caller: Caller) -> str:
             raise CallerNotAllowed(f"team {caller.team!r} is not in the org's policy")
         if team != caller.team:
             raise CallerNotAllowed(
-                f"principal {caller.principal} is not one of team {caller.team!r}'s principals"
+                f"principal {caller.principal} is not a principal of team {caller.team!r}"
             )
     if team is None:
         raise CallerNotAllowed(f"principal {caller.principal} is not mapped to any team")
