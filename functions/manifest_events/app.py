@@ -4,7 +4,9 @@ Each SQS record is processed on its own (partial batch response): a record whose
 another attempt fails alone and SQS delivers it again; the rest of the batch is done. Each
 object version is processed once (Powertools idempotency on bucket + key + revision), so a
 duplicate notification neither calls Cloudflare nor charges quota a second time.
-(`revision` is the version id in the deployed, versioned bucket.)
+(`revision` is the version id in the deployed, versioned bucket.) A record refused for quota is
+held until its Retry-After as a delayed copy (`s3_holds`): a wait, not a failure. Malformed
+records and notifications that do not check out are skipped, logged and counted.
 """
 
 from __future__ import annotations
@@ -30,9 +32,16 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assets_gateway.s3_door import ManifestObject, RetryLater, read_notification
+from assets_gateway.s3_door import (
+    Disposition,
+    ManifestObject,
+    QuotaWait,
+    RetryLater,
+    read_notification,
+)
+from assets_gateway.s3_holds import HoldFailed, HoldState
 from assets_gateway.settings import ManifestDoorSettings
-from assets_gateway.wiring import AWS_CLIENT_CONFIG, build_manifest_door
+from assets_gateway.wiring import AWS_CLIENT_CONFIG, build_manifest_door, build_manifest_holds
 
 logger = Logger()
 tracer = Tracer()
@@ -41,6 +50,7 @@ metrics = Metrics()
 settings = ManifestDoorSettings.from_environ(os.environ)
 aws = boto3.Session()
 door = build_manifest_door(settings, aws=aws)
+holds = build_manifest_holds(settings, aws=aws)
 processor = BatchProcessor(event_type=EventType.SQS)
 idempotency = IdempotencyConfig(
     event_key_jmespath="[bucket, key, revision]",
@@ -53,14 +63,19 @@ persistence = DynamoDBPersistenceLayer(
 )
 
 
-def _process(manifest: dict[str, Any], request_id: str, final_attempt: bool) -> dict[str, Any]:
+def _process(
+    manifest: dict[str, Any], request_id: str, final_attempt: bool, wait_until: float | None
+) -> dict[str, Any]:
     outcome = door.process(
-        ManifestObject(**manifest), request_id=request_id, final_attempt=final_attempt
+        ManifestObject(**manifest),
+        request_id=request_id,
+        final_attempt=final_attempt,
+        wait_until=wait_until,
     )
     return outcome.as_dict()
 
 
-# The stored outcome answers duplicates; a raise (RetryLater) stores nothing, so SQS retries.
+# The stored outcome answers duplicates; a raise (RetryLater, QuotaWait) stores nothing.
 process_once: Callable[..., dict[str, Any]] = idempotent_function(
     data_keyword_argument="manifest",
     persistence_store=persistence,
@@ -68,31 +83,79 @@ process_once: Callable[..., dict[str, Any]] = idempotent_function(
     key_prefix="manifest-object",
 )(_process)
 
+# Dispositions that are not an answer, each its own metric.
+_NOT_ANSWERED_METRICS = {
+    Disposition.REJECTED.value: "NotificationRejected",
+    Disposition.SUPERSEDED.value: "ManifestSuperseded",
+    Disposition.ALREADY_ANSWERED.value: "ManifestAlreadyAnswered",
+}
+
 
 def record_handler(record: SQSRecord) -> None:
     notification = read_notification(record.body, settings.manifest_bucket_name)
     for reason in notification.skipped:
         logger.info("notification skipped", extra={"reason": reason})
         metrics.add_metric(name="NotificationSkipped", unit=MetricUnit.Count, value=1)
+    if notification.malformed:
+        metrics.add_metric(
+            name="NotificationMalformed", unit=MetricUnit.Count, value=notification.malformed
+        )
     final_attempt = (
         int(record.attributes.approximate_receive_count or 1) >= settings.manifest_max_receive_count
     )
+    state = HoldState.of(
+        {name: value.string_value for name, value in record.message_attributes.items()},
+        int(record.attributes.sent_timestamp or 0),
+    )
+    wait_until = holds.wait_until(state) if holds is not None else None
+    wait = 0
     for manifest in notification.objects:
         try:
             outcome = process_once(
                 manifest=manifest.as_dict(),
                 request_id=record.message_id,
                 final_attempt=final_attempt,
+                wait_until=wait_until,
             )
+        except QuotaWait as quota:
+            metrics.add_metric(name=quota.outcome, unit=MetricUnit.Count, value=1)
+            wait = max(wait, quota.seconds)
+            continue
         except RetryLater as retry:
             logger.warning("manifest will be retried", extra={"reason": str(retry)})
             metrics.add_metric(name="ManifestRetried", unit=MetricUnit.Count, value=1)
             if retry.outcome:
                 metrics.add_metric(name=retry.outcome, unit=MetricUnit.Count, value=1)
             raise
-        metrics.add_metric(name=outcome["detail_type"], unit=MetricUnit.Count, value=1)
-        if pipeline_outcome := outcome.get("outcome"):  # records stored before it had one
-            metrics.add_metric(name=pipeline_outcome, unit=MetricUnit.Count, value=1)
+        _count(outcome)
+    if wait and holds is not None:
+        _hold(record, state, wait)
+
+
+def _hold(record: SQSRecord, state: HoldState, seconds: int) -> None:
+    """A wait, not a failure: a delayed copy comes back and this record completes."""
+    try:
+        delay = holds.hold(record.body, state, seconds) if holds is not None else 0
+    except HoldFailed as failed:  # the record comes back on its visibility timeout instead
+        logger.warning("manifest hold failed", extra={"reason": str(failed)})
+        metrics.add_metric(name="ManifestRetried", unit=MetricUnit.Count, value=1)
+        raise RetryLater(str(failed)) from None
+    logger.info(
+        "manifest held for its quota",
+        extra={"retry_after": seconds, "delay": delay, "waits": state.waits + 1},
+    )
+    metrics.add_metric(name="ManifestWaited", unit=MetricUnit.Count, value=1)
+
+
+def _count(outcome: dict[str, Any]) -> None:
+    not_answered = _NOT_ANSWERED_METRICS.get(str(outcome.get("disposition")))
+    if not_answered is not None:
+        metrics.add_metric(name=not_answered, unit=MetricUnit.Count, value=1)
+        return
+    if detail_type := outcome.get("detail_type"):
+        metrics.add_metric(name=detail_type, unit=MetricUnit.Count, value=1)
+    if pipeline_outcome := outcome.get("outcome"):  # records stored before it had one
+        metrics.add_metric(name=pipeline_outcome, unit=MetricUnit.Count, value=1)
 
 
 @logger.inject_lambda_context

@@ -6,6 +6,7 @@ local stack and the tests follow the deployed shape.
 
 from __future__ import annotations
 
+import itertools
 import json
 import threading
 from collections.abc import Iterable
@@ -106,10 +107,44 @@ def local_aws_session() -> boto3.Session:
     )
 
 
+_SEQUENCERS = itertools.count(1)
+_SEQUENCER_LOCK = threading.Lock()
+
+
+def notify_as_s3_does() -> None:
+    """moto's S3 notifications lack the object's `versionId` and `sequencer`, which S3 sends for
+    every PUT to a versioned bucket: add them from the stored version, at the moment moto builds
+    the event (so ten quick overwrites are ten distinct versions, in S3's order). moto runs in
+    this process, so its event builder is wrapped once for every local stack."""
+    from moto.s3 import notifications  # noqa: PLC0415 - moto's internals, only here
+
+    if getattr(notifications._get_s3_event, "gateway_local", False):
+        return
+    build = notifications._get_s3_event
+
+    def with_version(
+        event_name: str, bucket: Any, key: Any, notification_id: str
+    ) -> dict[str, list[dict[str, Any]]]:
+        event = build(event_name, bucket, key, notification_id)
+        with _SEQUENCER_LOCK:
+            sequencer = f"{next(_SEQUENCERS):016X}"
+        for record in event["Records"]:
+            described = record["s3"]["object"]
+            version_id = getattr(key, "version_id", None)
+            if version_id and version_id != "null":
+                described["versionId"] = version_id
+            described["sequencer"] = sequencer
+        return event
+
+    with_version.gateway_local = True  # type: ignore[attr-defined]
+    notifications._get_s3_event = with_version
+
+
 class MotoServer:
     """moto in server mode on 127.0.0.1 (a free port), reached by real boto3 over HTTP."""
 
     def __init__(self) -> None:
+        notify_as_s3_does()
         app = DomainDispatcherApplication(create_backend_app)
         self._server = BackgroundServer(_OneRequestAtATime(app), name="moto")
         self.endpoint_url = self._server.url
@@ -165,6 +200,7 @@ def provision_s3_door(
     *,
     visibility_timeout: int,
     max_receive_count: int,
+    retention_seconds: int = 345_600,
 ) -> Queues:
     """The bucket, its notification to the queue (with a dead-letter queue), and a copy of the
     gateway's EventBridge events into a queue that can be read locally."""
@@ -177,6 +213,7 @@ def provision_s3_door(
         QueueName=names.manifest_queue,
         Attributes={
             "VisibilityTimeout": str(visibility_timeout),
+            "MessageRetentionPeriod": str(retention_seconds),
             "RedrivePolicy": json.dumps(
                 {"deadLetterTargetArn": dead_letter_arn, "maxReceiveCount": max_receive_count}
             ),

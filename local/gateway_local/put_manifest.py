@@ -2,7 +2,9 @@
 
     .venv/bin/python -m gateway_local.put_manifest manifest.json --team docs --script docs
 
-Reads the connection details `make run` wrote to .local/stack.json.
+Reads the connection details `make run` wrote to .local/stack.json. The object is tagged with its
+writer, as the bucket policy demands on AWS (moto enforces no bucket policy): by default the demo
+identity of the team (`--as NAME` picks another from stack.json).
 """
 
 from __future__ import annotations
@@ -13,15 +15,25 @@ import sys
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
+from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
+from assets_gateway.identity import normalise_principal
+from assets_gateway.s3_door import WRITER_TAG
 from gateway_local.aws_resources import REPO_ROOT, local_aws_session
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
 STACK_FILE = REPO_ROOT / ".local" / "stack.json"
+TEAM_IDENTITIES = {"web": "web-deployer", "docs": "docs-ci"}
+
+
+def writer_tagging(principal_arn: str) -> str:
+    """PutObject's Tagging for an upload by `principal_arn`: what S3 would see as
+    `${aws:PrincipalArn}` (a role session's is its role's ARN)."""
+    return urlencode({WRITER_TAG: normalise_principal(principal_arn)})
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -32,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--account", help="Cloudflare account id (default: the demo account)")
     parser.add_argument("--name", help="object name (default: the file's name)")
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a result")
+    parser.add_argument("--as", dest="writer", help="identity in stack.json that uploads")
     args = parser.parse_args(argv)
     if not STACK_FILE.exists():
         print(f"{STACK_FILE} not found: start the local stack with `make run` first")
@@ -43,8 +56,13 @@ def main(argv: list[str] | None = None) -> int:
     key = f"incoming/{args.team}/{account}/{args.script}/{name}"
     result_key = "results/" + key.removeprefix("incoming/").removesuffix(".gz")
     s3 = local_aws_session().client("s3", endpoint_url=stack["aws_endpoint_url"])
+    writer = args.writer or TEAM_IDENTITIES.get(args.team, "")
+    if writer not in stack["identities"]:
+        print(f"--as: name one of {sorted(stack['identities'])}", file=sys.stderr)
+        return 1
+    tagging = writer_tagging(stack["identities"][writer]["principal_arn"])
     previous = _version(s3, bucket, result_key)
-    s3.put_object(Bucket=bucket, Key=key, Body=args.manifest.read_bytes())
+    s3.put_object(Bucket=bucket, Key=key, Body=args.manifest.read_bytes(), Tagging=tagging)
     print(f"put s3://{bucket}/{key}; waiting for s3://{bucket}/{result_key}", file=sys.stderr)
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:

@@ -1,6 +1,7 @@
 """Lambda's SQS event source mapping, locally: receive a batch, build the event Lambda would
-send, invoke the handler, delete what succeeded and leave the reported failures to come back
-after their visibility timeout (and, past maxReceiveCount, to move to the dead-letter queue)."""
+send (message attributes included), invoke the handler, delete what succeeded and leave the
+reported failures to come back after their visibility timeout (and, past maxReceiveCount, to
+move to the dead-letter queue). Visibility changes and delays are moto's own, as in SQS."""
 
 from __future__ import annotations
 
@@ -36,7 +37,7 @@ def lambda_sqs_event(messages: list[MessageTypeDef], queue_arn: str, region: str
                 "receiptHandle": message["ReceiptHandle"],
                 "body": message["Body"],
                 "attributes": dict(message.get("Attributes", {})),
-                "messageAttributes": {},
+                "messageAttributes": _lambda_message_attributes(message),
                 "md5OfBody": message.get("MD5OfBody")
                 or hashlib.md5(message["Body"].encode()).hexdigest(),  # noqa: S324 - SQS's own
                 "eventSource": "aws:sqs",
@@ -45,6 +46,19 @@ def lambda_sqs_event(messages: list[MessageTypeDef], queue_arn: str, region: str
             }
             for message in messages
         ]
+    }
+
+
+def _lambda_message_attributes(message: MessageTypeDef) -> dict[str, Any]:
+    """SQS's MessageAttributes in the shape Lambda's event source mapping delivers them."""
+    return {
+        name: {
+            "stringValue": value.get("StringValue"),
+            "stringListValues": [],
+            "binaryListValues": [],
+            "dataType": value.get("DataType", "String"),
+        }
+        for name, value in message.get("MessageAttributes", {}).items()
     }
 
 
@@ -75,6 +89,7 @@ class SqsPoller:
             MaxNumberOfMessages=self._batch_size,
             WaitTimeSeconds=wait_seconds,
             MessageSystemAttributeNames=["All"],
+            MessageAttributeNames=["All"],
         ).get("Messages", [])
         if not messages:
             return Batch(0, frozenset(), {"Records": []})

@@ -46,16 +46,22 @@ ADMIN_API_APP = REPO_ROOT / "functions" / "admin_api" / "app.py"
 MANIFEST_EVENTS_APP = REPO_ROOT / "functions" / "manifest_events" / "app.py"
 
 
-def _manifest_delivery(template: dict[str, Any]) -> tuple[int, int]:
-    """The template's maxReceiveCount and the SQS event's BatchSize, so local delivery follows
-    the deployed one."""
-    redrive = template["Resources"]["ManifestQueue"]["Properties"]["RedrivePolicy"]
+def _manifest_delivery(template: dict[str, Any]) -> tuple[int, int, int]:
+    """The template's maxReceiveCount, the SQS event's BatchSize and the queue's retention, so
+    local delivery follows the deployed one."""
+    queue = template["Resources"]["ManifestQueue"]["Properties"]
     events = template["Resources"]["ManifestEventsFunction"]["Properties"]["Events"]
     (sqs_event,) = (event for event in events.values() if event["Type"] == "SQS")
-    return int(redrive["maxReceiveCount"]), int(sqs_event["Properties"]["BatchSize"])
+    return (
+        int(queue["RedrivePolicy"]["maxReceiveCount"]),
+        int(sqs_event["Properties"]["BatchSize"]),
+        int(queue["MessageRetentionPeriod"]),
+    )
 
 
-MAX_RECEIVE_COUNT, MANIFEST_BATCH_SIZE = _manifest_delivery(load_template())
+MAX_RECEIVE_COUNT, MANIFEST_BATCH_SIZE, MANIFEST_RETENTION_SECONDS = _manifest_delivery(
+    load_template()
+)
 SESSION_API_FUNCTION = "SessionApiFunction"
 ADMIN_API_FUNCTION = "AdminApiFunction"
 DEFAULT_GATEWAY_PORT = 8787
@@ -143,6 +149,7 @@ class LocalStack:
             self.names,
             visibility_timeout=options.manifest_visibility_timeout,
             max_receive_count=MAX_RECEIVE_COUNT,
+            retention_seconds=MANIFEST_RETENTION_SECONDS,
         )
         dynamodb = self.aws.client("dynamodb", endpoint_url=self.moto.endpoint_url)
         self.policy_history = PolicyHistory(table_name=self.names.control_table, dynamodb=dynamodb)
@@ -218,6 +225,8 @@ class LocalStack:
             "IDEMPOTENCY_TABLE_NAME": self.names.control_table,
             "EVENT_BUS_NAME": "default",
             "MANIFEST_MAX_RECEIVE_COUNT": str(MAX_RECEIVE_COUNT),
+            "MANIFEST_QUEUE_URL": self.queues.manifest_url,
+            "MANIFEST_QUEUE_RETENTION_SECONDS": str(MANIFEST_RETENTION_SECONDS),
         }
 
     def admin_handler_environment(self) -> dict[str, str]:
@@ -280,6 +289,38 @@ class LocalStack:
                         for i, m in enumerate(messages)
                     ],
                 )
+
+    def delayed_manifest_records(self) -> list[tuple[float, dict[str, str]]]:
+        """The manifest queue's delayed messages (held for a quota): seconds until each becomes
+        visible, and its message attributes. Read from moto, which keeps them hidden till then."""
+        return [
+            (
+                max(0.0, (message.delayed_until - now_ms) / 1000),
+                {
+                    name: str(value.get("StringValue"))
+                    for name, value in message.message_attributes.items()
+                },
+            )
+            for message, now_ms in self._delayed_manifest_messages()
+        ]
+
+    def pass_manifest_delays(self) -> int:
+        """Time passes for the manifest queue: every delayed message becomes visible now (moto's
+        SQS keeps real time; a test cannot wait a Retry-After out). Returns how many."""
+        delayed = self._delayed_manifest_messages()
+        for message, _ in delayed:
+            message.delayed_until = 0
+        return len(delayed)
+
+    def _delayed_manifest_messages(self) -> list[tuple[Any, float]]:
+        from moto.core.utils import unix_time_millis  # noqa: PLC0415 - moto's own clock
+        from moto.sqs.models import sqs_backends  # noqa: PLC0415 - the in-process backend
+
+        queue = sqs_backends[self.queues.manifest_arn.split(":")[4]][REGION].queues[
+            self.names.manifest_queue
+        ]
+        now_ms = unix_time_millis()
+        return [(message, now_ms) for message in queue._messages if message.delayed]
 
     def describe(self) -> dict[str, Any]:
         """The connection details written to .local/stack.json (no Cloudflare token in it)."""

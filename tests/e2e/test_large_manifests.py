@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
+from gateway_local.put_manifest import writer_tagging
 from gateway_local.stack import LocalStack
 from helpers import signed_client
 
@@ -58,6 +59,7 @@ def test_a_100k_entry_manifest_goes_through_the_s3_door(stack: LocalStack) -> No
         Bucket=stack.names.manifest_bucket,
         Key=key,
         Body=gzip.compress(json.dumps(big_manifest()).encode()),
+        Tagging=writer_tagging(WEB_DEPLOYER.principal_arn),
     )
     assert stack.manifest_poller.poll_once().failed == frozenset()
     result_key = f"results/web/{DEMO_ACCOUNT_ID}/{WEB_SCRIPT}/release-100k.json"

@@ -8,7 +8,8 @@ from typing import Any
 
 import pytest
 
-from assets_gateway.s3_door import read_notification
+from assets_gateway.s3_door import read_notification, with_source
+from assets_gateway.s3_holds import FIRST_SENT_ATTRIBUTE, WAITS_ATTRIBUTE, HoldState
 
 EVENTS = Path(__file__).parents[2] / "events" / "manifest_events"
 BUCKET = "assets-gateway-manifests-123456789012-us-east-1"
@@ -42,7 +43,8 @@ def test_sample_event_names_team_account_script_and_version() -> None:
     )
     assert manifest.version_id == manifest.revision == "3HL4kqtJlcpXroDTDmjVBH40Nrjfkd"
     assert manifest.result_key == f"results/web/{ACCOUNT}/web-storefront/build-42.json"
-    assert manifest.uploader == "s3-uploader:AWS:AROAEXAMPLEWEBDEPLOY:ci-build-42"
+    assert manifest.uploader == "AWS:AROAEXAMPLEWEBDEPLOY:ci-build-42"
+    assert manifest.sequencer == "0062E99A88DC407460"
     assert not manifest.gzipped
 
 
@@ -69,7 +71,7 @@ def test_test_events_are_skipped() -> None:
         ("not json", "not JSON"),
         ("[]", "not an S3 notification"),
         ('{"Records": []}', "no S3 records"),
-        ('{"Records": [{"eventName": "ObjectCreated:Put"}]}', "without an S3 bucket"),
+        ('{"Records": [{"eventName": "ObjectCreated:Put"}]}', "malformed"),
     ],
 )
 def test_what_is_not_a_manifest_upload_is_skipped(body: str, reason: str) -> None:
@@ -87,10 +89,104 @@ def test_other_buckets_and_removals_are_skipped() -> None:
     assert read_notification(json.dumps(removed), BUCKET).objects == ()
 
 
-def test_revision_falls_back_to_sequencer_then_etag() -> None:
+def test_a_record_must_name_its_version_and_sequencer() -> None:
+    """The bucket is versioned: S3 names the version and a sequencer in every ObjectCreated
+    record, so a record without them is not S3's and runs nothing."""
     key = f"incoming/web/{ACCOUNT}/s/m.json.gz"
-    (with_sequencer,) = read_notification(record(key, sequencer="00A1", eTag="e1"), BUCKET).objects
-    (with_etag,) = read_notification(record(key, eTag="e1"), BUCKET).objects
-    assert (with_sequencer.revision, with_etag.revision) == ("00A1", "e1")
-    assert with_etag.gzipped
-    assert with_etag.result_key == f"results/web/{ACCOUNT}/s/m.json"
+    (manifest,) = read_notification(record(key, versionId="v1", sequencer="00a1"), BUCKET).objects
+    assert (manifest.version_id, manifest.revision, manifest.sequencer) == ("v1", "v1", "00A1")
+    assert manifest.gzipped
+    assert manifest.result_key == f"results/web/{ACCOUNT}/s/m.json"
+    for fields in (
+        {"sequencer": "00A1"},
+        {"versionId": "v1"},
+        {"versionId": "v1", "sequencer": "x"},
+    ):
+        notification = read_notification(record(key, **fields), BUCKET)
+        assert notification.objects == ()
+        assert notification.malformed == 0
+
+
+def s3_record(**overrides: Any) -> dict[str, Any]:
+    base: dict[str, Any] = {
+        "eventName": "ObjectCreated:Put",
+        "userIdentity": {"principalId": "AWS:AROAEXAMPLE:ci"},
+        "s3": {
+            "bucket": {"name": BUCKET},
+            "object": {
+                "key": f"incoming/web/{ACCOUNT}/s/m.json",
+                "versionId": "v1",
+                "sequencer": "0A",
+            },
+        },
+    }
+    return {**base, **overrides}
+
+
+@pytest.mark.parametrize(
+    "poison",
+    [
+        s3_record(userIdentity="AWS:AROAEXAMPLE:ci"),  # the review's poison record
+        s3_record(userIdentity=["AWS:AROAEXAMPLE:ci"]),
+        s3_record(userIdentity={"principalId": 7}),
+        s3_record(eventName=None),
+        s3_record(eventName=1),
+        s3_record(s3="not an object"),
+        s3_record(s3={"bucket": BUCKET, "object": {}}),
+        s3_record(s3={"bucket": {"name": BUCKET}, "object": "m.json"}),
+        s3_record(s3={"bucket": {"name": BUCKET}, "object": {"key": 12}}),
+        s3_record(
+            s3={
+                "bucket": {"name": BUCKET},
+                "object": {"key": f"incoming/web/{ACCOUNT}/s/m.json", "versionId": 3},
+            }
+        ),
+        "a string",
+        None,
+        [],
+    ],
+)
+def test_every_malformed_record_is_skipped_and_counted_in_the_same_pass(poison: Any) -> None:
+    body = json.dumps({"Records": [poison, s3_record(), poison]})
+    notification = read_notification(body, BUCKET)
+    assert [o.key for o in notification.objects] == [f"incoming/web/{ACCOUNT}/s/m.json"]
+    assert notification.malformed == 2
+    assert len(notification.skipped) == 2
+    assert all("malformed" in reason for reason in notification.skipped)
+
+
+@pytest.mark.parametrize("body", ['{"Records": {"a": 1}}', '{"Records": "x"}', "3", "[1]"])
+def test_messages_that_are_no_notification_are_counted_malformed(body: str) -> None:
+    notification = read_notification(body, BUCKET)
+    assert notification.objects == ()
+    assert notification.malformed == 1
+
+
+@pytest.mark.parametrize(
+    ("attributes", "expected"),
+    [
+        ({}, HoldState(0, 5_000)),
+        ({WAITS_ATTRIBUTE: "3", FIRST_SENT_ATTRIBUTE: "1000"}, HoldState(3, 1_000)),
+        ({WAITS_ATTRIBUTE: "x", FIRST_SENT_ATTRIBUTE: "1000"}, HoldState(0, 5_000)),
+        ({WAITS_ATTRIBUTE: "-1", FIRST_SENT_ATTRIBUTE: "1000"}, HoldState(0, 5_000)),
+        ({WAITS_ATTRIBUTE: "2", FIRST_SENT_ATTRIBUTE: "9000"}, HoldState(0, 5_000)),  # future
+        ({WAITS_ATTRIBUTE: "2"}, HoldState(0, 5_000)),
+    ],
+)
+def test_a_held_copy_says_how_often_it_waited_and_since_when(
+    attributes: dict[str, str | None], expected: HoldState
+) -> None:
+    assert HoldState.of(attributes, sent_timestamp_ms=5_000) == expected
+
+
+def test_a_result_names_the_version_it_answers_without_reparsing_the_envelope() -> None:
+    (manifest,) = read_notification(body_of("object_created"), BUCKET).objects
+    source = {
+        "key": manifest.key,
+        "version_id": manifest.version_id,
+        "sequencer": "0062E99A88DC407460",
+    }
+    for body in (b'{"success":true,"result":{"jwt":"j"}}', b' {\n "a": 1}', b"{}"):
+        spliced = json.loads(with_source(body, manifest))
+        assert spliced == {"source": source, **json.loads(body)}
+        assert next(iter(spliced)) == "source"

@@ -31,8 +31,9 @@ class Caller:
     """The authenticated caller of a door.
 
     The API door knows the IAM principal and the policy maps it to a team. The S3 door knows the
-    team directly: the bucket policy lets a principal write only under the prefix of its own
-    `assets-team` tag, so the key's prefix is trusted and `team` is set.
+    object's writer (a tag the bucket policy forces to the writer's own principal ARN) and the
+    key's team prefix (fenced by its `assets-team` tag): `team` is set, and the policy must map
+    the writer to that very team.
     """
 
     principal_arn: str

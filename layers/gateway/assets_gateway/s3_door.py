@@ -3,18 +3,33 @@
     incoming/<team>/<account_id>/<script_name>/<name>.json[.gz]
         →  results/<team>/<account_id>/<script_name>/<name>.json
 
-S3 notifications arrive through SQS: at least once, unordered, keys URL-encoded. Refusals that a
-retry cannot change (bad manifest, policy, Cloudflare's own 4xx) are written as the result and
-end there; failures a retry may cure (Cloudflare 5xx/429, throttling, stores unavailable) raise
-`RetryLater` so only that record goes back to the queue, and the last attempt also writes its
-failure as the result before the record moves to the dead-letter queue.
+S3 notifications arrive through SQS: at least once, unordered, keys URL-encoded. Nothing in a
+notification is taken on trust (the queue only accepts S3, but a door is judged by what it does
+with a forged message): the object version must exist, only the key's current version is run,
+and the caller is whoever S3 says wrote it (the `assets-gateway-writer` tag the bucket policy
+forces to `${aws:PrincipalArn}`), checked against the policy like an API caller. A notification
+that does not check out changes no result.
+
+A result never goes backwards: it is written only while its version is still the key's current
+one, with a conditional PUT (If-Match on the result's ETag, If-None-Match for the first), re-read
+and re-decided whenever another writer got there first. It names the version it answers.
+
+Refusals that a retry cannot change (bad manifest, policy, Cloudflare's own 4xx) are written as
+the result and end there; failures a retry may cure (Cloudflare 5xx/429, stores unavailable)
+raise `RetryLater` so only that record goes back to the queue, and the last attempt also writes
+its failure as the result before the record moves to the dead-letter queue. A quota refusal
+(19020/19021) is not a failure: `QuotaWait` asks the caller to hold the record until its
+Retry-After (see `s3_holds`).
 """
 
 from __future__ import annotations
 
 import json
 import re
+import time
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
+from enum import StrEnum
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, unquote_plus
 
@@ -22,7 +37,7 @@ from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
 from assets_gateway.envelope import Reply, error_reply
-from assets_gateway.errors import GatewayError, MalformedRequest, ManifestTooLarge
+from assets_gateway.errors import GatewayError, ManifestTooLarge
 from assets_gateway.identity import Caller
 from assets_gateway.manifest import gunzip
 from assets_gateway.policy import SessionTarget
@@ -35,13 +50,26 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 INCOMING_PREFIX, RESULTS_PREFIX = "incoming/", "results/"
+# Set on every upload (the bucket policy refuses a PutObject whose tag is not the caller's own
+# principal ARN), read back by the door: who wrote the object, as S3 authenticated it.
+WRITER_TAG = "assets-gateway-writer"
 _MANIFEST_KEY = re.compile(
     r"^incoming/(?P<team>[^/]+)/(?P<account>[^/]+)/(?P<script>[^/]+)/(?P<name>.+?)"
     r"(?P<extension>\.json(?:\.gz)?)$"
 )
+# S3's sequencer: a hex string; its length varies (compare after left-padding with zeros).
+_SEQUENCER = re.compile(r"^[0-9A-Fa-f]{1,64}$")
 EVENT_SOURCE = "assets-gateway"
 CREATED, REFUSED = "AssetsUploadSessionCreated", "AssetsUploadSessionRefused"
-_MISSING_OBJECT_CODES = {"NoSuchKey", "NoSuchVersion", "404"}
+# A named version that is not there: S3 answers 404, 405 for a delete marker, 400 for an id
+# that cannot be a version id (a forged one).
+_MISSING_VERSION_CODES = {"NoSuchKey", "NoSuchVersion", "404", "405", "InvalidArgument", "400"}
+# A key with no current object (never written, or deleted: its latest version a delete marker).
+_MISSING_KEY_CODES = {"NoSuchKey", "404"}
+# Another writer changed the result between our read and our write: read and decide again.
+_LOST_RACE_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
+_QUOTA_CODES = {19020, 19021}
+_WRITE_ROUNDS = 5
 
 
 class RetryLater(Exception):
@@ -52,19 +80,31 @@ class RetryLater(Exception):
         self.outcome = outcome
 
 
+class QuotaWait(Exception):
+    """The team's quota or the global budget refused this manifest: not a failure, only a wait.
+    Nothing was written; the record should come back after `seconds`."""
+
+    def __init__(self, seconds: int, *, outcome: str) -> None:
+        super().__init__(f"quota refused; retry after {seconds} s")
+        self.seconds = seconds
+        self.outcome = outcome
+
+
 @dataclass(frozen=True)
 class ManifestObject:
     bucket: str
     key: str
-    version_id: str | None
-    # What makes this upload unique: the version id in a versioned bucket (as deployed), else the
-    # event's sequencer, else the ETag. Duplicate notifications share it; a new upload does not.
+    version_id: str
+    # The notification's sequencer (hex): kept in the result so readers can order answers.
+    sequencer: str
+    # What makes this upload unique for idempotency: the version id (the bucket is versioned).
     revision: str
     team: str
     account_id: str
     script_name: str
     name: str
     gzipped: bool
+    # The notification's userIdentity.principalId: logged only; the caller comes from the tag.
     uploader: str
 
     @property
@@ -77,44 +117,69 @@ class ManifestObject:
 
 @dataclass(frozen=True)
 class Notification:
-    """What one SQS message body holds: the manifest objects, and what was skipped and why."""
+    """What one SQS message body holds: the manifest objects, and what was skipped and why.
+    `malformed` counts the skipped records that were not even a well-formed S3 record."""
 
     objects: tuple[ManifestObject, ...]
     skipped: tuple[str, ...]
+    malformed: int = 0
+
+
+class _Malformed(ValueError):
+    """A record that is not a well-formed S3 notification record."""
 
 
 def read_notification(body: str, bucket: str) -> Notification:
-    """Parse an S3 event notification (pure): keys decoded; test events, other buckets and keys
-    outside the layout skipped."""
+    """Parse an S3 event notification (pure, never raises): keys decoded; test events, other
+    buckets and keys outside the layout skipped; malformed records skipped and counted."""
     try:
         document = json.loads(body)
     except ValueError:
-        return Notification((), ("the message is not JSON",))
+        return Notification((), ("the message is not JSON",), 1)
     if not isinstance(document, dict):
-        return Notification((), ("the message is not an S3 notification",))
+        return Notification((), ("the message is not an S3 notification",), 1)
     if document.get("Event") == "s3:TestEvent":
         return Notification((), ("s3:TestEvent",))
+    records = document.get("Records")
+    if records is not None and not isinstance(records, list):
+        return Notification((), ("Records is not a list",), 1)
     objects: list[ManifestObject] = []
     skipped: list[str] = []
-    for record in document.get("Records") or []:
-        found = _manifest_object(record, bucket)
+    malformed = 0
+    for record in records or []:
+        try:
+            found = _manifest_object(record, bucket)
+        except _Malformed as problem:
+            malformed += 1
+            skipped.append(f"a malformed record: {problem}")
+            continue
         if isinstance(found, ManifestObject):
             objects.append(found)
         else:
             skipped.append(found)
     if not objects and not skipped:
         skipped.append("the message holds no S3 records")
-    return Notification(tuple(objects), tuple(skipped))
+    return Notification(tuple(objects), tuple(skipped), malformed)
+
+
+def _field(container: Any, name: str, kind: type, *, required: bool = True) -> Any:
+    if not isinstance(container, dict):
+        raise _Malformed(f"expected an object holding {name!r}")
+    value = container.get(name)
+    if value is None and not required:
+        return None
+    if not isinstance(value, kind) or isinstance(value, bool):
+        raise _Malformed(f"{name!r} is not a {kind.__name__}")
+    return value
 
 
 def _manifest_object(record: Any, expected_bucket: str) -> ManifestObject | str:
-    try:
-        event_name = str(record["eventName"])
-        bucket = str(record["s3"]["bucket"]["name"])
-        # S3 URL-encodes keys in notifications, spaces as '+'.
-        key = unquote_plus(str(record["s3"]["object"]["key"]))
-    except (KeyError, TypeError):
-        return "a record without an S3 bucket and key"
+    event_name = _field(record, "eventName", str)
+    s3 = _field(record, "s3", dict)
+    bucket = _field(_field(s3, "bucket", dict), "name", str)
+    described = _field(s3, "object", dict)
+    # S3 URL-encodes keys in notifications, spaces as '+'.
+    key = unquote_plus(_field(described, "key", str))
     if bucket != expected_bucket:
         return f"bucket {bucket} is not the manifest bucket"
     if not event_name.startswith("ObjectCreated:"):
@@ -122,41 +187,74 @@ def _manifest_object(record: Any, expected_bucket: str) -> ManifestObject | str:
     match = _MANIFEST_KEY.match(key)
     if match is None:
         return f"{key} is not incoming/<team>/<account_id>/<script_name>/<name>.json[.gz]"
-    uploader = (record.get("userIdentity") or {}).get("principalId") or "unknown"
-    described = record["s3"]["object"]
-    version_id = described.get("versionId") or None
-    revision = version_id or described.get("sequencer") or described.get("eTag") or ""
+    identity = record.get("userIdentity")
+    principal = _field(identity, "principalId", str, required=False) if identity else None
+    # The bucket is versioned: S3 names the version and a sequencer in every ObjectCreated record.
+    version_id = _field(described, "versionId", str, required=False)
+    sequencer = _field(described, "sequencer", str, required=False)
+    if not version_id or version_id == "null":
+        return f"{key}: the record names no object version"
+    if sequencer is None or not _SEQUENCER.match(sequencer):
+        return f"{key}: the record has no valid sequencer"
     return ManifestObject(
         bucket=bucket,
         key=key,
         version_id=version_id,
-        revision=str(revision),
+        sequencer=sequencer.upper(),
+        revision=version_id,
         team=match["team"],
         account_id=match["account"],
         script_name=match["script"],
         name=match["name"],
         gzipped=match["extension"].endswith(".gz"),
-        uploader=f"s3-uploader:{uploader}",
+        uploader=principal or "unknown",
     )
+
+
+class Disposition(StrEnum):
+    """What became of one notified object version."""
+
+    ANSWERED = "answered"  # its result was written
+    REJECTED = "rejected"  # the notification does not check out: no result changed
+    SUPERSEDED = "superseded"  # a newer version (or a deletion) is current: not answered
+    ALREADY_ANSWERED = "already_answered"  # the result answers this version already
 
 
 @dataclass(frozen=True)
 class ObjectOutcome:
     key: str
     result_key: str
-    status: int
-    code: int | None
-    detail_type: str
+    disposition: str
     request_id: str
+    status: int | None = None
+    code: int | None = None
+    detail_type: str | None = None
     # The pipeline's outcome (allowed, refused_quota…): the same metrics as the API door.
-    outcome: str
+    outcome: str | None = None
+    reason: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
         return asdict(self)
 
 
+@dataclass(frozen=True)
+class _ResultState:
+    etag: str | None  # None: no result yet
+    source_key: str | None
+    source_version: str | None
+
+
 def _retriable(status: int) -> bool:
     return status == 429 or status >= 500
+
+
+def _error_of(error: ClientError) -> str:
+    return str(error.response.get("Error", {}).get("Code", ""))
+
+
+def _header(headers: Mapping[str, str], name: str) -> str | None:
+    wanted = name.lower()
+    return next((value for key, value in headers.items() if key.lower() == wanted), None)
 
 
 class ManifestDoor:
@@ -168,50 +266,171 @@ class ManifestDoor:
         events: EventBridgeClient,
         event_bus: str,
         max_object_bytes: int,
+        now: Callable[[], float] = time.time,
     ) -> None:
         self._service = service
         self._s3 = s3
         self._events = events
         self._event_bus = event_bus
         self._max_bytes = max_object_bytes
+        self._now = now
 
     def process(
-        self, obj: ManifestObject, *, request_id: str, final_attempt: bool
+        self,
+        obj: ManifestObject,
+        *,
+        request_id: str,
+        final_attempt: bool,
+        wait_until: float | None = None,
     ) -> ObjectOutcome:
-        """Run the pipeline on one uploaded manifest and write its result object."""
+        """Check the notification against S3, run the pipeline on the object version and write
+        its result. `wait_until` (epoch seconds): how long a quota refusal may still be waited
+        out (`QuotaWait`); past it, or without it, the refusal is written as the result."""
+        size = self._verify(obj, request_id)
+        if isinstance(size, ObjectOutcome):
+            return size
+        if (stale := self._not_current(obj, request_id)) is not None:
+            return stale
+        if self._result_state(obj).source_version == obj.version_id:
+            return self._skipped(obj, request_id, Disposition.ALREADY_ANSWERED, "answered before")
         try:
-            result = self._session(obj, request_id)
+            result = self._session(obj, request_id, size)
         except GatewayError as refusal:  # the object itself is unusable: a permanent refusal
             result = SessionResult(
                 error_reply(refusal, request_id=request_id), Outcome.REFUSED_REQUEST
             )
         reply = result.reply
         code = _error_code(reply)
-        if _retriable(reply.status) and not final_attempt:
+        self._maybe_wait(reply, code, result.outcome.value, wait_until)
+        if _retriable(reply.status) and not final_attempt and code not in _QUOTA_CODES:
             raise RetryLater(f"{obj.key}: {reply.status} {code}", outcome=result.outcome.value)
-        self._write_result(obj, reply, request_id)
+        written = self._write_result(obj, reply, request_id)
+        if written is not None:
+            return written
         outcome = ObjectOutcome(
             key=obj.key,
             result_key=obj.result_key,
+            disposition=Disposition.ANSWERED.value,
+            request_id=request_id,
             status=reply.status,
             code=code,
             detail_type=CREATED if 200 <= reply.status < 300 else REFUSED,
-            request_id=request_id,
             outcome=result.outcome.value,
         )
         self._publish(obj, outcome)
-        if _retriable(reply.status):
+        if _retriable(reply.status) and code not in _QUOTA_CODES:
             raise RetryLater(
                 f"{obj.key}: {reply.status} {code}, last attempt; result written",
                 outcome=result.outcome.value,
             )
         return outcome
 
-    def _session(self, obj: ManifestObject, request_id: str) -> SessionResult:
-        body = self._read(obj)
+    def _maybe_wait(
+        self, reply: Reply, code: int | None, outcome: str, wait_until: float | None
+    ) -> None:
+        if reply.status != 429 or code not in _QUOTA_CODES or wait_until is None:
+            return
+        seconds = _retry_after(reply)
+        if self._now() + seconds <= wait_until:
+            raise QuotaWait(seconds, outcome=outcome)
+
+    def _skipped(
+        self, obj: ManifestObject, request_id: str, disposition: Disposition, reason: str
+    ) -> ObjectOutcome:
+        logger.info(
+            "manifest notification not answered",
+            extra={
+                "key": obj.key,
+                "version_id": obj.version_id,
+                "disposition": disposition.value,
+                "reason": reason,
+                "uploader": obj.uploader,
+            },
+        )
+        return ObjectOutcome(
+            key=obj.key,
+            result_key=obj.result_key,
+            disposition=disposition.value,
+            request_id=request_id,
+            reason=reason,
+        )
+
+    def _verify(self, obj: ManifestObject, request_id: str) -> int | ObjectOutcome:
+        """The notified version must exist (HeadObject with its VersionId): its size, or a
+        rejection that writes nothing."""
+        try:
+            head = self._s3.head_object(Bucket=obj.bucket, Key=obj.key, VersionId=obj.version_id)
+        except ClientError as error:
+            if _error_of(error) in _MISSING_VERSION_CODES:
+                why = "the notified object version does not exist"
+                return self._skipped(obj, request_id, Disposition.REJECTED, why)
+            raise RetryLater(f"checking {obj.key}: {_error_of(error)}") from None
+        except BotoCoreError as error:
+            raise RetryLater(f"checking {obj.key}: {type(error).__name__}") from None
+        if head.get("VersionId") not in (None, obj.version_id):
+            why = "S3 answered another version"
+            return self._skipped(obj, request_id, Disposition.REJECTED, why)
+        return int(head.get("ContentLength", 0))
+
+    def _not_current(self, obj: ManifestObject, request_id: str) -> ObjectOutcome | None:
+        """Only the key's current version is answered: an older one's answer would be stale the
+        moment it was written (its newer version's own notification answers the key)."""
+        current = self._current_version(obj)
+        if current == obj.version_id:
+            return None
+        reason = "the key was deleted" if current is None else f"version {current} is current"
+        return self._skipped(obj, request_id, Disposition.SUPERSEDED, reason)
+
+    def _current_version(self, obj: ManifestObject) -> str | None:
+        try:
+            head = self._s3.head_object(Bucket=obj.bucket, Key=obj.key)
+        except ClientError as error:
+            if _error_of(error) in _MISSING_KEY_CODES:
+                return None  # deleted: its latest version is a delete marker
+            raise RetryLater(f"checking {obj.key}: {_error_of(error)}") from None
+        except BotoCoreError as error:
+            raise RetryLater(f"checking {obj.key}: {type(error).__name__}") from None
+        version: str | None = head.get("VersionId")
+        return version
+
+    def _result_state(self, obj: ManifestObject) -> _ResultState:
+        try:
+            head = self._s3.head_object(Bucket=obj.bucket, Key=obj.result_key)
+        except ClientError as error:
+            if _error_of(error) in _MISSING_KEY_CODES:
+                return _ResultState(None, None, None)
+            raise RetryLater(f"reading {obj.result_key}: {_error_of(error)}") from None
+        except BotoCoreError as error:
+            raise RetryLater(f"reading {obj.result_key}: {type(error).__name__}") from None
+        metadata = head.get("Metadata", {})
+        return _ResultState(
+            etag=head.get("ETag"),
+            source_key=metadata.get("source-key"),
+            source_version=metadata.get("source-version"),
+        )
+
+    def _writer(self, obj: ManifestObject) -> str:
+        try:
+            tags = self._s3.get_object_tagging(
+                Bucket=obj.bucket, Key=obj.key, VersionId=obj.version_id
+            )["TagSet"]
+        except ClientError as error:
+            if _error_of(error) in _MISSING_VERSION_CODES:
+                return ""
+            raise RetryLater(f"reading the tags of {obj.key}: {_error_of(error)}") from None
+        except BotoCoreError as error:
+            raise RetryLater(f"reading the tags of {obj.key}: {type(error).__name__}") from None
+        return next((tag["Value"] for tag in tags if tag["Key"] == WRITER_TAG), "")
+
+    def _session(self, obj: ManifestObject, request_id: str, size: int) -> SessionResult:
+        # The caller is the object's writer (an unknown one maps to no team: 19010), and the
+        # service also holds it to the key's team.
+        writer = self._writer(obj) or f"s3-object-without-{WRITER_TAG}"
+        caller = Caller(principal_arn=writer, source="s3", team=obj.team)
+        body = self._read(obj, size)
         return self._service.create_session(
             SessionRequest(
-                caller=Caller(principal_arn=obj.uploader, source="s3", team=obj.team),
+                caller=caller,
                 target=SessionTarget(obj.account_id, obj.script_name),
                 body=body,
                 content_type="application/json",
@@ -219,43 +438,60 @@ class ManifestDoor:
             )
         )
 
-    def _read(self, obj: ManifestObject) -> bytes:
-        options: dict[str, Any] = {"Bucket": obj.bucket, "Key": obj.key}
-        if obj.version_id:
-            options["VersionId"] = obj.version_id
+    def _read(self, obj: ManifestObject, size: int) -> bytes:
+        if size > self._max_bytes:
+            raise ManifestTooLarge(
+                f"the manifest object is {size} bytes; at most {self._max_bytes} are read"
+            )
         try:
-            answer = self._s3.get_object(**options)
-            if answer["ContentLength"] > self._max_bytes:
-                raise ManifestTooLarge(
-                    f"the manifest object is {answer['ContentLength']} bytes; at most "
-                    f"{self._max_bytes} are read"
-                )
-            data = answer["Body"].read()
+            answer = self._s3.get_object(Bucket=obj.bucket, Key=obj.key, VersionId=obj.version_id)
+            data = answer["Body"].read(self._max_bytes + 1)
         except ClientError as error:
-            if error.response.get("Error", {}).get("Code") in _MISSING_OBJECT_CODES:
-                raise MalformedRequest("the manifest object no longer exists") from None
-            raise RetryLater(f"reading {obj.key}: {type(error).__name__}") from None
+            raise RetryLater(f"reading {obj.key}: {_error_of(error)}") from None
         except BotoCoreError as error:
             raise RetryLater(f"reading {obj.key}: {type(error).__name__}") from None
+        if len(data) > self._max_bytes:
+            raise ManifestTooLarge(f"the manifest object is over {self._max_bytes} bytes")
         return gunzip(data, self._max_bytes, what="the .json.gz object") if obj.gzipped else data
 
-    def _write_result(self, obj: ManifestObject, reply: Reply, request_id: str) -> None:
-        try:
-            self._s3.put_object(
-                Bucket=obj.bucket,
-                Key=obj.result_key,
-                Body=reply.body,
-                ContentType="application/json",
-                Metadata={
-                    "status": str(reply.status),
-                    "request-id": request_id,
-                    # Metadata is ASCII: the source key is percent-encoded.
-                    "source-key": quote(obj.key, safe="/"),
-                    "source-version": obj.version_id or "",
-                },
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise RetryLater(f"writing {obj.result_key}: {type(error).__name__}") from None
+    def _write_result(
+        self, obj: ManifestObject, reply: Reply, request_id: str
+    ) -> ObjectOutcome | None:
+        """Write the result while this version is still the key's current one, conditionally on
+        the result read just before deciding: None once written, else why not."""
+        body = with_source(reply.body, obj)
+        for _ in range(_WRITE_ROUNDS):
+            state = self._result_state(obj)
+            if state.source_version == obj.version_id:
+                return self._skipped(obj, request_id, Disposition.ALREADY_ANSWERED, "raced")
+            if (stale := self._not_current(obj, request_id)) is not None:
+                return stale
+            condition = {"IfMatch": state.etag} if state.etag else {"IfNoneMatch": "*"}
+            try:
+                self._s3.put_object(
+                    Bucket=obj.bucket,
+                    Key=obj.result_key,
+                    Body=body,
+                    ContentType="application/json",
+                    Metadata={
+                        "status": str(reply.status),
+                        "request-id": request_id,
+                        # Metadata is ASCII: the source key is percent-encoded.
+                        "source-key": quote(obj.key, safe="/"),
+                        "source-version": obj.version_id,
+                        "source-sequencer": obj.sequencer,
+                    },
+                    **condition,  # type: ignore[arg-type]
+                )
+            except ClientError as error:
+                # If-Match on a result deleted meanwhile answers 404: decide again as well.
+                if _error_of(error) in _LOST_RACE_CODES | _MISSING_KEY_CODES:
+                    continue  # another version's result landed in between: decide again
+                raise RetryLater(f"writing {obj.result_key}: {_error_of(error)}") from None
+            except BotoCoreError as error:
+                raise RetryLater(f"writing {obj.result_key}: {type(error).__name__}") from None
+            return None
+        raise RetryLater(f"writing {obj.result_key}: lost {_WRITE_ROUNDS} races in a row")
 
     def _publish(self, obj: ManifestObject, outcome: ObjectOutcome) -> None:
         """Teams subscribe to these; the result object stays the record, so a failure only logs.
@@ -277,7 +513,7 @@ class ManifestDoor:
                 Entries=[
                     {
                         "Source": EVENT_SOURCE,
-                        "DetailType": outcome.detail_type,
+                        "DetailType": outcome.detail_type or REFUSED,
                         "Detail": json.dumps(detail),
                         "EventBusName": self._event_bus,
                         "Resources": [f"arn:aws:s3:::{obj.bucket}/{obj.key}"],
@@ -291,6 +527,29 @@ class ManifestDoor:
             cause = "FailedEntryCount"
         if failed:
             logger.error("outcome event not published", extra={"key": obj.key, "cause": cause})
+
+
+def with_source(body: bytes, obj: ManifestObject) -> bytes:
+    """The envelope with a leading `source` member naming the version it answers. Spliced, not
+    re-serialised: a 100,000-entry answer is not parsed again for one member."""
+    source = json.dumps(
+        {"key": obj.key, "version_id": obj.version_id, "sequencer": obj.sequencer},
+        separators=(",", ":"),
+    ).encode()
+    stripped = body.lstrip()
+    if not stripped.startswith(b"{"):
+        return body
+    rest = stripped[1:].lstrip()
+    return b'{"source":' + source + (b"" if rest.startswith(b"}") else b",") + rest
+
+
+def _retry_after(reply: Reply) -> int:
+    value = _header(reply.headers, "Retry-After")
+    try:
+        seconds = int(value) if value is not None else 60
+    except ValueError:
+        seconds = 60
+    return max(seconds, 1)
 
 
 def _error_code(reply: Reply) -> int | None:

@@ -560,12 +560,16 @@ def _check_target(target: SessionTarget) -> None:
 
 
 def _team_of(policy: PolicyDocument, caller: Caller) -> str:
+    team = policy.team_of(caller.principal_arn)
     if caller.team is not None:
+        # The S3 door: the key names the team, and its writer must be one of that team's
+        # principals now (a role removed from the policy is refused on both doors).
         if caller.team not in policy.teams:
             raise CallerNotAllowed(f"team {caller.team!r} is not in the org's policy")
-        team: str | None = caller.team
-    else:
-        team = policy.team_of(caller.principal_arn)
+        if team != caller.team:
+            raise CallerNotAllowed(
+                f"principal {caller.principal} is not a principal of team {caller.team!r}"
+            )
     if team is None:
         raise CallerNotAllowed(f"principal {caller.principal} is not mapped to any team")
     return team

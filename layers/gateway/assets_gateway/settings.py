@@ -92,6 +92,13 @@ class ManifestDoorSettings(Settings):
         default=64 * 1024 * 1024, gt=0, alias="MAX_MANIFEST_OBJECT_BYTES"
     )
     idempotency_hours: int = Field(default=72, ge=1, le=24 * 30, alias="IDEMPOTENCY_HOURS")
+    # Where a record refused for quota is sent back, delayed by Retry-After (see s3_holds);
+    # without it such a refusal is written as the result at once.
+    manifest_queue_url: str | None = Field(default=None, alias="MANIFEST_QUEUE_URL")
+    # The queue's MessageRetentionPeriod: how long a record may wait for its quota in all.
+    manifest_queue_retention_seconds: int = Field(
+        default=345_600, ge=60, le=1_209_600, alias="MANIFEST_QUEUE_RETENTION_SECONDS"
+    )
 
 
 class AdminSettings(Settings):

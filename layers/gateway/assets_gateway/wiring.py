@@ -21,6 +21,7 @@ from assets_gateway.decision_log import DecisionLog
 from assets_gateway.policy_store import PolicyStore
 from assets_gateway.quota_store import QuotaStore
 from assets_gateway.s3_door import ManifestDoor
+from assets_gateway.s3_holds import ManifestHolds
 from assets_gateway.service import QuotaGate, SessionService
 from assets_gateway.settings import AdminSettings, ManifestDoorSettings, Settings
 
@@ -126,6 +127,22 @@ def build_manifest_door(
         events=aws.client("events", config=AWS_CLIENT_CONFIG),
         event_bus=settings.event_bus_name,
         max_object_bytes=settings.max_manifest_object_bytes,
+        now=now,
+    )
+
+
+def build_manifest_holds(
+    settings: ManifestDoorSettings,
+    *,
+    aws: boto3.Session | None = None,
+) -> ManifestHolds | None:
+    """How the S3 door holds a record through a quota wait (None: it does not)."""
+    if settings.manifest_queue_url is None:
+        return None
+    return ManifestHolds(
+        sqs=(aws or boto3.Session()).client("sqs", config=AWS_CLIENT_CONFIG),
+        queue_url=settings.manifest_queue_url,
+        retention_seconds=settings.manifest_queue_retention_seconds,
     )
 
 
