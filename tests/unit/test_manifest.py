@@ -23,6 +23,7 @@ from assets_gateway.manifest import (
     ManifestLimits,
     _accept_decoded,
     check_content_type,
+    check_structure,
     json_pointer,
     parse_json_body,
     parse_manifest,
@@ -301,6 +302,8 @@ DEFAULT_LIMITS = ManifestLimits()
 
 
 def strict(raw: bytes, limits: ManifestLimits = DEFAULT_LIMITS) -> Manifest:
+    """The reference: the structural limit, then the strict parse and checks in document order."""
+    check_structure(raw.removeprefix(b"\xef\xbb\xbf"), limits)
     return parse_manifest(parse_json_body(raw), limits)
 
 

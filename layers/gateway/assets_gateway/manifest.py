@@ -124,18 +124,53 @@ def _shown(key: str) -> str:
     return repr(key)
 
 
+# RFC 1952 §2.2: a gzip file is a series of members. More than this many is no upload tool's
+# output, and each costs a fresh inflater.
+MAX_GZIP_MEMBERS = 1_000
+_GZIP_MAGIC = b"\x1f\x8b"
+# Compressed input is handed to zlib in pieces of this size: the bytes zlib copies aside after a
+# member ends (`unused_data`) stay small whatever the number of members.
+_GZIP_FEED_BYTES = 64 * 1024
+
+
 def gunzip(data: bytes, limit: int, *, what: str = "the request body") -> bytes:
-    """gunzip with a ceiling: a small body must not inflate into gigabytes."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error:
-        raise MalformedRequest(f"{what} is not valid gzip") from None
-    if len(out) > limit:
-        raise ManifestTooLarge(f"{what} inflates to more than {limit} bytes")
-    if not inflater.eof:
-        raise MalformedRequest(f"{what} is truncated gzip")
-    return out
+    """gunzip with a ceiling: a small body must not inflate into gigabytes.
+
+    Every member is inflated, as RFC 1952 §2.2 and `gzip -d` read a gzip file (concatenated
+    streams), the ceiling counting them all and checked as output arrives. After the last
+    member only zero bytes may follow (tape-style padding, which `gzip -d` and Python's gzip
+    module skip too); anything else is refused rather than silently dropped.
+    """
+    view = memoryview(data)
+    parts: list[bytes] = []
+    size = position = members = 0
+    while True:
+        members += 1
+        if members > MAX_GZIP_MEMBERS:
+            raise MalformedRequest(f"{what} holds more than {MAX_GZIP_MEMBERS} gzip members")
+        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        while not inflater.eof:
+            if position >= len(data):
+                raise MalformedRequest(f"{what} is truncated gzip")
+            fed = view[position : position + _GZIP_FEED_BYTES]
+            try:
+                out = inflater.decompress(fed, limit - size + 1)
+            except zlib.error:
+                raise MalformedRequest(f"{what} is not valid gzip") from None
+            size += len(out)
+            if size > limit:
+                raise ManifestTooLarge(f"{what} inflates to more than {limit} bytes")
+            parts.append(out)
+            position += len(fed) - len(inflater.unused_data)
+        if position == len(data):
+            return b"".join(parts)
+        if not data.startswith(_GZIP_MAGIC, position):
+            if data.count(0, position) == len(data) - position:
+                return b"".join(parts)
+            raise MalformedRequest(
+                f"{what} has {len(data) - position} bytes after its gzip data that are neither "
+                "another gzip member nor zero padding"
+            )
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -266,15 +301,106 @@ def _walk(document: Any) -> Iterator[tuple[tuple[str | int, ...], Any]]:
 
 
 def parse_manifest_body(body: bytes, limits: ManifestLimits = ManifestLimits()) -> Manifest:
-    """`parse_manifest(parse_json_body(body), limits)`, with the same answers, in fewer steps.
+    """`parse_manifest(parse_json_body(body), limits)`, with the same answers, in fewer steps,
+    in memory and time bounded by what a manifest within `limits` can hold.
 
-    The fast path (msgspec, checks over whole columns) accepts an ordinary manifest; anything it
-    is not sure of goes to the strict path, which decides and names the first problem.
+    The fast path (msgspec, checks over whole columns) accepts an ordinary manifest. When it
+    refuses a body it read whole (nothing skipped, no key repeated), the strict parse would build
+    the very same document: the strict checks judge that one, without reading the body again.
+    Anything else goes to the strict path, which decides and names the first problem, once the
+    body is known to hold no more JSON values than a manifest within `limits` can
+    (`check_structure`): a body of 32 MiB of `[{},{},…]` is refused before Python builds ten
+    million objects out of it.
     """
-    manifest = _fast_manifest(body, limits)
-    if manifest is not None:
-        return manifest
+    raw = body[len(_UTF8_BOM) :] if body.startswith(_UTF8_BOM) else body
+    keys = raw.count(b":")
+    # msgspec builds every entry before it can count them: with more keys than a manifest within
+    # the ceiling holds, the structure is checked first. Below that, a document the fast path
+    # reads whole holds at most keys + 1 values: within the ceiling, as the check would find.
+    checked = keys + 1 > value_ceiling(limits)
+    if checked:
+        check_structure(raw, limits)
+    decided = _fast_manifest(raw, keys, limits)
+    if isinstance(decided, Manifest):
+        return decided
+    if decided is not None:
+        return parse_manifest(decided, limits)
+    if not checked:
+        check_structure(raw, limits)
     return parse_manifest(parse_json_body(body), limits)
+
+
+# A manifest of n entries holds 3n + 2 JSON values: the body, the manifest, and per entry the
+# entry, its hash and its size. A few more are allowed, so that a manifest a few entries over the
+# limit still gets the answer that counts its entries.
+_SPARE_VALUES = 16
+
+
+def value_ceiling(limits: ManifestLimits) -> int:
+    """The most JSON values a body may hold before it is refused unread."""
+    return 3 * limits.max_entries + 2 + _SPARE_VALUES
+
+
+def check_structure(raw: bytes, limits: ManifestLimits = ManifestLimits()) -> None:
+    """Refuse (413) a body holding more JSON values than any manifest within `limits`, in time
+    linear in its size and without building any of it.
+
+    A value is an object, array, string, number, true, false or null, at any depth; object keys
+    are not values (a body holds fewer keys than values, so keys are bounded too). Outside
+    strings, a body holds 1 + (commas) + (non-empty objects and arrays) values. Counted over the
+    whole body, strings included, that is an upper bound (an empty `{ }` written with a blank
+    inside counts as non-empty) and settles ordinary bodies with a few C-speed counts. Above the
+    ceiling, what strings hold is taken off: every string holds at most two values' worth (a key
+    and a value), so a body with more strings than twice the ceiling is refused at once, and
+    otherwise only the strings holding a `,`, `{` or `[` are visited one by one.
+    """
+    ceiling = value_ceiling(limits)
+    values = 1 + _structure(raw, 0, len(raw))
+    if values <= ceiling:
+        return
+    # At least this many quotes delimit strings: every other one is escaped (`\"`).
+    delimiters = raw.count(b'"') - raw.count(b'\\"')
+    if delimiters <= 4 * ceiling:
+        values -= _structure_inside_strings(raw)
+        if values <= ceiling:
+            return
+    raise ManifestTooLarge(
+        f"request body holds more than {ceiling:,} JSON values (objects, arrays, strings, "
+        f"numbers, literals; keys not counted): a manifest of at most {limits.max_entries:,} "
+        f"entries holds at most {ceiling - _SPARE_VALUES:,}"
+    )
+
+
+def _structure(raw: bytes, start: int, end: int) -> int:
+    """Commas plus non-empty objects and arrays in raw[start:end], strings included."""
+    return (
+        raw.count(b",", start, end)
+        + raw.count(b"{", start, end)
+        + raw.count(b"[", start, end)
+        - raw.count(b"{}", start, end)
+        - raw.count(b"[]", start, end)
+    )
+
+
+# Bytes outside strings, and strings holding no `,`, `{` or `[`: what `_structure_inside_strings`
+# skips at C speed. Possessive: no backtracking over megabytes.
+_SKIPPED = re.compile(rb'(?:[^"]++|"[^"\\,{\[]*+(?:\\.[^"\\,{\[]*+)*+")*+', re.DOTALL)
+# A string from its opening quote; one left open runs to the end of the body.
+_STRING_AT = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)', re.DOTALL)
+
+
+def _structure_inside_strings(raw: bytes) -> int:
+    """What `_structure` counted inside strings: the strings holding any of it, one by one."""
+    inside, position, end = 0, 0, len(raw)
+    while True:
+        skipped = _SKIPPED.match(raw, position)
+        position = skipped.end() if skipped else position
+        if position >= end:
+            return inside
+        string = _STRING_AT.match(raw, position)
+        stop = string.end() if string else end
+        inside += _structure(raw, position, stop)
+        position = stop
 
 
 def parse_manifest(document: Any, limits: ManifestLimits = ManifestLimits()) -> Manifest:
@@ -324,7 +450,10 @@ def _check_path(path: str) -> None:
             "or end with '/'",
             pointer=json_pointer("manifest", path),
         )
-    if len(path) * 4 > MAX_PATH_BYTES and len(path.encode()) > MAX_PATH_BYTES:
+    # Each character is 1 to 4 bytes: encode (a copy) only when the length alone cannot tell.
+    if len(path) > MAX_PATH_BYTES or (
+        len(path) * 4 > MAX_PATH_BYTES and len(path.encode()) > MAX_PATH_BYTES
+    ):
         raise InvalidManifest(
             f"manifest paths are at most {MAX_PATH_BYTES} bytes of UTF-8",
             pointer=json_pointer("manifest", path),
@@ -385,22 +514,43 @@ _SEGMENT_HINT = re.compile(r"/[/.\n]")
 _NON_ASCII_BAD = re.compile(r"[\x80-\x9f\ud800-\udfff]")
 
 
-def _fast_manifest(body: bytes, limits: ManifestLimits) -> Manifest | None:
-    """The manifest, or None whenever the strict path must decide (it alone names problems)."""
-    raw = body[len(_UTF8_BOM) :] if body.startswith(_UTF8_BOM) else body
+def _fast_manifest(raw: bytes, keys: int, limits: ManifestLimits) -> Manifest | Any:
+    """The manifest; or, when the body is not one, the document the strict parse would build
+    for the strict checks to judge; or None whenever the strict path must read the body.
+
+    When the typed decode refused nothing and skipped nothing (the body's `:` count, `keys`, is
+    exactly what the decoded document accounts for: one per key, and the paths' own), every
+    string was decoded (as UTF-8, escapes checked) and every number is an integer msgspec could
+    read: the strict parse would find no JSON error and build this very document, in order.
+    """
     try:
         document = _BODY_DECODER.decode(raw)
     except (ValueError, RecursionError):  # msgspec.DecodeError, invalid UTF-8, deep nesting
         return None
-    return _accept_decoded(document, raw, limits, typed=True)
+    manifest = _accept_decoded(document, raw, limits, typed=True, keys=keys)
+    if manifest is not None:
+        return manifest
+    entries = document["manifest"]
+    # An escaped colon (\u003a) decodes to a colon the count outside strings cannot see.
+    if b"\\u003" in raw:
+        return None
+    if keys != 1 + 3 * len(entries) + sum(path.count(":") for path in entries):
+        return None
+    return document
 
 
 def _accept_decoded(
-    document: Any, raw: bytes, limits: ManifestLimits, *, typed: bool = False
+    document: Any,
+    raw: bytes,
+    limits: ManifestLimits,
+    *,
+    typed: bool = False,
+    keys: int | None = None,
 ) -> Manifest | None:
     """The checks of the fast path over a document decoded from `raw` by a JSON parser that,
     like msgspec, refuses what JSON does not allow (`bench/manifest_parsers.py` plugs in others;
-    `typed`: the parser already made every hash a str and every size an int, not a bool).
+    `typed`: the parser already made every hash a str and every size an int, not a bool;
+    `keys`: `raw.count(b":")`, when the caller counted already).
     """
     if type(document) is not dict or len(document) != 1:
         return None
@@ -419,7 +569,7 @@ def _accept_decoded(
     # is followed by one `:` outside strings. A valid manifest has 1 + 3 per entry of them, and
     # the strings hold the paths' own colons (hashes are hex). A key that was overwritten by a
     # duplicate, or any other key, makes the body's count larger than that.
-    if raw.count(b":") != 1 + 3 * count + paths.count(":"):
+    if (raw.count(b":") if keys is None else keys) != 1 + 3 * count + paths.count(":"):
         return None
     if not _paths_look_valid(entries, paths, escaped=escaped):
         return None
