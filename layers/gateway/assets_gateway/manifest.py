@@ -25,7 +25,7 @@ import json
 import re
 import sys
 import zlib
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from operator import itemgetter
 from typing import Any, TypedDict
@@ -42,8 +42,11 @@ MAX_HASH_CHARS = 32
 _HASH = re.compile(r"[0-9a-f]{1,32}")
 _FULL_HASH = re.compile(r"[0-9a-f]{32}")
 # Control characters (C0, DEL, C1), lone surrogates (`"\ud800"` escapes decode to them: they are
-# not Unicode and have no UTF-8 form), empty segments, "." and ".." segments, a trailing slash.
-_BAD_PATH = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]|//|/\.\.?(?:/|$)|/$")
+# not Unicode and have no UTF-8 form); empty segments, "." and ".." segments, a trailing slash.
+# Two patterns, not one alternation: each scans at C speed (the alternation tried every branch
+# at every character, ~30 ns each: a second for a 32 MiB path).
+_BAD_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_BAD_SEGMENT = re.compile(r"//|/\.\.?(?:/|$)|/$")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _JSON_TYPES = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 # What an error message or pointer shows of a caller's key: enough to find it, never megabytes
@@ -203,7 +206,7 @@ def _refuse_constant(literal: str) -> Any:
     raise _NotJson(literal)
 
 
-def parse_json_body(body: bytes) -> Any:
+def parse_json_body(body: bytes, *, parse_int: Callable[[str], Any] = int) -> Any:
     """Strict UTF-8 JSON (RFC 8259): no other encoding, no NaN or Infinity, no duplicate keys.
 
     A leading UTF-8 byte order mark is tolerated (RFC 8259 §8.1 allows ignoring it). Duplicate
@@ -211,6 +214,8 @@ def parse_json_body(body: bytes) -> Any:
     manifest that says two things about one path is a mistake worth naming. The check is one
     length comparison per object; with the pairs it needs, parsing and validating a 20,000-entry
     (1.7 MB) body takes about 43 ms instead of 34 ms (x86_64, CPython 3.13).
+
+    `parse_int` reads each integer literal (`int`, exact, by default).
     """
     try:
         text = body.decode("utf-8")
@@ -229,7 +234,12 @@ def parse_json_body(body: bytes) -> Any:
         return obj
 
     try:
-        document = json.loads(text, object_pairs_hook=unique_keys, parse_constant=_refuse_constant)
+        document = json.loads(
+            text,
+            object_pairs_hook=unique_keys,
+            parse_constant=_refuse_constant,
+            parse_int=None if parse_int is int else parse_int,
+        )
     except RecursionError:
         raise MalformedRequest("request body is nested too deeply") from None
     except _NotJson as literal:
@@ -327,7 +337,83 @@ def parse_manifest_body(body: bytes, limits: ManifestLimits = ManifestLimits()) 
         return parse_manifest(decided, limits)
     if not checked:
         check_structure(raw, limits)
-    return parse_manifest(parse_json_body(body), limits)
+    document = _document_as_json_reads_it(raw)
+    if document is not None:
+        return parse_manifest(document, limits)
+    return parse_manifest(parse_json_body(body, parse_int=_size_or_stand_in), limits)
+
+
+_ANY_DECODER = msgspec.json.Decoder()
+# json.loads refuses documents nested deeper than the interpreter's recursion allows (~1,000
+# levels, less the caller's own frames); msgspec reads deeper ones: those are left to json.
+_SAFE_DEPTH = 100
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _document_as_json_reads_it(raw: bytes) -> Any | None:
+    """The document `parse_json_body` would build from `raw`, built by msgspec straight from the
+    bytes (json needs the body as a str first: a copy as large as the body); or None whenever
+    json might answer otherwise, for json to decide.
+
+    msgspec refuses what json refuses (invalid UTF-8, syntax, NaN, control characters) and also
+    a few things json reads (lone surrogates, 1e999): those go to json. What msgspec reads that
+    json would not is ruled out here: a repeated key (a dict keeps one: the body then holds more
+    `:` than the document has keys and colons in its strings; an escaped colon is left to json),
+    nesting json refuses, an integer past the interpreter's digit limit. Long integers are left
+    to json before msgspec converts them (quadratic in their digits; json's `parse_int` does not).
+    """
+    if b"\\u003" in raw or _has_long_digit_run(raw):
+        return None
+    try:
+        document = _ANY_DECODER.decode(raw)
+    except (ValueError, RecursionError):
+        return None
+    colons, stack = 0, [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth > _SAFE_DEPTH:
+                return None
+            colons += len(value) + sum(key.count(":") for key in value)
+            stack.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list):
+            if depth > _SAFE_DEPTH:
+                return None
+            stack.extend((child, depth + 1) for child in value)
+        elif isinstance(value, str):
+            colons += value.count(":")
+    return document if colons == raw.count(b":") else None
+
+
+def _has_long_digit_run(raw: bytes) -> bool:
+    """More than `_SIZE_DIGITS` digits in a row anywhere (strings included: then json decides),
+    a megabyte at a time."""
+    run = b"0" * (_SIZE_DIGITS + 1)
+    step = 1024 * 1024
+    return any(
+        run in raw[start : start + step + _SIZE_DIGITS].translate(_DIGITS_TO_ZERO)
+        for start in range(0, len(raw), step)
+    )
+
+
+# Longer integers than this are no size (25 MiB has 8 digits): they are all refused alike.
+_SIZE_DIGITS = 20
+_TOO_LONG_TO_BE_A_SIZE: int = 10**_SIZE_DIGITS
+
+
+def _size_or_stand_in(literal: str) -> int:
+    """`int(literal)`, except that an integer too long to be a size is not converted (quadratic
+    in its digits: 8,000 numbers of 4,300 digits took seconds) but stands in as ±10^20, which
+    every check refuses as `int` would have refused the real one. Beyond the interpreter's
+    digit limit it is refused as `int` refuses it: the strict path's answers stay the same.
+    """
+    if len(literal) <= _SIZE_DIGITS:
+        return int(literal)
+    negative = literal.startswith("-")
+    digits, limit = len(literal) - negative, sys.get_int_max_str_digits()
+    if limit and digits > limit:
+        raise ValueError("integer string too long")
+    return -_TOO_LONG_TO_BE_A_SIZE if negative else _TOO_LONG_TO_BE_A_SIZE
 
 
 # A manifest of n entries holds 3n + 2 JSON values: the body, the manifest, and per entry the
@@ -350,20 +436,25 @@ def check_structure(raw: bytes, limits: ManifestLimits = ManifestLimits()) -> No
     strings, a body holds 1 + (commas) + (non-empty objects and arrays) values. Counted over the
     whole body, strings included, that is an upper bound (an empty `{ }` written with a blank
     inside counts as non-empty) and settles ordinary bodies with a few C-speed counts. Above the
-    ceiling, what strings hold is taken off: every string holds at most two values' worth (a key
-    and a value), so a body with more strings than twice the ceiling is refused at once, and
-    otherwise only the strings holding a `,`, `{` or `[` are visited one by one.
+    ceiling, a body with more strings than twice the ceiling (a key and a value each) is refused
+    at once; any other is counted again without its strings, a megabyte at a time.
     """
     ceiling = value_ceiling(limits)
-    values = 1 + _structure(raw, 0, len(raw))
+    values = 1 + raw.count(b",") + raw.count(b"{") + raw.count(b"[")
     if values <= ceiling:
         return
-    # At least this many quotes delimit strings: every other one is escaped (`\"`).
-    delimiters = raw.count(b'"') - raw.count(b'\\"')
-    if delimiters <= 4 * ceiling:
-        values -= _structure_inside_strings(raw)
+    values -= raw.count(b"{}") + raw.count(b"[]")
+    if values <= ceiling:
+        return
+    # At least this many quotes delimit strings: every other one is escaped (`\\"`).
+    delimiters = raw.count(b'"') - (raw.count(b'\\"') if b"\\" in raw else 0)
+    if delimiters <= 2 * _FEW_STRINGS:
+        # Few strings (what `[{},{},…]` holds): take off what they hold, one by one.
+        values -= sum(_structure(raw, *string.span()) for string in _STRING_TO_END.finditer(raw))
         if values <= ceiling:
             return
+    elif delimiters <= 4 * ceiling and _values_outside_strings(raw) <= ceiling:
+        return
     raise ManifestTooLarge(
         f"request body holds more than {ceiling:,} JSON values (objects, arrays, strings, "
         f"numbers, literals; keys not counted): a manifest of at most {limits.max_entries:,} "
@@ -371,8 +462,14 @@ def check_structure(raw: bytes, limits: ManifestLimits = ManifestLimits()) -> No
     )
 
 
+_FEW_STRINGS = 10_000
+_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
+# A string, or one never closed: to the end of the body.
+_STRING_TO_END = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)', re.DOTALL)
+
+
 def _structure(raw: bytes, start: int, end: int) -> int:
-    """Commas plus non-empty objects and arrays in raw[start:end], strings included."""
+    """Commas plus non-empty objects and arrays in raw[start:end]."""
     return (
         raw.count(b",", start, end)
         + raw.count(b"{", start, end)
@@ -382,25 +479,34 @@ def _structure(raw: bytes, start: int, end: int) -> int:
     )
 
 
-# Bytes outside strings, and strings holding no `,`, `{` or `[`: what `_structure_inside_strings`
-# skips at C speed. Possessive: no backtracking over megabytes.
-_SKIPPED = re.compile(rb'(?:[^"]++|"[^"\\,{\[]*+(?:\\.[^"\\,{\[]*+)*+")*+', re.DOTALL)
-# A string from its opening quote; one left open runs to the end of the body.
-_STRING_AT = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)', re.DOTALL)
+# Bytes outside strings and whole strings, as far as a match may reach. Possessive: no
+# backtracking over megabytes; a string that does not end within reach is left for later.
+_WHOLE_UNITS = re.compile(rb'(?:[^"]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+', re.DOTALL)
+_SCAN_BYTES = 1024 * 1024
 
 
-def _structure_inside_strings(raw: bytes) -> int:
-    """What `_structure` counted inside strings: the strings holding any of it, one by one."""
-    inside, position, end = 0, 0, len(raw)
-    while True:
-        skipped = _SKIPPED.match(raw, position)
-        position = skipped.end() if skipped else position
-        if position >= end:
-            return inside
-        string = _STRING_AT.match(raw, position)
-        stop = string.end() if string else end
-        inside += _structure(raw, position, stop)
+def _values_outside_strings(raw: bytes, scan_bytes: int = _SCAN_BYTES) -> int:
+    """1 + commas + non-empty objects and arrays, outside strings: the body's JSON values.
+
+    A megabyte at a time, cut between whole strings, each string reduced to one byte; a string
+    longer than that is stepped over in one match (one never closed runs to the end of the
+    body).
+    """
+    values, position, end = 1, 0, len(raw)
+    while position < end:
+        units = _WHOLE_UNITS.match(raw, position, min(end, position + scan_bytes))
+        stop = units.end() if units else position
+        if stop < end and raw[stop - 1] in b"{[" and stop - 1 > position:
+            stop -= 1  # never cut an empty `{}` or `[]` in two
+        if stop == position:
+            string = _STRING.match(raw, position)
+            position = string.end() if string else end
+            continue
+        # Each string becomes one byte: `["a"]` stays a non-empty array.
+        skeleton = _STRING.sub(b"0", raw[position:stop])
+        values += _structure(skeleton, 0, len(skeleton))
         position = stop
+    return values
 
 
 def parse_manifest(document: Any, limits: ManifestLimits = ManifestLimits()) -> Manifest:
@@ -437,9 +543,14 @@ def _check_path(path: str) -> None:
         raise InvalidManifest(
             "manifest paths must start with '/'", pointer=json_pointer("manifest", path)
         )
-    bad = _BAD_PATH.search(path)
-    if bad:
-        if _SURROGATES.match(bad.group()):
+    char, segment = _BAD_CHAR.search(path), _BAD_SEGMENT.search(path)
+    if char or segment:
+        # The first problem in the path is named (a segment starts with "/", never a bad char).
+        if (
+            char
+            and (segment is None or char.start() < segment.start())
+            and (_SURROGATES.match(char.group()))
+        ):
             raise InvalidManifest(
                 "manifest paths must be valid Unicode: a lone surrogate (an escape such as "
                 "\\ud800 without its pair) has no UTF-8 form",
