@@ -26,6 +26,7 @@ from assets_gateway.manifest import (
     _accept_decoded,
     check_content_type,
     check_structure,
+    gunzip,
     json_pointer,
     parse_json_body,
     parse_manifest,
@@ -863,3 +864,75 @@ def test_a_body_read_whole_is_judged_without_reading_it_again() -> None:
         tracemalloc.stop()
     assert refused <= accepted * 1.05, (accepted, refused)
     assert_same_answer(invalid)
+
+
+# --- gzip (issue 12, finding 16): RFC 1952 §2.2, a gzip file is a series of members ------------
+
+GZ = gzip.compress
+
+
+def test_every_gzip_member_is_inflated() -> None:
+    assert gunzip(GZ(b'{"manifest":') + GZ(b"{}") + GZ(b"}"), 100) == b'{"manifest":{}}'
+    assert gunzip(GZ(b"ab") + GZ(b""), 100) == b"ab"
+
+
+def test_the_ceiling_counts_every_member() -> None:
+    assert gunzip(GZ(b"a" * 60) + GZ(b"b" * 40), 100) == b"a" * 60 + b"b" * 40
+    with pytest.raises(ManifestTooLarge) as refused:
+        gunzip(GZ(b"a" * 60) + GZ(b"b" * 41), 100)
+    assert refused.value.message == "the request body inflates to more than 100 bytes"
+    # A bomb in a later member is stopped as its output arrives, not after.
+    with pytest.raises(ManifestTooLarge):
+        gunzip(GZ(b"{}") + GZ(b" " * (64 * MIB)), 32 * MIB)
+
+
+def test_zero_padding_after_the_last_member_is_skipped() -> None:
+    # As `gzip -d` and Python's gzip module read it (tape blocks padded with zeros).
+    assert gunzip(GZ(b"ab") + b"\0" * 512, 100) == b"ab"
+
+
+@pytest.mark.parametrize(
+    ("trailing", "says"),
+    [
+        (b"x", "has 1 bytes after its gzip data"),
+        (b"\0\0x", "has 3 bytes after its gzip data"),
+        (b'{"manifest":{"/evil":{"hash":"ab","size":1}}}', "neither another gzip member"),
+        (b"\n", "has 1 bytes after its gzip data"),
+    ],
+)
+def test_bytes_after_the_last_member_are_refused_not_dropped(trailing: bytes, says: str) -> None:
+    with pytest.raises(MalformedRequest) as refused:
+        gunzip(GZ(b'{"manifest":{}}') + trailing, 100)
+    assert refused.value.code == 19000
+    assert says in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (GZ(b"ab") + GZ(b"cd")[:-3], "truncated gzip"),  # a second member cut short
+        (GZ(b"ab") + b"\x1f\x8b", "truncated gzip"),  # only the next member's magic
+        (GZ(b"ab") + b"\x1f\x8b\x08\x00not gzip at all", "not valid gzip"),
+        (b"", "truncated gzip"),
+        (GZ(b"") * 1001, "more than 1000 gzip members"),
+    ],
+)
+def test_broken_members_are_refused(data: bytes, says: str) -> None:
+    with pytest.raises(MalformedRequest) as refused:
+        gunzip(data, 100)
+    assert says in refused.value.message
+
+
+def test_many_members_inflate_in_linear_time_and_bounded_memory() -> None:
+    """1,000 members in 6 MiB: zlib hands each member's leftovers back as a copy, so the input
+    is fed a piece at a time (a copy of the whole rest per member would be 3 GB here)."""
+    members = [GZ(bytes([65 + n % 26]) * 6000) for n in range(999)]
+    wire = b"".join(members) + GZ(b"") + b"\0" * (5 * MIB)  # the rest: zero padding
+    tracemalloc.start()
+    try:
+        out = gunzip(wire, 32 * MIB)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out == b"".join(bytes([65 + n % 26]) * 6000 for n in range(999))
+    assert peak < 2 * len(out) + MIB
