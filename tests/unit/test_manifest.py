@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -790,7 +791,7 @@ def test_values_are_counted_exactly_outside_strings(
 # The worst bodies each door can be handed: 6 MiB on the wire at most, gzip inflating up to the
 # door's ceiling (API door 32 MiB, S3 door 64 MiB). Value-heavy ones are refused before anything
 # is built; the rest build at most what their strings hold (never more than the body's size).
-_VALUE_HEAVY = {
+_VALUE_HEAVY: dict[str, Callable[[int], bytes]] = {
     "unknown field of {}": lambda size: _filled(
         b'{"manifest":{"/a":{"hash":"ab","size":1}},"x":[', b"{}", b"]}", size
     ),
@@ -804,7 +805,7 @@ _VALUE_HEAVY = {
     ),
     "deep nesting": lambda size: b'{"manifest":{"/a":' + b"[" * (size - 32) + b"}}",
 }
-_STRING_HEAVY = {
+_STRING_HEAVY: dict[str, Callable[[int], bytes]] = {
     "one long string": lambda size: b'{"manifest":{},"x":"' + b"a" * (size - 24) + b'"}',
     "one long path": lambda size: (
         b'{"manifest":{"/' + b"a" * (size - 64) + b'":{"hash":"ab","size":1}}}'
