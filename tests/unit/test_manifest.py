@@ -831,9 +831,9 @@ def test_the_worst_value_heavy_bodies_are_refused_in_bounded_memory(name: str) -
     raw = _VALUE_HEAVY[name](64 * MIB)  # the S3 door's ceiling; the API door's is 32 MiB
     assert len(raw) <= 64 * MIB
     peak, refusal = _peak_of(raw)
+    assert peak < 4 * MIB, f"{name}: {peak / MIB:.1f} MiB"
     assert (refusal.status, refusal.code) == (413, 19002), refusal.message
     assert "JSON values" in refusal.message
-    assert peak < 4 * MIB, f"{name}: {peak / MIB:.1f} MiB"
 
 
 @pytest.mark.parametrize("name", list(_STRING_HEAVY))
@@ -841,30 +841,10 @@ def test_the_worst_string_heavy_bodies_build_no_more_than_they_hold(name: str) -
     raw = _STRING_HEAVY[name](32 * MIB)  # the API door's ceiling
     assert len(raw) <= 32 * MIB
     peak, refusal = _peak_of(raw)
-    assert (refusal.status, refusal.code) == (400, 19001), refusal.message
-    # What the strings hold, once (not the body decoded again next to it): under 64 MiB.
+    # What the strings hold, once (not the body decoded again next to it): under 64 MiB. "one
+    # long path" is judged on the fast path's own document, never parsed a second time.
     assert peak < len(raw) + 2 * MIB, f"{name}: {peak / MIB:.1f} MiB"
-
-
-def test_a_body_read_whole_is_judged_without_reading_it_again() -> None:
-    """Refusing the last entry costs what accepting the body costs: the strict checks judge
-    the fast path's own document instead of parsing the body a second time."""
-    entries = {f"/{'a' * 200}/{n}": entry(f"{n:032x}") for n in range(20_000)}
-    valid = canonical(entries)
-    entries[f"/{'a' * 200}/19999"] = entry("XYZ")
-    invalid = canonical(entries)
-    tracemalloc.start()
-    try:
-        parse_manifest_body(valid)
-        accepted = tracemalloc.get_traced_memory()[1]
-        tracemalloc.reset_peak()
-        with pytest.raises(InvalidManifest):
-            parse_manifest_body(invalid)
-        refused = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert refused <= accepted * 1.05, (accepted, refused)
-    assert_same_answer(invalid)
+    assert (refusal.status, refusal.code) == (400, 19001), refusal.message
 
 
 # --- gzip (issue 12, finding 16): RFC 1952 §2.2, a gzip file is a series of members ------------
