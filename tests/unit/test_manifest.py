@@ -20,6 +20,7 @@ from assets_gateway.errors import (
     MalformedRequest,
     ManifestTooLarge,
 )
+from assets_gateway.json_values import values_outside_strings
 from assets_gateway.manifest import (
     MAX_FILE_BYTES,
     Manifest,
@@ -777,7 +778,7 @@ def test_values_are_counted_exactly_outside_strings(
     expected = _values(document)
     # Both counts: few strings taken off one by one, or the body scanned without its strings
     # (in pieces of `scan` bytes: every cut between whole strings).
-    assert manifest_module._values_outside_strings(raw, scan) == expected
+    assert values_outside_strings(raw, scan) == expected
     # The ceiling just below, at and above the count: refused exactly when over it.
     for max_entries in range(expected // 3 + 2):
         limits = ManifestLimits(max_entries=max_entries)

@@ -1,5 +1,8 @@
 """Parse and validate an assets manifest, Cloudflare's rules plus the org's hygiene (pure).
 
+A body is first held to what a manifest can hold at all: at most 3 JSON values per entry and a
+few more (`check_structure`, counted over the bytes before anything is built; issue 12).
+
 Two paths give the same answers. `parse_manifest_body` first tries the fast one: msgspec parses
 the body against the manifest's shape (entries are objects with a string hash and an integer
 size: no bool, no float), and the remaining checks run over whole columns at C speed (every
@@ -34,6 +37,7 @@ from typing import Any, TypedDict
 import msgspec
 
 from assets_gateway.errors import InvalidManifest, MalformedRequest, ManifestTooLarge
+from assets_gateway.json_values import holds_at_most
 
 MAX_FILE_BYTES = 25 * 1024 * 1024
 MAX_ENTRIES = 100_000
@@ -315,29 +319,24 @@ def parse_manifest_body(body: bytes, limits: ManifestLimits = ManifestLimits()) 
     """`parse_manifest(parse_json_body(body), limits)`, with the same answers, in fewer steps,
     in memory and time bounded by what a manifest within `limits` can hold.
 
-    The fast path (msgspec, checks over whole columns) accepts an ordinary manifest. When it
-    refuses a body it read whole (nothing skipped, no key repeated), the strict parse would build
-    the very same document: the strict checks judge that one, without reading the body again.
-    Anything else goes to the strict path, which decides and names the first problem, once the
-    body is known to hold no more JSON values than a manifest within `limits` can
-    (`check_structure`): a body of 32 MiB of `[{},{},…]` is refused before Python builds ten
-    million objects out of it.
+    First, a body holding more JSON values than a manifest within `limits` can is refused
+    unread (`check_structure`): 32 MiB of `[{},{},…]` before Python builds ten million objects
+    out of it. Then the fast path (msgspec, checks over whole columns) accepts an ordinary
+    manifest. When it refuses a body it read whole (nothing skipped, no key repeated), the strict
+    parse would build the very same document: the strict checks judge that one, without reading
+    the body again. Anything else goes to the strict path, which decides and names the first
+    problem: msgspec builds the document json would (`_document_as_json_reads_it`) when it can
+    tell, json itself when it cannot.
     """
     raw = body[len(_UTF8_BOM) :] if body.startswith(_UTF8_BOM) else body
-    keys = raw.count(b":")
-    # msgspec builds every entry before it can count them: with more keys than a manifest within
-    # the ceiling holds, the structure is checked first. Below that, a document the fast path
-    # reads whole holds at most keys + 1 values: within the ceiling, as the check would find.
-    checked = keys + 1 > value_ceiling(limits)
-    if checked:
-        check_structure(raw, limits)
-    decided = _fast_manifest(raw, keys, limits)
+    # First: msgspec would build every entry before anything could count them, and skipping a
+    # huge unknown field costs it as much as counting does. Three counts settle a valid body.
+    check_structure(raw, limits)
+    decided = _fast_manifest(raw, raw.count(b":"), limits)
     if isinstance(decided, Manifest):
         return decided
     if decided is not None:
         return parse_manifest(decided, limits)
-    if not checked:
-        check_structure(raw, limits)
     document = _document_as_json_reads_it(raw)
     if document is not None:
         return parse_manifest(document, limits)
@@ -430,84 +429,19 @@ def value_ceiling(limits: ManifestLimits) -> int:
 
 def check_structure(raw: bytes, limits: ManifestLimits = ManifestLimits()) -> None:
     """Refuse (413) a body holding more JSON values than any manifest within `limits`, in time
-    linear in its size and without building any of it.
+    linear in its size and without building any of it (`json_values.holds_at_most`).
 
     A value is an object, array, string, number, true, false or null, at any depth; object keys
-    are not values (a body holds fewer keys than values, so keys are bounded too). Outside
-    strings, a body holds 1 + (commas) + (non-empty objects and arrays) values. Counted over the
-    whole body, strings included, that is an upper bound (an empty `{ }` written with a blank
-    inside counts as non-empty) and settles ordinary bodies with a few C-speed counts. Above the
-    ceiling, a body with more strings than twice the ceiling (a key and a value each) is refused
-    at once; any other is counted again without its strings, a megabyte at a time.
+    are not values (a body holds fewer keys than values, so keys are bounded too).
     """
     ceiling = value_ceiling(limits)
-    values = 1 + raw.count(b",") + raw.count(b"{") + raw.count(b"[")
-    if values <= ceiling:
-        return
-    values -= raw.count(b"{}") + raw.count(b"[]")
-    if values <= ceiling:
-        return
-    # At least this many quotes delimit strings: every other one is escaped (`\\"`).
-    delimiters = raw.count(b'"') - (raw.count(b'\\"') if b"\\" in raw else 0)
-    if delimiters <= 2 * _FEW_STRINGS:
-        # Few strings (what `[{},{},…]` holds): take off what they hold, one by one.
-        values -= sum(_structure(raw, *string.span()) for string in _STRING_TO_END.finditer(raw))
-        if values <= ceiling:
-            return
-    elif delimiters <= 4 * ceiling and _values_outside_strings(raw) <= ceiling:
+    if holds_at_most(raw, ceiling):
         return
     raise ManifestTooLarge(
         f"request body holds more than {ceiling:,} JSON values (objects, arrays, strings, "
         f"numbers, literals; keys not counted): a manifest of at most {limits.max_entries:,} "
         f"entries holds at most {ceiling - _SPARE_VALUES:,}"
     )
-
-
-_FEW_STRINGS = 10_000
-_STRING = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+"', re.DOTALL)
-# A string, or one never closed: to the end of the body.
-_STRING_TO_END = re.compile(rb'"[^"\\]*+(?:\\.[^"\\]*+)*+(?:"|\\?\Z)', re.DOTALL)
-
-
-def _structure(raw: bytes, start: int, end: int) -> int:
-    """Commas plus non-empty objects and arrays in raw[start:end]."""
-    return (
-        raw.count(b",", start, end)
-        + raw.count(b"{", start, end)
-        + raw.count(b"[", start, end)
-        - raw.count(b"{}", start, end)
-        - raw.count(b"[]", start, end)
-    )
-
-
-# Bytes outside strings and whole strings, as far as a match may reach. Possessive: no
-# backtracking over megabytes; a string that does not end within reach is left for later.
-_WHOLE_UNITS = re.compile(rb'(?:[^"]++|"[^"\\]*+(?:\\.[^"\\]*+)*+")*+', re.DOTALL)
-_SCAN_BYTES = 1024 * 1024
-
-
-def _values_outside_strings(raw: bytes, scan_bytes: int = _SCAN_BYTES) -> int:
-    """1 + commas + non-empty objects and arrays, outside strings: the body's JSON values.
-
-    A megabyte at a time, cut between whole strings, each string reduced to one byte; a string
-    longer than that is stepped over in one match (one never closed runs to the end of the
-    body).
-    """
-    values, position, end = 1, 0, len(raw)
-    while position < end:
-        units = _WHOLE_UNITS.match(raw, position, min(end, position + scan_bytes))
-        stop = units.end() if units else position
-        if stop < end and raw[stop - 1] in b"{[" and stop - 1 > position:
-            stop -= 1  # never cut an empty `{}` or `[]` in two
-        if stop == position:
-            string = _STRING.match(raw, position)
-            position = string.end() if string else end
-            continue
-        # Each string becomes one byte: `["a"]` stays a non-empty array.
-        skeleton = _STRING.sub(b"0", raw[position:stop])
-        values += _structure(skeleton, 0, len(skeleton))
-        position = stop
-    return values
 
 
 def parse_manifest(document: Any, limits: ManifestLimits = ManifestLimits()) -> Manifest:
