@@ -136,45 +136,71 @@ def _shown(key: str) -> str:
 # output, and each costs a fresh inflater.
 MAX_GZIP_MEMBERS = 1_000
 _GZIP_MAGIC = b"\x1f\x8b"
-# Compressed input is handed to zlib in pieces of this size: the bytes zlib copies aside after a
-# member ends (`unused_data`) stay small whatever the number of members.
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+# Compressed input is handed to zlib in pieces of this size (the bytes zlib copies aside after a
+# member ends, `unused_data`, stay small whatever the number of members), and output is taken a
+# megabyte at a time while it is only counted.
 _GZIP_FEED_BYTES = 64 * 1024
+_GZIP_COUNT_BYTES = 1024 * 1024
 
 
 def gunzip(data: bytes, limit: int, *, what: str = "the request body") -> bytes:
     """gunzip with a ceiling: a small body must not inflate into gigabytes.
 
     Every member is inflated, as RFC 1952 §2.2 and `gzip -d` read a gzip file (concatenated
-    streams), the ceiling counting them all and checked as output arrives. After the last
-    member only zero bytes may follow (tape-style padding, which `gzip -d` and Python's gzip
-    module skip too); anything else is refused rather than silently dropped.
+    streams), the ceiling counting them all. After the last member only zero bytes may follow
+    (tape-style padding, which `gzip -d` and Python's gzip module skip too); anything else is
+    refused rather than silently dropped.
+
+    Twice over: first inflating a megabyte at a time only to count (the ceiling checked as
+    output arrives, every member's end found), then each member in one call into a buffer of
+    its exact size. One copy of the output at most, where collecting pieces and joining them
+    held two (64 MiB for a 32 MiB body), for a second inflation (~2 ms per MiB).
     """
+    members = _gzip_members(data, limit, what)
     view = memoryview(data)
-    parts: list[bytes] = []
-    size = position = members = 0
+    parts = [
+        zlib.decompress(view[start:end], _GZIP_WBITS, size or 1) for start, end, size in members
+    ]
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _gzip_members(data: bytes, limit: int, what: str) -> list[tuple[int, int, int]]:
+    """(start, end, inflated size) of each member; refuses what `gunzip` refuses."""
+    view = memoryview(data)
+    members: list[tuple[int, int, int]] = []
+    total = position = 0
     while True:
-        members += 1
-        if members > MAX_GZIP_MEMBERS:
+        if len(members) == MAX_GZIP_MEMBERS:
             raise MalformedRequest(f"{what} holds more than {MAX_GZIP_MEMBERS} gzip members")
-        inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
+        start, size, inflater = position, 0, zlib.decompressobj(wbits=_GZIP_WBITS)
         while not inflater.eof:
-            if position >= len(data):
-                raise MalformedRequest(f"{what} is truncated gzip")
-            fed = view[position : position + _GZIP_FEED_BYTES]
+            fed = view[position : position + _GZIP_FEED_BYTES]  # empty at the end: drains
             try:
-                out = inflater.decompress(fed, limit - size + 1)
+                produced = len(inflater.decompress(fed, _GZIP_COUNT_BYTES))
+                size += produced
+                # Output cut at the count's size: input set aside, or output zlib still holds.
+                while (
+                    total + size <= limit
+                    and not inflater.eof
+                    and (inflater.unconsumed_tail or produced == _GZIP_COUNT_BYTES)
+                ):
+                    produced = len(inflater.decompress(inflater.unconsumed_tail, _GZIP_COUNT_BYTES))
+                    size += produced
             except zlib.error:
                 raise MalformedRequest(f"{what} is not valid gzip") from None
-            size += len(out)
-            if size > limit:
+            if total + size > limit:
                 raise ManifestTooLarge(f"{what} inflates to more than {limit} bytes")
-            parts.append(out)
+            if not fed and not inflater.eof:
+                raise MalformedRequest(f"{what} is truncated gzip")
             position += len(fed) - len(inflater.unused_data)
+        total += size
+        members.append((start, position, size))
         if position == len(data):
-            return b"".join(parts)
+            return members
         if not data.startswith(_GZIP_MAGIC, position):
             if data.count(0, position) == len(data) - position:
-                return b"".join(parts)
+                return members
             raise MalformedRequest(
                 f"{what} has {len(data) - position} bytes after its gzip data that are neither "
                 "another gzip member nor zero padding"
