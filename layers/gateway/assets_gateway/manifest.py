@@ -710,6 +710,8 @@ def _paths_look_valid(entries: Mapping[str, Any], paths: _PathFacts, *, escaped:
 def _each_path_valid(paths: Iterable[str]) -> bool:
     try:
         for path in paths:
+            if len(path) > MAX_PATH_BYTES:  # invalid whatever else it holds: no scan
+                return False
             _check_path(path)
     except InvalidManifest:
         return False
