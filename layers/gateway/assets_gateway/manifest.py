@@ -5,14 +5,16 @@ few more (`check_structure`, counted over the bytes before anything is built; is
 
 Two paths give the same answers. `parse_manifest_body` first tries the fast one: msgspec parses
 the body against the manifest's shape (entries are objects with a string hash and an integer
-size: no bool, no float), and the remaining checks run over whole columns at C speed (every
-path joined into one string, every hash into another, the sizes as one list) instead of once
-per entry in Python; duplicate keys and unknown fields are ruled out by counting the body's `:`
-separators. The moment anything is unusual (a
-parse error, an escape that could hide a duplicate key, a path that needs a closer look, any
-invalid value) it steps aside, and the strict path — stdlib `json` with the duplicate-key hook,
-then `parse_manifest`'s checks in document order — decides and names the first problem. So the
-fast path only ever accepts, and accepts only what the strict path accepts.
+size: no bool, no float), and the remaining checks run over whole columns at C speed (the
+paths joined a few thousand at a time, every hash into one string, the sizes as one list)
+instead of once per entry in Python; duplicate keys and unknown fields are ruled out by counting
+the body's `:` separators. The moment anything is unusual (a parse error, an escape that could
+hide a duplicate key, a path that needs a closer look, any invalid value) it steps aside, and
+the strict path — the document stdlib `json` with the duplicate-key hook builds, then
+`parse_manifest`'s checks in document order — decides and names the first problem. So the fast
+path only ever accepts, and accepts only what the strict path accepts. The strict path does not
+parse again what the fast path already read whole, and msgspec builds json's document when it
+can tell it is the same (no str copy of the body).
 `bench/manifest_parsers.py` measured the choice (msgspec against orjson, pydantic and the
 stdlib).
 
