@@ -56,6 +56,7 @@ e2e: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python bench/manifest_parsers.py
+	$(BIN)/python bench/hostile_bodies.py
 	$(BIN)/python bench/pipeline.py
 	$(BIN)/python bench/end_to_end.py
 	$(BIN)/python bench/cold_start.py

@@ -100,10 +100,17 @@ class Case:
     pointer: str | None = None
     says: str | None = None
     content_type: str | None = "application/json"
+    content_encoding: str | None = None
 
 
 def manifest_with(size: str) -> bytes:
     return b'{"manifest": {"/a": {"hash": "ab", "size": ' + size.encode() + b"}}}"
+
+
+def inflating_to(head: bytes, unit: bytes, tail: bytes, size: int = 32 * MIB) -> bytes:
+    """gzip of head + unit,unit,… + tail, `size` bytes inflated (the API door's ceiling)."""
+    count = (size - len(head) - len(tail)) // (len(unit) + 1)
+    return gzip.compress(head + b",".join([unit] * count) + tail)
 
 
 CORPUS: dict[str, Case] = {
@@ -223,6 +230,48 @@ CORPUS: dict[str, Case] = {
         19001,
         says="(3145728 characters)",
     ),
+    # Bodies of a few KiB inflating to 32 MiB of values no manifest holds: refused before any
+    # of it is built (issue 12: these took ~850 MiB and seconds each).
+    "32 MiB of {} in an unknown field": Case(
+        inflating_to(b'{"manifest":{"/a":{"hash":"ab","size":1}},"x":[', b"{}", b"]}"),
+        413,
+        19002,
+        says="more than 300,018 JSON values",
+        content_encoding="gzip",
+    ),
+    "millions of empty entries": Case(
+        inflating_to(b'{"manifest":{', b'"/a":{}', b"}}"),
+        413,
+        19002,
+        says="a manifest of at most 100,000 entries holds at most 300,002",
+        content_encoding="gzip",
+    ),
+    "millions of top-level keys": Case(
+        inflating_to(b'{"manifest":{},', b'"k":0', b"}"), 413, 19002, content_encoding="gzip"
+    ),
+    "32 MiB of 4300-digit numbers": Case(
+        inflating_to(b'{"manifest":{},"x":[', b"9" * 4300, b"]}"),
+        400,
+        19001,
+        pointer="/x",
+        says="unknown field 'x'",
+        content_encoding="gzip",
+    ),
+    # gzip (RFC 1952): every member is read; anything after the last one is refused.
+    "gzip then plain JSON": Case(
+        gzip.compress(json.dumps(VALID).encode()) + b'{"manifest":{}}',
+        400,
+        19000,
+        says="bytes after its gzip data",
+        content_encoding="gzip",
+    ),
+    "gzip then garbage": Case(
+        gzip.compress(json.dumps(VALID).encode()) + b"\0\0garbage",
+        400,
+        19000,
+        says="neither another gzip member nor zero padding",
+        content_encoding="gzip",
+    ),
     # Content types.
     "text/plain": Case(json.dumps(VALID).encode(), 400, 19000, content_type="text/plain"),
     "form": Case(
@@ -267,6 +316,8 @@ CORPUS: dict[str, Case] = {
 def test_hostile_body_is_a_clear_refusal(stack: LocalStack, web: httpx.Client, name: str) -> None:
     case = CORPUS[name]
     headers = {} if case.content_type is None else {"Content-Type": case.content_type}
+    if case.content_encoding is not None:
+        headers["Content-Encoding"] = case.content_encoding
     answer = web.post(session_url(stack), content=case.body, headers=headers)
     assert_refused(stack, answer, case.status, case.code, pointer=case.pointer, says=case.says)
 
@@ -292,6 +343,41 @@ def test_near_misses_are_accepted_and_only_the_manifest_is_forwarded(
     expected = json.loads(body.decode("utf-8-sig"))
     # Re-serialised, canonical: what was validated, not the caller's bytes.
     assert sent == json.dumps(expected, separators=(",", ":")).encode()
+
+
+def test_a_hostile_dry_run_is_refused_as_cheaply(stack: LocalStack, web: httpx.Client) -> None:
+    """A dry run charges no quota, so any mapped caller may repeat it: it reports the same
+    refusal, from the same structural limit."""
+    answer = web.post(
+        session_url(stack),
+        content=CORPUS["32 MiB of {} in an unknown field"].body,
+        headers={
+            "Content-Type": "application/json",
+            "Content-Encoding": "gzip",
+            "X-Assets-Gateway-Dry-Run": "1",
+        },
+    )
+    assert answer.status_code == 200, answer.text
+    result = answer.json()["result"]
+    assert result["allowed"] is False
+    (reason,) = result["reasons"]
+    assert reason["code"] == 19002
+    assert "JSON values" in reason["message"]
+    assert forwarded(stack) == []
+
+
+def test_every_gzip_member_is_read(stack: LocalStack, web: httpx.Client) -> None:
+    """RFC 1952 §2.2: concatenated gzip streams are one body (as `gzip -d` reads them), and
+    zero padding after the last one is skipped."""
+    body = json.dumps(VALID, separators=(",", ":")).encode()
+    half = len(body) // 2
+    answer = web.post(
+        session_url(stack),
+        content=gzip.compress(body[:half]) + gzip.compress(body[half:]) + b"\0" * 16,
+        headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
+    )
+    assert answer.status_code == 200, answer.text
+    assert forwarded(stack) == [body]
 
 
 # ------------------------------------------------------------------------ path parameters

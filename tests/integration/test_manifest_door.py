@@ -246,7 +246,9 @@ def test_unknown_or_suspended_team_prefix_is_refused_and_nothing_forwarded(
 
 def test_gzipped_manifests_are_read(stack: LocalStack) -> None:
     key = key_for(unique("site.json.gz"))
-    put(stack, key, gzip.compress(json.dumps(manifest(5)).encode()))
+    body = json.dumps(manifest(5)).encode()
+    # Two gzip members (RFC 1952 §2.2: concatenated streams are one file), then zero padding.
+    put(stack, key, gzip.compress(body[:40]) + gzip.compress(body[40:]) + b"\0" * 8)
     assert deliver(stack).failed == frozenset()
     found = result(stack, key)
     assert found is not None
@@ -258,6 +260,9 @@ def test_gzipped_manifests_are_read(stack: LocalStack) -> None:
     [
         (gzip.compress(b" " * (65 * 1024 * 1024)), 19002),  # a 64 KiB object inflating to 65 MiB
         (b"\x1f\x8b\x08\x00not gzip at all", 19000),
+        (gzip.compress(b'{"manifest": {}}') + b"garbage", 19000),  # bytes after the last member
+        # 64 KiB inflating to 64 MiB of values no manifest holds: refused before any is built.
+        (gzip.compress(b'{"manifest":{},"x":[' + b"{}," * (21 * 1024 * 1024) + b"{}]}"), 19002),
     ],
 )
 def test_bad_gzip_is_refused_permanently(stack: LocalStack, payload: bytes, code: int) -> None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import gzip
 import json
+import tracemalloc
+from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -11,18 +13,22 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+import assets_gateway.manifest as manifest_module
 from assets_gateway.errors import (
     GatewayError,
     InvalidManifest,
     MalformedRequest,
     ManifestTooLarge,
 )
+from assets_gateway.json_values import values_outside_strings
 from assets_gateway.manifest import (
     MAX_FILE_BYTES,
     Manifest,
     ManifestLimits,
     _accept_decoded,
     check_content_type,
+    check_structure,
+    gunzip,
     json_pointer,
     parse_json_body,
     parse_manifest,
@@ -301,6 +307,8 @@ DEFAULT_LIMITS = ManifestLimits()
 
 
 def strict(raw: bytes, limits: ManifestLimits = DEFAULT_LIMITS) -> Manifest:
+    """The reference: the structural limit, then the strict parse and checks in document order."""
+    check_structure(raw.removeprefix(b"\xef\xbb\xbf"), limits)
     return parse_manifest(parse_json_body(raw), limits)
 
 
@@ -674,3 +682,239 @@ def test_the_column_checks_type_sizes_themselves_after_an_untyped_parser(size: A
     accepted = _accept_decoded(json.loads(good), good, DEFAULT_LIMITS)
     assert accepted is not None
     assert accepted.raw is good
+
+
+# --- hostile bodies (issue 12, finding 2): refused in bounded memory and time ------------------
+
+MIB = 1024 * 1024
+SMALL = ManifestLimits(max_entries=10)  # a ceiling of 3 x 10 + 2 + 16 = 48 values
+
+
+def _filled(head: bytes, unit: bytes, tail: bytes, size: int) -> bytes:
+    """head, then `unit` repeated (comma-separated) to `size` bytes, then tail."""
+    count = (size - len(head) - len(tail)) // (len(unit) + 1)
+    return head + b",".join([unit] * count) + tail
+
+
+def _numbered(head: bytes, unit: bytes, tail: bytes, size: int) -> bytes:
+    """Like `_filled`, with `unit` holding `%d`: every key distinct."""
+    count = (size - len(head) - len(tail)) // (len(unit % 10**7) + 1)
+    return head + b",".join(unit % n for n in range(count)) + tail
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # The review's body: a valid manifest, then an unknown field of empty objects.
+        b'{"manifest":{"/a":{"hash":"ab","size":1}},"x":[' + b",".join([b"{}"] * 44) + b"]}",
+        b'{"manifest":{},"x":[' + b",".join([b"0"] * 48) + b"]}",
+        b'{"manifest":{},"x":[' + b",".join([b'""'] * 48) + b"]}",
+        b'{"manifest":{},' + b",".join(b'"k%d":0' % n for n in range(48)) + b"}",
+        b'{"manifest":{},' + b",".join([b'"k":0'] * 48) + b"}",
+        b'{"manifest":{' + b",".join(b'"/%d":{}' % n for n in range(48)) + b"}}",
+        b'{"manifest":{' + b",".join([b'"/a":{}'] * 48) + b"}}",
+        b'{"manifest":{"/a":[' + b",".join([b"0"] * 48) + b"]}}",
+        # More keys than the fast path may build: the structure is checked before it runs.
+        b'{"manifest":{'
+        + b",".join(b'"/%d":{"hash":"ab","size":1}' % n for n in range(20))
+        + b"}}",
+        b"[" * 49,
+        b"[" + b"{}," * 48 + b"{}",  # not even JSON: refused for its size all the same
+    ],
+)
+def test_a_body_holding_more_values_than_any_manifest_is_refused_unread(raw: bytes) -> None:
+    with pytest.raises(ManifestTooLarge) as refused:
+        parse_manifest_body(raw, SMALL)
+    assert refused.value.code == 19002
+    assert refused.value.status == 413
+    assert refused.value.pointer is None
+    assert refused.value.message.startswith("request body holds more than 48 JSON values")
+    assert "at most 10 entries holds at most 32" in refused.value.message
+    assert_same_answer(raw, SMALL)
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        # Commas, brackets and braces inside strings are no values.
+        b'{"manifest":{"/a,{[":{"hash":"ab","size":1}},"x":"' + b",{[" * 100 + b'"}',
+        b'{"manifest":{"' + b"/," * 30 + b'":{"hash":"ab","size":1}}}',
+        b'{"manifest":{"/a":{"hash":"ab","size":1}},"x":["' + b'\\",' * 60 + b'"]}',
+        # Eleven entries: one over the limit, named by the entry count as before.
+        canonical({f"/{n}": entry() for n in range(11)}),
+        # Every entry a value short of valid: the first is named.
+        b'{"manifest":{' + b",".join(b'"/%d":{}' % n for n in range(15)) + b"}}",
+    ],
+)
+def test_a_body_within_the_value_ceiling_gets_the_strict_answer(raw: bytes) -> None:
+    check_structure(raw, SMALL)
+    assert_same_answer(raw, SMALL)
+
+
+def _values(document: Any) -> int:
+    if isinstance(document, dict):
+        return 1 + sum(map(_values, document.values()))
+    if isinstance(document, list):
+        return 1 + sum(map(_values, document))
+    return 1
+
+
+_JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(alphabet=',{[]}"\\:a é\n'),
+    lambda inner: (
+        st.lists(inner, max_size=4)
+        | st.dictionaries(st.text(alphabet=',{["\\:a', max_size=3), inner, max_size=4)
+    ),
+    max_leaves=20,
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(document=_JSON, indent=st.sampled_from([None, 2]), scan=st.integers(2, 9))
+def test_values_are_counted_exactly_outside_strings(
+    document: Any, indent: int | None, scan: int
+) -> None:
+    raw = json.dumps(document, indent=indent, ensure_ascii=indent is None).encode()
+    expected = _values(document)
+    # Both counts: few strings taken off one by one, or the body scanned without its strings
+    # (in pieces of `scan` bytes: every cut between whole strings).
+    assert values_outside_strings(raw, scan) == expected
+    # The ceiling just below, at and above the count: refused exactly when over it.
+    for max_entries in range(expected // 3 + 2):
+        limits = ManifestLimits(max_entries=max_entries)
+        if expected <= manifest_module.value_ceiling(limits):
+            check_structure(raw, limits)
+        else:
+            with pytest.raises(ManifestTooLarge):
+                check_structure(raw, limits)
+
+
+# The worst bodies each door can be handed: 6 MiB on the wire at most, gzip inflating up to the
+# door's ceiling (API door 32 MiB, S3 door 64 MiB). Value-heavy ones are refused before anything
+# is built; the rest build at most what their strings hold (never more than the body's size).
+_VALUE_HEAVY: dict[str, Callable[[int], bytes]] = {
+    "unknown field of {}": lambda size: _filled(
+        b'{"manifest":{"/a":{"hash":"ab","size":1}},"x":[', b"{}", b"]}", size
+    ),
+    "unknown field of 0": lambda size: _filled(b'{"manifest":{},"x":[', b"0", b"]}", size),
+    "entries of {} under one key": lambda size: _filled(b'{"manifest":{', b'"/a":{}', b"}}", size),
+    "valid entries, far too many": lambda size: _numbered(
+        b'{"manifest":{', b'"/%d":{"hash":"ab","size":1}', b"}}", size
+    ),
+    "strings holding commas": lambda size: _filled(
+        b'{"manifest":{},"x":[', b'"' + b"," * 110 + b'"', b"]}", size
+    ),
+    "deep nesting": lambda size: b'{"manifest":{"/a":' + b"[" * (size - 32) + b"}}",
+}
+_STRING_HEAVY: dict[str, Callable[[int], bytes]] = {
+    "one long string": lambda size: b'{"manifest":{},"x":"' + b"a" * (size - 24) + b'"}',
+    "one long path": lambda size: (
+        b'{"manifest":{"/' + b"a" * (size - 64) + b'":{"hash":"ab","size":1}}}'
+    ),
+    "4300-digit integers": lambda size: _filled(b'{"manifest":{},"x":[', b"9" * 4300, b"]}", size),
+}
+
+
+def _peak_of(raw: bytes) -> tuple[int, GatewayError]:
+    """tracemalloc's peak of Python allocations while the body is refused (the body excluded)."""
+    tracemalloc.start()
+    try:
+        with pytest.raises(GatewayError) as refused:
+            parse_manifest_body(raw)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    return peak, refused.value
+
+
+@pytest.mark.parametrize("name", list(_VALUE_HEAVY))
+def test_the_worst_value_heavy_bodies_are_refused_in_bounded_memory(name: str) -> None:
+    raw = _VALUE_HEAVY[name](64 * MIB)  # the S3 door's ceiling; the API door's is 32 MiB
+    assert len(raw) <= 64 * MIB
+    peak, refusal = _peak_of(raw)
+    assert peak < 4 * MIB, f"{name}: {peak / MIB:.1f} MiB"
+    assert (refusal.status, refusal.code) == (413, 19002), refusal.message
+    assert "JSON values" in refusal.message
+
+
+@pytest.mark.parametrize("name", list(_STRING_HEAVY))
+def test_the_worst_string_heavy_bodies_build_no_more_than_they_hold(name: str) -> None:
+    raw = _STRING_HEAVY[name](32 * MIB)  # the API door's ceiling
+    assert len(raw) <= 32 * MIB
+    peak, refusal = _peak_of(raw)
+    # What the strings hold, once (not the body decoded again next to it): under 64 MiB. "one
+    # long path" is judged on the fast path's own document, never parsed a second time.
+    assert peak < len(raw) + 2 * MIB, f"{name}: {peak / MIB:.1f} MiB"
+    assert (refusal.status, refusal.code) == (400, 19001), refusal.message
+
+
+# --- gzip (issue 12, finding 16): RFC 1952 §2.2, a gzip file is a series of members ------------
+
+GZ = gzip.compress
+
+
+def test_every_gzip_member_is_inflated() -> None:
+    assert gunzip(GZ(b'{"manifest":') + GZ(b"{}") + GZ(b"}"), 100) == b'{"manifest":{}}'
+    assert gunzip(GZ(b"ab") + GZ(b""), 100) == b"ab"
+
+
+def test_the_ceiling_counts_every_member() -> None:
+    assert gunzip(GZ(b"a" * 60) + GZ(b"b" * 40), 100) == b"a" * 60 + b"b" * 40
+    with pytest.raises(ManifestTooLarge) as refused:
+        gunzip(GZ(b"a" * 60) + GZ(b"b" * 41), 100)
+    assert refused.value.message == "the request body inflates to more than 100 bytes"
+    # A bomb in a later member is stopped as its output arrives, not after.
+    with pytest.raises(ManifestTooLarge):
+        gunzip(GZ(b"{}") + GZ(b" " * (64 * MIB)), 32 * MIB)
+
+
+def test_zero_padding_after_the_last_member_is_skipped() -> None:
+    # As `gzip -d` and Python's gzip module read it (tape blocks padded with zeros).
+    assert gunzip(GZ(b"ab") + b"\0" * 512, 100) == b"ab"
+
+
+@pytest.mark.parametrize(
+    ("trailing", "says"),
+    [
+        (b"x", "has 1 bytes after its gzip data"),
+        (b"\0\0x", "has 3 bytes after its gzip data"),
+        (b'{"manifest":{"/evil":{"hash":"ab","size":1}}}', "neither another gzip member"),
+        (b"\n", "has 1 bytes after its gzip data"),
+    ],
+)
+def test_bytes_after_the_last_member_are_refused_not_dropped(trailing: bytes, says: str) -> None:
+    with pytest.raises(MalformedRequest) as refused:
+        gunzip(GZ(b'{"manifest":{}}') + trailing, 100)
+    assert refused.value.code == 19000
+    assert says in refused.value.message
+
+
+@pytest.mark.parametrize(
+    ("data", "says"),
+    [
+        (GZ(b"ab") + GZ(b"cd")[:-3], "truncated gzip"),  # a second member cut short
+        (GZ(b"ab") + b"\x1f\x8b", "truncated gzip"),  # only the next member's magic
+        (GZ(b"ab") + b"\x1f\x8b\x08\x00not gzip at all", "not valid gzip"),
+        (b"", "truncated gzip"),
+        (GZ(b"") * 1001, "more than 1000 gzip members"),
+    ],
+)
+def test_broken_members_are_refused(data: bytes, says: str) -> None:
+    with pytest.raises(MalformedRequest) as refused:
+        gunzip(data, 100)
+    assert says in refused.value.message
+
+
+def test_many_members_inflate_in_linear_time_and_bounded_memory() -> None:
+    """1,000 members in 6 MiB: zlib hands each member's leftovers back as a copy, so the input
+    is fed a piece at a time (a copy of the whole rest per member would be 3 GB here)."""
+    members = [GZ(bytes([65 + n % 26]) * 6000) for n in range(999)]
+    wire = b"".join(members) + GZ(b"") + b"\0" * (5 * MIB)  # the rest: zero padding
+    tracemalloc.start()
+    try:
+        out = gunzip(wire, 32 * MIB)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert out == b"".join(bytes([65 + n % 26]) * 6000 for n in range(999))
+    assert peak < 2 * len(out) + MIB

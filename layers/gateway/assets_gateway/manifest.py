@@ -1,15 +1,20 @@
 """Parse and validate an assets manifest, Cloudflare's rules plus the org's hygiene (pure).
 
+A body is first held to what a manifest can hold at all: at most 3 JSON values per entry and a
+few more (`check_structure`, counted over the bytes before anything is built; issue 12).
+
 Two paths give the same answers. `parse_manifest_body` first tries the fast one: msgspec parses
 the body against the manifest's shape (entries are objects with a string hash and an integer
-size: no bool, no float), and the remaining checks run over whole columns at C speed (every
-path joined into one string, every hash into another, the sizes as one list) instead of once
-per entry in Python; duplicate keys and unknown fields are ruled out by counting the body's `:`
-separators. The moment anything is unusual (a
-parse error, an escape that could hide a duplicate key, a path that needs a closer look, any
-invalid value) it steps aside, and the strict path — stdlib `json` with the duplicate-key hook,
-then `parse_manifest`'s checks in document order — decides and names the first problem. So the
-fast path only ever accepts, and accepts only what the strict path accepts.
+size: no bool, no float), and the remaining checks run over whole columns at C speed (the
+paths joined a few thousand at a time, every hash into one string, the sizes as one list)
+instead of once per entry in Python; duplicate keys and unknown fields are ruled out by counting
+the body's `:` separators. The moment anything is unusual (a parse error, an escape that could
+hide a duplicate key, a path that needs a closer look, any invalid value) it steps aside, and
+the strict path — the document stdlib `json` with the duplicate-key hook builds, then
+`parse_manifest`'s checks in document order — decides and names the first problem. So the fast
+path only ever accepts, and accepts only what the strict path accepts. The strict path does not
+parse again what the fast path already read whole, and msgspec builds json's document when it
+can tell it is the same (no str copy of the body).
 `bench/manifest_parsers.py` measured the choice (msgspec against orjson, pydantic and the
 stdlib).
 
@@ -25,14 +30,16 @@ import json
 import re
 import sys
 import zlib
-from collections.abc import Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from itertools import islice
 from operator import itemgetter
 from typing import Any, TypedDict
 
 import msgspec
 
 from assets_gateway.errors import InvalidManifest, MalformedRequest, ManifestTooLarge
+from assets_gateway.json_values import holds_at_most
 
 MAX_FILE_BYTES = 25 * 1024 * 1024
 MAX_ENTRIES = 100_000
@@ -42,8 +49,11 @@ MAX_HASH_CHARS = 32
 _HASH = re.compile(r"[0-9a-f]{1,32}")
 _FULL_HASH = re.compile(r"[0-9a-f]{32}")
 # Control characters (C0, DEL, C1), lone surrogates (`"\ud800"` escapes decode to them: they are
-# not Unicode and have no UTF-8 form), empty segments, "." and ".." segments, a trailing slash.
-_BAD_PATH = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]|//|/\.\.?(?:/|$)|/$")
+# not Unicode and have no UTF-8 form); empty segments, "." and ".." segments, a trailing slash.
+# Two patterns, not one alternation: each scans at C speed (the alternation tried every branch
+# at every character, ~30 ns each: a second for a 32 MiB path).
+_BAD_CHAR = re.compile(r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]")
+_BAD_SEGMENT = re.compile(r"//|/\.\.?(?:/|$)|/$")
 _SURROGATES = re.compile(r"[\ud800-\udfff]")
 _JSON_TYPES = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 # What an error message or pointer shows of a caller's key: enough to find it, never megabytes
@@ -124,18 +134,79 @@ def _shown(key: str) -> str:
     return repr(key)
 
 
+# RFC 1952 §2.2: a gzip file is a series of members. More than this many is no upload tool's
+# output, and each costs a fresh inflater.
+MAX_GZIP_MEMBERS = 1_000
+_GZIP_MAGIC = b"\x1f\x8b"
+_GZIP_WBITS = 16 + zlib.MAX_WBITS
+# Compressed input is handed to zlib in pieces of this size (the bytes zlib copies aside after a
+# member ends, `unused_data`, stay small whatever the number of members), and output is taken a
+# megabyte at a time while it is only counted.
+_GZIP_FEED_BYTES = 64 * 1024
+_GZIP_COUNT_BYTES = 1024 * 1024
+
+
 def gunzip(data: bytes, limit: int, *, what: str = "the request body") -> bytes:
-    """gunzip with a ceiling: a small body must not inflate into gigabytes."""
-    inflater = zlib.decompressobj(wbits=16 + zlib.MAX_WBITS)
-    try:
-        out = inflater.decompress(data, limit + 1)
-    except zlib.error:
-        raise MalformedRequest(f"{what} is not valid gzip") from None
-    if len(out) > limit:
-        raise ManifestTooLarge(f"{what} inflates to more than {limit} bytes")
-    if not inflater.eof:
-        raise MalformedRequest(f"{what} is truncated gzip")
-    return out
+    """gunzip with a ceiling: a small body must not inflate into gigabytes.
+
+    Every member is inflated, as RFC 1952 §2.2 and `gzip -d` read a gzip file (concatenated
+    streams), the ceiling counting them all. After the last member only zero bytes may follow
+    (tape-style padding, which `gzip -d` and Python's gzip module skip too); anything else is
+    refused rather than silently dropped.
+
+    Twice over: first inflating a megabyte at a time only to count (the ceiling checked as
+    output arrives, every member's end found), then each member in one call into a buffer of
+    its exact size. One copy of the output at most, where collecting pieces and joining them
+    held two (64 MiB for a 32 MiB body), for a second inflation (~2 ms per MiB).
+    """
+    members = _gzip_members(data, limit, what)
+    view = memoryview(data)
+    parts = [
+        zlib.decompress(view[start:end], _GZIP_WBITS, size or 1) for start, end, size in members
+    ]
+    return parts[0] if len(parts) == 1 else b"".join(parts)
+
+
+def _gzip_members(data: bytes, limit: int, what: str) -> list[tuple[int, int, int]]:
+    """(start, end, inflated size) of each member; refuses what `gunzip` refuses."""
+    view = memoryview(data)
+    members: list[tuple[int, int, int]] = []
+    total = position = 0
+    while True:
+        if len(members) == MAX_GZIP_MEMBERS:
+            raise MalformedRequest(f"{what} holds more than {MAX_GZIP_MEMBERS} gzip members")
+        start, size, inflater = position, 0, zlib.decompressobj(wbits=_GZIP_WBITS)
+        while not inflater.eof:
+            fed = view[position : position + _GZIP_FEED_BYTES]  # empty at the end: drains
+            try:
+                produced = len(inflater.decompress(fed, _GZIP_COUNT_BYTES))
+                size += produced
+                # Output cut at the count's size: input set aside, or output zlib still holds.
+                while (
+                    total + size <= limit
+                    and not inflater.eof
+                    and (inflater.unconsumed_tail or produced == _GZIP_COUNT_BYTES)
+                ):
+                    produced = len(inflater.decompress(inflater.unconsumed_tail, _GZIP_COUNT_BYTES))
+                    size += produced
+            except zlib.error:
+                raise MalformedRequest(f"{what} is not valid gzip") from None
+            if total + size > limit:
+                raise ManifestTooLarge(f"{what} inflates to more than {limit} bytes")
+            if not fed and not inflater.eof:
+                raise MalformedRequest(f"{what} is truncated gzip")
+            position += len(fed) - len(inflater.unused_data)
+        total += size
+        members.append((start, position, size))
+        if position == len(data):
+            return members
+        if not data.startswith(_GZIP_MAGIC, position):
+            if data.count(0, position) == len(data) - position:
+                return members
+            raise MalformedRequest(
+                f"{what} has {len(data) - position} bytes after its gzip data that are neither "
+                "another gzip member nor zero padding"
+            )
 
 
 def check_content_type(content_type: str | None) -> None:
@@ -168,7 +239,7 @@ def _refuse_constant(literal: str) -> Any:
     raise _NotJson(literal)
 
 
-def parse_json_body(body: bytes) -> Any:
+def parse_json_body(body: bytes, *, parse_int: Callable[[str], Any] = int) -> Any:
     """Strict UTF-8 JSON (RFC 8259): no other encoding, no NaN or Infinity, no duplicate keys.
 
     A leading UTF-8 byte order mark is tolerated (RFC 8259 §8.1 allows ignoring it). Duplicate
@@ -176,6 +247,8 @@ def parse_json_body(body: bytes) -> Any:
     manifest that says two things about one path is a mistake worth naming. The check is one
     length comparison per object; with the pairs it needs, parsing and validating a 20,000-entry
     (1.7 MB) body takes about 43 ms instead of 34 ms (x86_64, CPython 3.13).
+
+    `parse_int` reads each integer literal (`int`, exact, by default).
     """
     try:
         text = body.decode("utf-8")
@@ -194,7 +267,12 @@ def parse_json_body(body: bytes) -> Any:
         return obj
 
     try:
-        document = json.loads(text, object_pairs_hook=unique_keys, parse_constant=_refuse_constant)
+        document = json.loads(
+            text,
+            object_pairs_hook=unique_keys,
+            parse_constant=_refuse_constant,
+            parse_int=None if parse_int is int else parse_int,
+        )
     except RecursionError:
         raise MalformedRequest("request body is nested too deeply") from None
     except _NotJson as literal:
@@ -266,15 +344,132 @@ def _walk(document: Any) -> Iterator[tuple[tuple[str | int, ...], Any]]:
 
 
 def parse_manifest_body(body: bytes, limits: ManifestLimits = ManifestLimits()) -> Manifest:
-    """`parse_manifest(parse_json_body(body), limits)`, with the same answers, in fewer steps.
+    """`parse_manifest(parse_json_body(body), limits)`, with the same answers, in fewer steps,
+    in memory and time bounded by what a manifest within `limits` can hold.
 
-    The fast path (msgspec, checks over whole columns) accepts an ordinary manifest; anything it
-    is not sure of goes to the strict path, which decides and names the first problem.
+    First, a body holding more JSON values than a manifest within `limits` can is refused
+    unread (`check_structure`): 32 MiB of `[{},{},…]` before Python builds ten million objects
+    out of it. Then the fast path (msgspec, checks over whole columns) accepts an ordinary
+    manifest. When it refuses a body it read whole (nothing skipped, no key repeated), the strict
+    parse would build the very same document: the strict checks judge that one, without reading
+    the body again. Anything else goes to the strict path, which decides and names the first
+    problem: msgspec builds the document json would (`_document_as_json_reads_it`) when it can
+    tell, json itself when it cannot.
     """
-    manifest = _fast_manifest(body, limits)
-    if manifest is not None:
-        return manifest
-    return parse_manifest(parse_json_body(body), limits)
+    raw = body[len(_UTF8_BOM) :] if body.startswith(_UTF8_BOM) else body
+    # First: msgspec would build every entry before anything could count them, and skipping a
+    # huge unknown field costs it as much as counting does. Three counts settle a valid body.
+    check_structure(raw, limits)
+    decided = _fast_manifest(raw, raw.count(b":"), limits)
+    if isinstance(decided, Manifest):
+        return decided
+    if decided is not None:
+        return parse_manifest(decided, limits)
+    document = _document_as_json_reads_it(raw)
+    if document is not None:
+        return parse_manifest(document, limits)
+    return parse_manifest(parse_json_body(body, parse_int=_size_or_stand_in), limits)
+
+
+_ANY_DECODER = msgspec.json.Decoder()
+# json.loads refuses documents nested deeper than the interpreter's recursion allows (~1,000
+# levels, less the caller's own frames); msgspec reads deeper ones: those are left to json.
+_SAFE_DEPTH = 100
+_DIGITS_TO_ZERO = bytes.maketrans(b"123456789", b"000000000")
+
+
+def _document_as_json_reads_it(raw: bytes) -> Any | None:
+    """The document `parse_json_body` would build from `raw`, built by msgspec straight from the
+    bytes (json needs the body as a str first: a copy as large as the body); or None whenever
+    json might answer otherwise, for json to decide.
+
+    msgspec refuses what json refuses (invalid UTF-8, syntax, NaN, control characters) and also
+    a few things json reads (lone surrogates, 1e999): those go to json. What msgspec reads that
+    json would not is ruled out here: a repeated key (a dict keeps one: the body then holds more
+    `:` than the document has keys and colons in its strings; an escaped colon is left to json),
+    nesting json refuses, an integer past the interpreter's digit limit. Long integers are left
+    to json before msgspec converts them (quadratic in their digits; json's `parse_int` does not).
+    """
+    if b"\\u003" in raw or _has_long_digit_run(raw):
+        return None
+    try:
+        document = _ANY_DECODER.decode(raw)
+    except (ValueError, RecursionError):
+        return None
+    colons, stack = 0, [(document, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, dict):
+            if depth > _SAFE_DEPTH:
+                return None
+            colons += len(value) + sum(key.count(":") for key in value)
+            stack.extend((child, depth + 1) for child in value.values())
+        elif isinstance(value, list):
+            if depth > _SAFE_DEPTH:
+                return None
+            stack.extend((child, depth + 1) for child in value)
+        elif isinstance(value, str):
+            colons += value.count(":")
+    return document if colons == raw.count(b":") else None
+
+
+def _has_long_digit_run(raw: bytes) -> bool:
+    """More than `_SIZE_DIGITS` digits in a row anywhere (strings included: then json decides),
+    a megabyte at a time."""
+    run = b"0" * (_SIZE_DIGITS + 1)
+    step = 1024 * 1024
+    return any(
+        run in raw[start : start + step + _SIZE_DIGITS].translate(_DIGITS_TO_ZERO)
+        for start in range(0, len(raw), step)
+    )
+
+
+# Longer integers than this are no size (25 MiB has 8 digits): they are all refused alike.
+_SIZE_DIGITS = 20
+_TOO_LONG_TO_BE_A_SIZE: int = 10**_SIZE_DIGITS
+
+
+def _size_or_stand_in(literal: str) -> int:
+    """`int(literal)`, except that an integer too long to be a size is not converted (quadratic
+    in its digits: 8,000 numbers of 4,300 digits took seconds) but stands in as ±10^20, which
+    every check refuses as `int` would have refused the real one. Beyond the interpreter's
+    digit limit it is refused as `int` refuses it: the strict path's answers stay the same.
+    """
+    if len(literal) <= _SIZE_DIGITS:
+        return int(literal)
+    negative = literal.startswith("-")
+    digits, limit = len(literal) - negative, sys.get_int_max_str_digits()
+    if limit and digits > limit:
+        raise ValueError("integer string too long")
+    return -_TOO_LONG_TO_BE_A_SIZE if negative else _TOO_LONG_TO_BE_A_SIZE
+
+
+# A manifest of n entries holds 3n + 2 JSON values: the body, the manifest, and per entry the
+# entry, its hash and its size. A few more are allowed, so that a manifest a few entries over the
+# limit still gets the answer that counts its entries.
+_SPARE_VALUES = 16
+
+
+def value_ceiling(limits: ManifestLimits) -> int:
+    """The most JSON values a body may hold before it is refused unread."""
+    return 3 * limits.max_entries + 2 + _SPARE_VALUES
+
+
+def check_structure(raw: bytes, limits: ManifestLimits = ManifestLimits()) -> None:
+    """Refuse (413) a body holding more JSON values than any manifest within `limits`, in time
+    linear in its size and without building any of it (`json_values.holds_at_most`).
+
+    A value is an object, array, string, number, true, false or null, at any depth; object keys
+    are not values (a body holds fewer keys than values, so keys are bounded too).
+    """
+    ceiling = value_ceiling(limits)
+    if holds_at_most(raw, ceiling):
+        return
+    raise ManifestTooLarge(
+        f"request body holds more than {ceiling:,} JSON values (objects, arrays, strings, "
+        f"numbers, literals; keys not counted): a manifest of at most {limits.max_entries:,} "
+        f"entries holds at most {ceiling - _SPARE_VALUES:,}"
+    )
 
 
 def parse_manifest(document: Any, limits: ManifestLimits = ManifestLimits()) -> Manifest:
@@ -311,9 +506,14 @@ def _check_path(path: str) -> None:
         raise InvalidManifest(
             "manifest paths must start with '/'", pointer=json_pointer("manifest", path)
         )
-    bad = _BAD_PATH.search(path)
-    if bad:
-        if _SURROGATES.match(bad.group()):
+    char, segment = _BAD_CHAR.search(path), _BAD_SEGMENT.search(path)
+    if char or segment:
+        # The first problem in the path is named (a segment starts with "/", never a bad char).
+        if (
+            char
+            and (segment is None or char.start() < segment.start())
+            and (_SURROGATES.match(char.group()))
+        ):
             raise InvalidManifest(
                 "manifest paths must be valid Unicode: a lone surrogate (an escape such as "
                 "\\ud800 without its pair) has no UTF-8 form",
@@ -324,7 +524,10 @@ def _check_path(path: str) -> None:
             "or end with '/'",
             pointer=json_pointer("manifest", path),
         )
-    if len(path) * 4 > MAX_PATH_BYTES and len(path.encode()) > MAX_PATH_BYTES:
+    # Each character is 1 to 4 bytes: encode (a copy) only when the length alone cannot tell.
+    if len(path) > MAX_PATH_BYTES or (
+        len(path) * 4 > MAX_PATH_BYTES and len(path.encode()) > MAX_PATH_BYTES
+    ):
         raise InvalidManifest(
             f"manifest paths are at most {MAX_PATH_BYTES} bytes of UTF-8",
             pointer=json_pointer("manifest", path),
@@ -385,22 +588,43 @@ _SEGMENT_HINT = re.compile(r"/[/.\n]")
 _NON_ASCII_BAD = re.compile(r"[\x80-\x9f\ud800-\udfff]")
 
 
-def _fast_manifest(body: bytes, limits: ManifestLimits) -> Manifest | None:
-    """The manifest, or None whenever the strict path must decide (it alone names problems)."""
-    raw = body[len(_UTF8_BOM) :] if body.startswith(_UTF8_BOM) else body
+def _fast_manifest(raw: bytes, keys: int, limits: ManifestLimits) -> Manifest | Any:
+    """The manifest; or, when the body is not one, the document the strict parse would build
+    for the strict checks to judge; or None whenever the strict path must read the body.
+
+    When the typed decode refused nothing and skipped nothing (the body's `:` count, `keys`, is
+    exactly what the decoded document accounts for: one per key, and the paths' own), every
+    string was decoded (as UTF-8, escapes checked) and every number is an integer msgspec could
+    read: the strict parse would find no JSON error and build this very document, in order.
+    """
     try:
         document = _BODY_DECODER.decode(raw)
     except (ValueError, RecursionError):  # msgspec.DecodeError, invalid UTF-8, deep nesting
         return None
-    return _accept_decoded(document, raw, limits, typed=True)
+    manifest = _accept_decoded(document, raw, limits, typed=True, keys=keys)
+    if manifest is not None:
+        return manifest
+    entries = document["manifest"]
+    # An escaped colon (\u003a) decodes to a colon the count outside strings cannot see.
+    if b"\\u003" in raw:
+        return None
+    if keys != 1 + 3 * len(entries) + sum(path.count(":") for path in entries):
+        return None
+    return document
 
 
 def _accept_decoded(
-    document: Any, raw: bytes, limits: ManifestLimits, *, typed: bool = False
+    document: Any,
+    raw: bytes,
+    limits: ManifestLimits,
+    *,
+    typed: bool = False,
+    keys: int | None = None,
 ) -> Manifest | None:
     """The checks of the fast path over a document decoded from `raw` by a JSON parser that,
     like msgspec, refuses what JSON does not allow (`bench/manifest_parsers.py` plugs in others;
-    `typed`: the parser already made every hash a str and every size an int, not a bool).
+    `typed`: the parser already made every hash a str and every size an int, not a bool;
+    `keys`: `raw.count(b":")`, when the caller counted already).
     """
     if type(document) is not dict or len(document) != 1:
         return None
@@ -414,12 +638,12 @@ def _accept_decoded(
     escaped = b"\\" in raw
     if escaped and b"\\u003" in raw:
         return None
-    paths = "\n".join(entries)
+    paths = _path_facts(entries)
     # Duplicate keys, and entries with other fields than hash and size: every key in the body
     # is followed by one `:` outside strings. A valid manifest has 1 + 3 per entry of them, and
     # the strings hold the paths' own colons (hashes are hex). A key that was overwritten by a
     # duplicate, or any other key, makes the body's count larger than that.
-    if raw.count(b":") != 1 + 3 * count + paths.count(":"):
+    if (raw.count(b":") if keys is None else keys) != 1 + 3 * count + paths.colons:
         return None
     if not _paths_look_valid(entries, paths, escaped=escaped):
         return None
@@ -436,21 +660,51 @@ def _accept_decoded(
     )
 
 
-def _paths_look_valid(entries: Mapping[str, Any], paths: str, *, escaped: bool) -> bool:
-    """Every path valid; checked over the joined paths, path by path only when one needs it."""
+@dataclass(frozen=True)
+class _PathFacts:
+    """What the fast path needs to know of all the paths, gathered over a few thousand paths
+    joined at a time: checks at C speed, without a copy of every path at once (a valid body of
+    32 MiB may be mostly paths)."""
+
+    colons: int
+    spaces: int
+    dashes: int
+    # Every path starts with "/" and nothing in any of them is worth a closer look (see below).
+    plain: bool
+
+
+_PATHS_PER_BATCH = 4096
+
+
+def _path_facts(entries: Iterable[str]) -> _PathFacts:
+    colons = spaces = dashes = 0
+    plain = True
+    remaining = iter(entries)
+    while batch := list(islice(remaining, _PATHS_PER_BATCH)):
+        # Without escapes no path holds "\n": it separates the joined paths unambiguously.
+        paths = "\n".join(batch)
+        colons += paths.count(":")
+        spaces += paths.count(" ")
+        dashes += paths.count("-")
+        plain = plain and not (
+            not paths.startswith("/")
+            or paths.count("\n/") != len(batch) - 1
+            or _SEGMENT_HINT.search(paths)
+            or paths.endswith("/")
+            or "\x7f" in paths
+            or (not paths.isascii() and _NON_ASCII_BAD.search(paths))
+        )
+    return _PathFacts(colons, spaces, dashes, plain)
+
+
+def _paths_look_valid(entries: Mapping[str, Any], paths: _PathFacts, *, escaped: bool) -> bool:
+    """Every path valid; path by path only when one needs a closer look: a path that holds an
+    escape (it may hold "\n" or another control character), a segment starting with "/" or ".",
+    a "/" at its end, DEL, C1 characters or lone surrogates, or one long enough to be over 4,096
+    bytes of UTF-8."""
     if not entries:
         return True
-    if escaped:  # a path may hold "\n" or another control character, written as an escape
-        return _each_path_valid(entries)
-    if not paths.startswith("/") or paths.count("\n/") != len(entries) - 1:
-        return False
-    if (
-        _SEGMENT_HINT.search(paths)
-        or paths.endswith("/")
-        or "\x7f" in paths
-        or (not paths.isascii() and _NON_ASCII_BAD.search(paths))
-        or max(map(len, entries)) * 4 > MAX_PATH_BYTES
-    ):
+    if escaped or not paths.plain or max(map(len, entries)) * 4 > MAX_PATH_BYTES:
         return _each_path_valid(entries)
     return True
 
@@ -458,6 +712,8 @@ def _paths_look_valid(entries: Mapping[str, Any], paths: str, *, escaped: bool) 
 def _each_path_valid(paths: Iterable[str]) -> bool:
     try:
         for path in paths:
+            if len(path) > MAX_PATH_BYTES:  # invalid whatever else it holds: no scan
+                return False
             _check_path(path)
     except InvalidManifest:
         return False
@@ -502,7 +758,7 @@ def _entry_columns(
     return total, largest
 
 
-def _canonical(raw: bytes, paths: str) -> bool:
+def _canonical(raw: bytes, paths: _PathFacts) -> bool:
     """`raw`, a valid manifest without escapes, is byte for byte what `Manifest.to_body`
     writes: ASCII, no blank outside a string (the only strings that may hold a space are paths;
     no string holds a raw tab or newline), no size written -0 (json writes 0; a minus sign
@@ -514,6 +770,6 @@ def _canonical(raw: bytes, paths: str) -> bool:
         and b"\n" not in raw
         and b"\t" not in raw
         and b"\r" not in raw
-        and (b" " not in raw or raw.count(b" ") == paths.count(" "))
-        and (b"-0" not in raw or raw.count(b"-") == paths.count("-"))
+        and (b" " not in raw or raw.count(b" ") == paths.spaces)
+        and (b"-0" not in raw or raw.count(b"-") == paths.dashes)
     )
