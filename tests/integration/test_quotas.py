@@ -189,7 +189,8 @@ def test_policy_refusals_consume_no_quota(stack: LocalStack) -> None:
         (Fault(status=503), {}, 502, 19031),
         (Fault(garbage=True), {}, 502, 19031),
         (Fault(reset=True), {}, 502, 19031),
-        (Fault(delay_s=1.0), {"UPSTREAM_READ_TIMEOUT_SECONDS": "0.2"}, 504, 19031),
+        # held until the client gives up: no answer can race the short read timeout
+        (Fault(hold=True), {"UPSTREAM_READ_TIMEOUT_SECONDS": "0.2"}, 504, 19031),
         (None, {"CLOUDFLARE_API_BASE_URL": "http://127.0.0.1:9/client/v4"}, 502, 19031),
         (None, {"CLOUDFLARE_TOKEN_SECRET_ID": "no-such-secret"}, 503, 19030),
     ],

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -617,9 +618,10 @@ def test_garbage_fault_answers_200_that_is_not_json(cf: Stack) -> None:
         json.loads(answer.content)
 
 
-def test_delay_fault_makes_the_client_time_out(cf: Stack) -> None:
-    cf.emulator.inject_fault(Fault(delay_s=0.2))
+def test_hold_fault_answers_nothing_until_the_client_gives_up(cf: Stack) -> None:
+    cf.emulator.inject_fault(Fault(hold=True))
 
+    # The emulator never answers a held request: the short timeout cannot lose a race.
     with pytest.raises(httpx.ReadTimeout):
         cf.client.post(
             session_path(),
@@ -627,6 +629,35 @@ def test_delay_fault_makes_the_client_time_out(cf: Stack) -> None:
             headers={"Authorization": f"Bearer {TOKEN}"},
             timeout=0.05,
         )
+    (held,) = cf.emulator.wait_for_calls(1)
+    after = create_session(cf, {})
+
+    assert held.status is None  # nothing was answered
+    assert after.status_code == 200
+    assert [call.status for call in cf.emulator.wait_for_calls(2)] == [None, 200]
+
+
+def test_hold_fault_over_http_control(cf: Stack) -> None:
+    added = cf.client.post(f"{cf.server.url}/__emulator/faults", json={"hold": True})
+
+    assert added.status_code == 201
+    assert added.json()["result"]["hold"] is True
+
+
+def test_delay_fault_answers_late_but_answers(cf: Stack) -> None:
+    cf.emulator.inject_fault(Fault(delay_s=0.2))
+    started = time.monotonic()
+
+    # A slow Cloudflare: the client's timeout is far above the delay, so nothing races.
+    answer = cf.client.post(
+        session_path(),
+        json={"manifest": {}},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=60,
+    )
+
+    assert answer.status_code == 200
+    assert time.monotonic() - started >= 0.2  # a lower bound: a sleep never ends early
 
 
 def test_reset_fault_drops_the_connection_and_the_server_lives_on(cf: Stack) -> None:
