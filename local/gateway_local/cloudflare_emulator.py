@@ -33,7 +33,8 @@ rate limited.
 
 What it keeps is bounded, so an hour of load does not grow it: the recorded calls are the most
 recent `max_recorded_calls` (and at most `max_recorded_bytes` of bodies), and an upload session is
-forgotten once its JWT has expired. Stored files are Cloudflare's own state and stay.
+forgotten once its JWT has expired, or when `max_sessions` newer ones are open. Stored files are
+Cloudflare's own state and stay.
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ HOLD_LIMIT_S = 120.0
 # How much call history the emulator keeps by default (the most recent calls win).
 MAX_RECORDED_CALLS = 1_000
 MAX_RECORDED_BYTES = 64 * 1024 * 1024
+# Open upload sessions kept at most (each holds its manifest's hashes); the oldest go first.
+MAX_SESSIONS = 10_000
 
 # Answered by a `garbage` fault: truncated JSON and invalid UTF-8 under a JSON content type, the
 # worst case for a client that trusts the content type.
@@ -648,11 +651,13 @@ class CloudflareEmulator:
         single_asset_uploads: bool = False,
         max_recorded_calls: int = MAX_RECORDED_CALLS,
         max_recorded_bytes: int = MAX_RECORDED_BYTES,
+        max_sessions: int = MAX_SESSIONS,
     ) -> None:
         if bucket_size < 1 or rate_limit < 1 or rate_window_s < 1 or block_s < 0:
             raise ValueError("bucket_size, rate_limit and rate_window_s must be positive")
-        if max_recorded_calls < 1 or max_recorded_bytes < 0:
-            raise ValueError("max_recorded_calls must be positive, max_recorded_bytes not negative")
+        if max_recorded_calls < 1 or max_sessions < 1 or max_recorded_bytes < 0:
+            raise ValueError("max_recorded_calls and max_sessions must be positive")
+        self._max_sessions = max_sessions
         self._tokens = {token: frozenset(accounts) for token, accounts in tokens.items()}
         self._clock = clock
         self._secret = jwt_secret if jwt_secret is not None else secrets.token_bytes(32)
@@ -983,11 +988,12 @@ class CloudflareEmulator:
         return _success_response(200, {"jwt": jwt, "buckets": buckets})
 
     def _forget_expired_sessions(self, now: float) -> None:
-        """Sessions whose JWTs expired can never be used again (the lock is held). They were
-        added in the order they expire, so the expired ones are the first."""
+        """Make room for one more session (the lock is held): sessions whose JWTs expired can
+        never be used again, and past `max_sessions` the oldest goes (its uploads then get 401,
+        as an expired one's do). Sessions were added in the order they expire."""
         while self._sessions:
             oldest = next(iter(self._sessions.values()))
-            if oldest.expires_at > now:
+            if oldest.expires_at > now and len(self._sessions) < self._max_sessions:
                 return
             del self._sessions[oldest.session_id]
 

@@ -17,6 +17,7 @@ import pytest
 
 from gateway_local.cloudflare_emulator import (
     MAX_FILE_BYTES,
+    TOKEN_LIFETIME_S,
     CloudflareEmulator,
     Fault,
     InvalidTokenError,
@@ -715,6 +716,54 @@ def test_calls_are_recorded_with_lowercase_headers_and_body(cf: Stack) -> None:
     assert json.loads(calls[0].body) == {"manifest": {}}
     assert calls[0].status == 200
     assert [call.path for call in cf.emulator.calls][-1] == "/client/v4/nowhere"
+
+
+def test_recorded_calls_are_bounded_to_the_latest(serve: Serve) -> None:
+    cap = 10
+    cf = serve(max_recorded_calls=cap)
+
+    for n in range(cap + 100):
+        cf.client.get(f"/nowhere/{n}")
+
+    calls = cf.emulator.calls
+    assert len(calls) == cap  # an hour of load keeps no more than the cap
+    assert [call.path for call in calls] == [f"/client/v4/nowhere/{n}" for n in range(100, 110)]
+    assert cf.emulator.received == cap + 100
+    assert cf.emulator.retained()["calls"] == cap
+
+
+def test_recorded_call_bodies_are_bounded_in_bytes(serve: Serve) -> None:
+    cf = serve(max_recorded_bytes=10_000)
+
+    for _ in range(50):
+        cf.client.post("/nowhere", content=b"x" * 1000)
+
+    assert cf.emulator.retained()["call_body_bytes"] <= 10_000
+    assert len(cf.emulator.calls) == 10
+    assert sum(len(call.body) for call in cf.emulator.calls) == 10_000
+
+
+def test_sessions_are_forgotten_when_expired_or_past_the_cap(serve: Serve) -> None:
+    cf = serve(max_sessions=3)
+    data = b"alpha"
+    jwts = [
+        create_session(cf, manifest_of({f"/{n}.txt": data})).json()["result"]["jwt"]
+        for n in range(5)
+    ]
+
+    assert cf.emulator.retained()["sessions"] == 3
+    oldest = upload_bucket(cf, jwts[0], {file_hash(data): data})
+    newest = upload_bucket(cf, jwts[-1], {file_hash(data): data})
+    assert (oldest.status_code, newest.status_code) == (401, 201)
+
+    cf.clock.advance(TOKEN_LIFETIME_S)  # every JWT so far has expired
+    create_session(cf, manifest_of({"/late.txt": data}))
+    assert cf.emulator.retained()["sessions"] == 1
+
+
+def test_wait_for_calls_times_out_when_nothing_arrives(cf: Stack) -> None:
+    with pytest.raises(TimeoutError):
+        cf.emulator.wait_for_calls(1, timeout_s=0)
 
 
 def test_reset_forgets_calls_files_sessions_and_rate_counters(serve: Serve) -> None:
