@@ -15,6 +15,11 @@ import httpx
 from assets_gateway.client.sigv4 import SigV4Auth
 from gateway_local.api_front import LocalIdentity
 
+# Every test's HTTP client waits this long for an answer: far above any answer on a busy
+# machine, so a client timeout is never what a test measures by accident (timeouts under test
+# are set explicitly, against an emulator that never answers: Fault(hold=True)).
+HTTP_TIMEOUT = 60.0
+
 
 def content_hash(content: bytes) -> str:
     """Any 32-hex id works for Cloudflare; tests use a truncated SHA-256 of the content."""
@@ -39,7 +44,7 @@ def aws_session(identity: LocalIdentity) -> boto3.Session:
 
 def signed_client(identity: LocalIdentity) -> httpx.Client:
     """An httpx client that signs every request with the identity's SigV4 credentials."""
-    return httpx.Client(auth=SigV4Auth.from_session(aws_session(identity)), timeout=30)
+    return httpx.Client(auth=SigV4Auth.from_session(aws_session(identity)), timeout=HTTP_TIMEOUT)
 
 
 @contextlib.contextmanager

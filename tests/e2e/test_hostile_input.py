@@ -25,7 +25,7 @@ from gateway_local.demo import (
     WEB_SCRIPT,
 )
 from gateway_local.stack import LocalStack
-from helpers import signed_client
+from helpers import HTTP_TIMEOUT, signed_client
 
 HASH = "0de3dd5df907418e9730fd2bd747bd5e"
 MIB = 1024 * 1024
@@ -419,7 +419,9 @@ class _SignedThenAuthorization(httpx.Auth):
 def test_a_caller_cannot_smuggle_a_cloudflare_token(stack: LocalStack, web: httpx.Client) -> None:
     bearer = "Bearer caller-supplied-cloudflare-token"
     # Instead of a signature: API Gateway refuses it before the gateway runs.
-    plain = httpx.post(session_url(stack), json=VALID, headers={"Authorization": bearer})
+    plain = httpx.post(
+        session_url(stack), json=VALID, headers={"Authorization": bearer}, timeout=HTTP_TIMEOUT
+    )
     assert_refused(stack, plain, 403, 10000)
     # Next to a valid signature: two Authorization headers are no signature API Gateway accepts.
     assert web.auth is not None

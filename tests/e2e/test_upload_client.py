@@ -42,7 +42,7 @@ from gateway_local.demo import (
 )
 from gateway_local.http_server import BackgroundServer
 from gateway_local.stack import LocalStack
-from helpers import aws_session
+from helpers import HTTP_TIMEOUT, aws_session
 
 UPLOAD_SUFFIX = "/workers/assets/upload"
 HASH_PART = re.compile(rb'form-data; name="([0-9a-f]{32})"')
@@ -328,6 +328,7 @@ def direct_sessions(api_url: str, manifest: AssetManifest) -> tuple[Callable[[],
             "/assets-upload-session",
             json=manifest.to_request_body(),
             headers={"Authorization": f"Bearer {TOKEN}"},
+            timeout=HTTP_TIMEOUT,
         )
         answer.raise_for_status()
         session = UploadSession.from_result(answer.json()["result"])

@@ -27,6 +27,7 @@ from gateway_local.api_front import ApiFront, LocalIdentity, Route
 from gateway_local.aws_resources import load_template
 from gateway_local.http_server import BackgroundServer
 from gateway_local.sigv4_verify import SIGNATURE_MISMATCH, UNRECOGNIZED_CLIENT
+from helpers import HTTP_TIMEOUT
 
 REGION = "us-east-1"
 STAGE = "local"
@@ -143,7 +144,7 @@ def api() -> Iterator[Front]:
 
 def sigv4_client(identity: LocalIdentity = DEPLOYER, token: str | None = None) -> httpx.Client:
     credentials = Credentials(identity.access_key_id, identity.secret_access_key, token)
-    return httpx.Client(auth=SigV4Auth(credentials, REGION), timeout=10)
+    return httpx.Client(auth=SigV4Auth(credentials, REGION), timeout=HTTP_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -489,7 +490,7 @@ def test_proxy_result_is_translated(api: Front) -> None:
 
 
 def test_missing_auth(api: Front) -> None:
-    response = httpx.post(api.gateway_url(SCRIPT_PATH), json={})
+    response = httpx.post(api.gateway_url(SCRIPT_PATH), json={}, timeout=HTTP_TIMEOUT)
     assert_gateway_refusal(
         response.status_code, response.headers, response.json(),
         code=403, message="Missing Authentication Token",
@@ -500,7 +501,10 @@ def test_missing_auth(api: Front) -> None:
 
 def test_bearer_only_is_an_incomplete_signature(api: Front) -> None:
     response = httpx.post(
-        api.gateway_url(SCRIPT_PATH), json={}, headers={"Authorization": "Bearer cf-token"}
+        api.gateway_url(SCRIPT_PATH),
+        json={},
+        headers={"Authorization": "Bearer cf-token"},
+        timeout=HTTP_TIMEOUT,
     )
     assert response.status_code == 403
     assert response.headers["x-amzn-ErrorType"] == "IncompleteSignatureException"
@@ -516,7 +520,7 @@ def test_tampered_body(api: Front) -> None:
     tampered = httpx.Request(
         "POST", original.url, headers=headers, content=b'{"manifest": {"/x": {}}}'
     )
-    with httpx.Client() as client:
+    with httpx.Client(timeout=HTTP_TIMEOUT) as client:
         response = client.send(tampered)
     assert_gateway_refusal(
         response.status_code, response.headers, response.json(),
@@ -524,7 +528,7 @@ def test_tampered_body(api: Front) -> None:
     )  # fmt: skip
     assert api.handler.events == []
     # The untouched request goes through: the refusal was about the body.
-    with httpx.Client() as client:
+    with httpx.Client(timeout=HTTP_TIMEOUT) as client:
         assert client.send(original).status_code == 200
 
 
@@ -734,7 +738,7 @@ def test_the_fronts_own_answers_are_the_templates_gateway_responses(
             identity = {"unknown key": stranger, "wrong secret": wrong}.get(provoke, DEPLOYER)
             with sigv4_client(identity) as client:
                 if provoke == "unsigned":
-                    answer = httpx.post(url, json={})
+                    answer = httpx.post(url, json={}, timeout=HTTP_TIMEOUT)
                 else:
                     answer = client.post(
                         url, content=b"x" * (2048 if provoke == "too large" else 2)

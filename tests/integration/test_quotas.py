@@ -25,7 +25,7 @@ from gateway_local.demo import (
     web_session_request,
 )
 from gateway_local.stack import LocalStack
-from helpers import manifest_of, signed_client
+from helpers import HTTP_TIMEOUT, manifest_of, signed_client
 
 NOON = 1_795_608_000.0  # 2026-11-25T12:00:00Z: starts a minute, a 5-minute window and no day
 
@@ -321,4 +321,4 @@ def test_usage_route_refuses_callers_without_a_team(stack: LocalStack) -> None:
 
 
 def test_unsigned_usage_call_never_reaches_the_handler(stack: LocalStack) -> None:
-    assert httpx.get(usage_url(stack)).status_code == 403
+    assert httpx.get(usage_url(stack), timeout=HTTP_TIMEOUT).status_code == 403

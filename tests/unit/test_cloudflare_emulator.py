@@ -25,6 +25,7 @@ from gateway_local.cloudflare_emulator import (
     encode_jwt,
 )
 from gateway_local.http_server import BackgroundServer
+from helpers import HTTP_TIMEOUT
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -89,7 +90,7 @@ def serve(shared_server: tuple[AppSlot, BackgroundServer]) -> Iterator[Serve]:
             emulator = CloudflareEmulator(clock=clock, **options)
             slot.app = emulator
             client = stack.enter_context(
-                httpx.Client(base_url=f"{server.url}/client/v4", timeout=5.0)
+                httpx.Client(base_url=f"{server.url}/client/v4", timeout=HTTP_TIMEOUT)
             )
             return Stack(emulator, server, client, clock)
 
@@ -783,7 +784,7 @@ def test_reset_forgets_calls_files_sessions_and_rate_counters(serve: Serve) -> N
 
 
 def test_http_control_endpoints(cf: Stack) -> None:
-    control = httpx.Client(base_url=f"{cf.server.url}/__emulator")
+    control = httpx.Client(base_url=f"{cf.server.url}/__emulator", timeout=HTTP_TIMEOUT)
     injected = control.post(
         "/faults", json={"status": 429, "headers": {"Retry-After": "3"}, "path_suffix": "-session"}
     )
