@@ -62,6 +62,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/quota.py
 	$(BIN)/python bench/upload.py
+	$(BIN)/python bench/local_stack_memory.py
 
 # sam build looks for python3.13 on PATH: the venv's interpreter directory provides it.
 build: $(STAMP)

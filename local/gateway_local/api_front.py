@@ -2,7 +2,8 @@
 
 It does what API Gateway does before and after the Lambda, in this order:
 
-1. body over the payload limit -> 413;
+1. body over the payload limit -> 413; a body the HTTP layer cannot read (malformed chunked
+   encoding, truncated) -> 400;
 2. match the raw path against the resource templates (`{name}` = one segment, `{name+}` = the
    rest); no resource or no method on it -> 403 "Missing Authentication Token";
 3. verify the SigV4 signature (`sigv4_verify`) -> 403 with API Gateway's message;
@@ -10,8 +11,9 @@ It does what API Gateway does before and after the Lambda, in this order:
    call the handler with a Lambda-like context, and turn its proxy result into the HTTP answer;
    a crash or malformed result -> 502 "Internal server error".
 
-API Gateway's own refusals use the Cloudflare v4 envelope, as the template's GatewayResponses do:
-`{"success": false, "errors": [{"code": 10000, "message": ...}], "messages": [], "result": null}`.
+API Gateway's own refusals are rendered from the template's GatewayResponses for their response
+type (`gateway_responses`), as API Gateway renders them: the Cloudflare v4 envelope with the
+template's code (10000 for authentication, 19002 for a body too large, 19099 for a crash...).
 
 Paths are accepted both as on the execute-api host (`/<stage>/client/v4/...`) and as behind a
 custom domain (`/client/v4/...`); `path` in the event never carries the stage.
@@ -33,11 +35,20 @@ from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import quote, unquote, urlsplit
 
 from werkzeug.datastructures import EnvironHeaders
+from werkzeug.exceptions import BadRequest
 from werkzeug.wrappers import Response
 from werkzeug.wsgi import get_input_stream
 
+from gateway_local.gateway_responses import (
+    DEFAULT_4XX,
+    DEFAULT_5XX,
+    GatewayResponse,
+    template_gateway_responses,
+)
 from gateway_local.sigv4_verify import (
+    INVALID_TYPE,
     MISSING_AUTHENTICATION_TOKEN,
+    MISSING_TOKEN_TYPE,
     SignatureError,
     verify_sigv4,
 )
@@ -49,7 +60,6 @@ __all__ = ["ApiFront", "LambdaContext", "LocalIdentity", "Route", "caller_id"]
 
 logger = logging.getLogger(__name__)
 
-GATEWAY_ERROR_CODE = 10000
 DEFAULT_MAX_BODY_BYTES = 10 * 1024 * 1024
 _READ_CHUNK = 64 * 1024
 _MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
@@ -222,14 +232,35 @@ class _Matched:
     route: Route
 
 
-class _GatewayAnswer(Exception):
-    """API Gateway answers by itself (no Lambda call)."""
+# Gateway response types (API Gateway's names) of the front's own answers.
+REQUEST_TOO_LARGE = "REQUEST_TOO_LARGE"
+BAD_REQUEST_BODY = "BAD_REQUEST_BODY"
+MISSING_AUTHENTICATION = "MISSING_AUTHENTICATION_TOKEN"
+INVALID_SIGNATURE = "INVALID_SIGNATURE"
+# x-amzn-ErrorType of a refused signature -> its response type; AWS documents no dedicated type
+# for an incomplete signature or an unknown access key, so those fall back to DEFAULT_4XX.
+_SIGNATURE_RESPONSE_TYPES = {
+    INVALID_TYPE: INVALID_SIGNATURE,
+    MISSING_TOKEN_TYPE: MISSING_AUTHENTICATION,
+}
 
-    def __init__(self, status: int, message: str, error_type: str | None = None) -> None:
+
+class _GatewayAnswer(Exception):
+    """API Gateway answers by itself (no Lambda call), with the gateway response `response_type`
+    (None: DEFAULT_4XX or DEFAULT_5XX by status)."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        error_type: str | None = None,
+        response_type: str | None = None,
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.error_type = error_type
+        self.response_type = response_type
 
 
 def _decode_query(raw_query: str) -> tuple[dict[str, str] | None, dict[str, list[str]] | None]:
@@ -381,8 +412,13 @@ class ApiFront:
         account_id: str = "123456789012",
         timeout_seconds: float = 28.0,
         memory_limit_in_mb: int = 512,
+        # The API's GatewayResponses by type (None: template.yaml's, as the stack deploys them).
+        gateway_responses: Mapping[str, GatewayResponse] | None = None,
     ) -> None:
         self._handler = handler
+        self._responses = dict(
+            template_gateway_responses() if gateway_responses is None else gateway_responses
+        )
         self._functions = dict(functions or {})
         self._region = region
         self._stage = stage
@@ -449,7 +485,12 @@ class ApiFront:
                 now=self._clock(),
             )
         except SignatureError as refusal:
-            raise _GatewayAnswer(403, refusal.message, refusal.error_type) from None
+            raise _GatewayAnswer(
+                403,
+                refusal.message,
+                refusal.error_type,
+                _SIGNATURE_RESPONSE_TYPES.get(refusal.error_type),
+            ) from None
         identity = self._identities[access_key]
         event = self._event(incoming, matched, identity, request_id, extended_id)
         return self._invoke(event, request_id, extended_id, matched.route.function)
@@ -459,15 +500,23 @@ class ApiFront:
         chunks: list[bytes] = []
         size = 0
         too_large = False
-        while chunk := stream.read(_READ_CHUNK):
-            size += len(chunk)
-            if size > self._max_body_bytes:
-                too_large = True  # keep draining so the client sees the answer, not a reset
-                chunks.clear()
-            elif not too_large:
-                chunks.append(chunk)
+        try:
+            while chunk := stream.read(_READ_CHUNK):
+                size += len(chunk)
+                if size > self._max_body_bytes:
+                    too_large = True  # keep draining so the client sees the answer, not a reset
+                    chunks.clear()
+                elif not too_large:
+                    chunks.append(chunk)
+        except (OSError, ValueError, BadRequest) as problem:
+            # werkzeug's chunked decoder raises OSError for a bad chunk size or a chunked body
+            # cut short, its length-limited stream ClientDisconnected (a BadRequest) for a body
+            # shorter than its Content-Length: the client's fault, answered as such (no 500, no
+            # traceback).
+            logger.info("unreadable request body: %s", problem)
+            raise _GatewayAnswer(400, "Invalid request body", None, BAD_REQUEST_BODY) from None
         if too_large:
-            raise _GatewayAnswer(413, "Request Too Long")
+            raise _GatewayAnswer(413, "Request Too Long", None, REQUEST_TOO_LARGE)
         return b"".join(chunks)
 
     def _match(self, method: str, raw_path: str) -> _Matched:
@@ -481,17 +530,16 @@ class ApiFront:
             params = resource.match(segments)
             if params is not None and (best is None or resource.specificity < best[0].specificity):
                 best = (resource, params)
+        missing = _GatewayAnswer(
+            403, MISSING_AUTHENTICATION_TOKEN, MISSING_TOKEN_TYPE, MISSING_AUTHENTICATION
+        )
         if best is None:
-            raise _GatewayAnswer(
-                403, MISSING_AUTHENTICATION_TOKEN, "MissingAuthenticationTokenException"
-            )
+            raise missing
         resource, params = best
         methods = self._methods[resource.template]
         route = methods.get(method) or methods.get("ANY")
         if route is None:
-            raise _GatewayAnswer(
-                403, MISSING_AUTHENTICATION_TOKEN, "MissingAuthenticationTokenException"
-            )
+            raise missing
         return _Matched(resource=resource, path=path, raw_params=params, route=route)
 
     def _event(
@@ -604,20 +652,32 @@ class ApiFront:
         if "X-Amzn-Trace-Id" not in response.headers:
             response.headers["X-Amzn-Trace-Id"] = _trace_id(self._clock())
 
+    def gateway_response_type(self, response_type: str | None, status: int) -> str:
+        """The type whose GatewayResponse answers: the specific one when the API customises it,
+        else the DEFAULT_4XX / DEFAULT_5XX fallback, as API Gateway chooses."""
+        if response_type is not None and response_type in self._responses:
+            return response_type
+        return DEFAULT_5XX if status >= 500 else DEFAULT_4XX
+
     def _gateway_response(
         self, answer: _GatewayAnswer, request_id: str, extended_id: str
     ) -> Response:
-        envelope = {
-            "success": False,
-            "errors": [{"code": GATEWAY_ERROR_CODE, "message": answer.message}],
-            "messages": [],
-            "result": None,
-        }
+        chosen = self.gateway_response_type(answer.response_type, answer.status)
+        spec = self._responses.get(chosen, GatewayResponse())
+        fallback = self._responses.get(DEFAULT_5XX if answer.status >= 500 else DEFAULT_4XX)
+        # A fallback's StatusCode applies to every type of its class without one of its own.
+        status = spec.status or (fallback.status if fallback else None) or answer.status
         response = Response(
-            json.dumps(envelope, separators=(",", ":")),
-            status=answer.status,
+            spec.body(
+                message=answer.message,
+                response_type=answer.response_type or chosen,
+                request_id=request_id,
+            ),
+            status=status,
             content_type="application/json",
         )
+        for name, value in spec.headers.items():
+            response.headers[name] = value
         if answer.error_type:
             response.headers["x-amzn-ErrorType"] = answer.error_type
         self._stamp(response, request_id, extended_id)

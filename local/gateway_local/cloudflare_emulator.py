@@ -27,8 +27,14 @@ uploaded content matches the manifest's hash or size (Cloudflare treats the hash
 gzip request bodies, and request-size limits of the real edge. Error codes Cloudflare does not
 publish for this operation are our choice, in the 103xx block (see `_Code`).
 
-Tests steer it in process (`inject_fault`, `reset`, `calls`) or over HTTP under `/__emulator/`
-for out-of-process use; those control paths are never recorded, faulted nor rate limited.
+Tests steer it in process (`inject_fault`, `reset`, `calls`, `wait_for_calls`) or over HTTP
+under `/__emulator/` for out-of-process use; those control paths are never recorded, faulted nor
+rate limited.
+
+What it keeps is bounded, so an hour of load does not grow it: the recorded calls are the most
+recent `max_recorded_calls` (and at most `max_recorded_bytes` of bodies), and an upload session is
+forgotten once its JWT has expired, or when `max_sessions` newer ones are open. Stored files are
+Cloudflare's own state and stay.
 """
 
 from __future__ import annotations
@@ -42,10 +48,12 @@ import math
 import os
 import re
 import secrets
+import select
 import socket
 import struct
 import threading
 import time
+from collections import deque
 from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import asdict, dataclass, field, replace
 from http import HTTPStatus
@@ -68,6 +76,15 @@ MAX_MANIFEST_ENTRIES = 100_000  # files per Worker version on paid plans
 TOKEN_LIFETIME_S = 3600  # both the upload and the completion JWT live one hour
 _HASH_RE = re.compile(r"[0-9a-fA-F]{1,32}")
 _COLO = "LOC"  # the airport code at the end of cf-ray; "LOC" says local
+
+# A `hold` fault keeps the request open until the client hangs up; this caps the wait so a
+# client without a timeout cannot pin a server thread for ever (then the connection is reset).
+HOLD_LIMIT_S = 120.0
+# How much call history the emulator keeps by default (the most recent calls win).
+MAX_RECORDED_CALLS = 1_000
+MAX_RECORDED_BYTES = 64 * 1024 * 1024
+# Open upload sessions kept at most (each holds its manifest's hashes); the oldest go first.
+MAX_SESSIONS = 10_000
 
 # Answered by a `garbage` fault: truncated JSON and invalid UTF-8 under a JSON content type, the
 # worst case for a client that trusts the content type.
@@ -113,11 +130,14 @@ class _Code:
 class Fault:
     """One scripted misbehaviour, consumed by the next `count` matching requests.
 
-    `delay_s` is slept first (server side, to provoke client timeouts). Then `reset` drops the
-    connection with a TCP RST and no answer; `garbage` answers non-JSON bytes (status 200 unless
-    `status` is set); `body` answers those bytes (status 200 unless set); `status` alone answers
-    a Cloudflare error envelope. A fault with none of those only delays the request and adds
-    `headers` to the real answer.
+    `delay_s` is slept first (server side: a slow Cloudflare that still answers; give the client
+    a timeout well above it). `hold` answers nothing and keeps the connection open until the
+    client hangs up (its timeout fired), at most `HOLD_LIMIT_S`: the fault for "Cloudflare
+    timed out", which cannot race the client's timeout the way a fixed delay does on a busy
+    machine. Then `reset` drops the connection with a TCP RST and no answer; `garbage` answers
+    non-JSON bytes (status 200 unless `status` is set); `body` answers those bytes (status 200
+    unless set); `status` alone answers a Cloudflare error envelope. A fault with none of those
+    only delays the request and adds `headers` to the real answer.
     """
 
     status: int | None = None
@@ -126,6 +146,7 @@ class Fault:
     delay_s: float = 0.0
     reset: bool = False
     garbage: bool = False
+    hold: bool = False
     count: int = 1
     path_suffix: str | None = None
 
@@ -415,6 +436,16 @@ class _Session:
     script_name: str
     namespace: str | None
     hashes: frozenset[str]  # every distinct hash of the manifest
+    expires_at: float  # when its JWTs expire: past it the session is of no use to anyone
+
+
+class _Slot:
+    """One recorded call; the answer's status is filled in once known."""
+
+    __slots__ = ("record",)
+
+    def __init__(self, record: RecordedCall) -> None:
+        self.record = record
 
 
 @dataclass
@@ -475,7 +506,17 @@ def _fault_from_json(payload: object) -> Fault:
     """A Fault from `POST /__emulator/faults`; `body` travels as a UTF-8 string."""
     if not isinstance(payload, dict):
         raise ValueError("fault must be a JSON object")
-    known = {"status", "body", "headers", "delay_s", "reset", "garbage", "count", "path_suffix"}
+    known = {
+        "status",
+        "body",
+        "headers",
+        "delay_s",
+        "reset",
+        "garbage",
+        "hold",
+        "count",
+        "path_suffix",
+    }
     unknown = set(payload) - known
     if unknown:
         raise ValueError(f"unknown fault fields: {sorted(unknown)}")
@@ -492,6 +533,7 @@ def _fault_from_json(payload: object) -> Fault:
         isinstance(delay_s, (int, float)) and not isinstance(delay_s, bool),
         isinstance(payload.get("reset", False), bool),
         isinstance(payload.get("garbage", False), bool),
+        isinstance(payload.get("hold", False), bool),
         isinstance(count, int) and not isinstance(count, bool),
         path_suffix is None or isinstance(path_suffix, str),
     )
@@ -504,6 +546,7 @@ def _fault_from_json(payload: object) -> Fault:
         delay_s=float(delay_s),
         reset=payload.get("reset", False),
         garbage=payload.get("garbage", False),
+        hold=payload.get("hold", False),
         count=count,
         path_suffix=path_suffix,
     )
@@ -517,6 +560,21 @@ def _drop_connection(environ: WSGIEnvironment) -> NoReturn:
     # werkzeug takes a ConnectionError from the app for a client that went away: it writes
     # nothing more and logs nothing.
     raise ConnectionResetError("emulator fault: connection reset")
+
+
+def _hold_until_hangup(environ: WSGIEnvironment, limit_s: float) -> NoReturn:
+    """Answer nothing until the client closes the connection (or `limit_s` passes, then reset).
+
+    The request body has been read, so the socket turns readable only when the client hangs up
+    (EOF) or misbehaves by sending more: either way the wait is over, no polling involved.
+    """
+    connection = environ.get("werkzeug.socket")
+    if not isinstance(connection, socket.socket) or connection.fileno() < 0:
+        raise ConnectionAbortedError("emulator fault: no socket to hold")
+    readable, _, _ = select.select([connection], [], [], limit_s)
+    if not readable:
+        _drop_connection(environ)
+    raise ConnectionAbortedError("emulator fault: the client hung up while held")
 
 
 def _reset_socket(connection: socket.socket) -> None:
@@ -591,9 +649,15 @@ class CloudflareEmulator:
         rate_window_s: int = 300,
         block_s: int = 300,
         single_asset_uploads: bool = False,
+        max_recorded_calls: int = MAX_RECORDED_CALLS,
+        max_recorded_bytes: int = MAX_RECORDED_BYTES,
+        max_sessions: int = MAX_SESSIONS,
     ) -> None:
         if bucket_size < 1 or rate_limit < 1 or rate_window_s < 1 or block_s < 0:
             raise ValueError("bucket_size, rate_limit and rate_window_s must be positive")
+        if max_recorded_calls < 1 or max_sessions < 1 or max_recorded_bytes < 0:
+            raise ValueError("max_recorded_calls and max_sessions must be positive")
+        self._max_sessions = max_sessions
         self._tokens = {token: frozenset(accounts) for token, accounts in tokens.items()}
         self._clock = clock
         self._secret = jwt_secret if jwt_secret is not None else secrets.token_bytes(32)
@@ -603,7 +667,13 @@ class CloudflareEmulator:
         self._block_s = block_s
         self._single_asset_uploads = single_asset_uploads
         self._lock = threading.Lock()
-        self._calls: list[RecordedCall] = []
+        self._arrived = threading.Condition(self._lock)
+        # The most recent calls only (an hour of load would otherwise keep every body), with
+        # the total of their body bytes bounded too; `_received` counts every call since reset.
+        self._calls: deque[_Slot] = deque(maxlen=max_recorded_calls)
+        self._max_recorded_bytes = max_recorded_bytes
+        self._recorded_bytes = 0
+        self._received = 0
         self._stored: dict[str, dict[str, StoredAsset]] = {}
         self._sessions: dict[str, _Session] = {}
         self._faults: list[tuple[Fault, int]] = []  # (fault, uses left), first match wins
@@ -613,9 +683,39 @@ class CloudflareEmulator:
 
     @property
     def calls(self) -> list[RecordedCall]:
-        """Every API request received, in arrival order (a snapshot)."""
+        """The API requests received since the last reset, in arrival order (a snapshot): all of
+        them up to `max_recorded_calls` (and `max_recorded_bytes` of bodies), else the latest."""
         with self._lock:
-            return list(self._calls)
+            return [slot.record for slot in self._calls]
+
+    @property
+    def received(self) -> int:
+        """How many API requests arrived since the last reset (recorded or since forgotten)."""
+        with self._lock:
+            return self._received
+
+    def wait_for_calls(self, count: int, *, timeout_s: float = 60.0) -> list[RecordedCall]:
+        """The calls once `count` requests have arrived since the last reset.
+
+        A client that gave up (its timeout fired) may return before its request reached the
+        emulator's thread on a busy machine: tests wait here, on the arrival itself, instead of
+        asserting right away. `timeout_s` is only a bound against a hung test, never a duration
+        the test depends on. TimeoutError if they do not arrive.
+        """
+        with self._arrived:
+            if not self._arrived.wait_for(lambda: self._received >= count, timeout=timeout_s):
+                raise TimeoutError(f"{self._received} calls arrived, expected {count}")
+            return [slot.record for slot in self._calls]
+
+    def retained(self) -> dict[str, int]:
+        """What the emulator holds in memory (for the memory bench and its bound's test)."""
+        with self._lock:
+            return {
+                "calls": len(self._calls),
+                "call_body_bytes": self._recorded_bytes,
+                "sessions": len(self._sessions),
+                "stored_files": sum(len(files) for files in self._stored.values()),
+            }
 
     def calls_to(self, suffix: str) -> list[RecordedCall]:
         return [call for call in self.calls if call.path.endswith(suffix)]
@@ -636,6 +736,8 @@ class CloudflareEmulator:
         """Forget calls, stored files, sessions, faults and rate counters (not tokens, secret)."""
         with self._lock:
             self._calls.clear()
+            self._recorded_bytes = 0
+            self._received = 0
             self._stored.clear()
             self._sessions.clear()
             self._faults.clear()
@@ -662,10 +764,12 @@ class CloudflareEmulator:
 
     def _serve_api(self, request: Request, environ: WSGIEnvironment) -> Response:
         body = request.get_data()
-        index, record = self._record_arrival(request, body)
+        slot = self._record_arrival(request, body)
         fault = self._take_fault(request.path)
         if fault is not None and fault.delay_s > 0:
-            time.sleep(fault.delay_s)  # really late: this is what a client timeout must survive
+            time.sleep(fault.delay_s)  # really late, yet answering: a slow Cloudflare
+        if fault is not None and fault.hold:
+            _hold_until_hangup(environ, HOLD_LIMIT_S)
         if fault is not None and fault.reset:
             _drop_connection(environ)
         response = _fault_response(fault) if fault is not None else None
@@ -673,10 +777,10 @@ class CloudflareEmulator:
             response = self._dispatch(request, body)
             if fault is not None:
                 response.headers.update(fault.headers)
-        self._record_answer(index, record, response.status_code)
+        self._record_answer(slot, response.status_code)
         return response
 
-    def _record_arrival(self, request: Request, body: bytes) -> tuple[int, RecordedCall]:
+    def _record_arrival(self, request: Request, body: bytes) -> _Slot:
         headers: dict[str, str] = {}
         for name, value in request.headers.items():
             key = name.lower()
@@ -688,15 +792,22 @@ class CloudflareEmulator:
             headers=headers,
             body=body,
         )
-        with self._lock:
-            self._calls.append(record)
-            return len(self._calls) - 1, record
+        slot = _Slot(record)
+        with self._arrived:
+            if len(self._calls) == self._calls.maxlen:
+                self._recorded_bytes -= len(self._calls[0].record.body)
+            self._calls.append(slot)  # a full deque drops its oldest call
+            self._recorded_bytes += len(body)
+            while self._recorded_bytes > self._max_recorded_bytes and len(self._calls) > 1:
+                self._recorded_bytes -= len(self._calls.popleft().record.body)
+            self._received += 1
+            self._arrived.notify_all()
+        return slot
 
-    def _record_answer(self, index: int, record: RecordedCall, status: int) -> None:
+    def _record_answer(self, slot: _Slot, status: int) -> None:
         with self._lock:
-            # a reset() in between emptied the list: then there is nothing left to update
-            if index < len(self._calls) and self._calls[index] is record:
-                self._calls[index] = replace(record, status=status)
+            # Evicted or reset meanwhile: the slot is then nobody's, and updating it is harmless.
+            slot.record = replace(slot.record, status=status)
 
     def _take_fault(self, path: str) -> Fault | None:
         with self._lock:
@@ -850,14 +961,17 @@ class CloudflareEmulator:
         manifest: Mapping[str, tuple[str, int]],
     ) -> Response:
         hashes = list(dict.fromkeys(file_hash for file_hash, _size in manifest.values()))
+        now = self._clock()
         session = _Session(
             session_id=secrets.token_hex(16),
             account_id=account_id,
             script_name=script_name,
             namespace=namespace,
             hashes=frozenset(hashes),
+            expires_at=int(now) + TOKEN_LIFETIME_S,
         )
         with self._lock:
+            self._forget_expired_sessions(now)
             self._sessions[session.session_id] = session
             stored = self._stored.get(account_id, {})
             missing = [file_hash for file_hash in hashes if file_hash not in stored]
@@ -872,6 +986,16 @@ class CloudflareEmulator:
             else self._completion_token(session)
         )
         return _success_response(200, {"jwt": jwt, "buckets": buckets})
+
+    def _forget_expired_sessions(self, now: float) -> None:
+        """Make room for one more session (the lock is held): sessions whose JWTs expired can
+        never be used again, and past `max_sessions` the oldest goes (its uploads then get 401,
+        as an expired one's do). Sessions were added in the order they expire."""
+        while self._sessions:
+            oldest = next(iter(self._sessions.values()))
+            if oldest.expires_at > now and len(self._sessions) < self._max_sessions:
+                return
+            del self._sessions[oldest.session_id]
 
     def _upload_bucket(self, request: Request, body: bytes, account_id: str) -> Response:
         session = self._upload_session(request, account_id)

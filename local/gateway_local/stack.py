@@ -80,6 +80,8 @@ class StackOptions:
     manifest_visibility_timeout: int = 5
     # Settings for the functions beyond what the template sets (tests tune a few).
     extra_environment: dict[str, str] = field(default_factory=dict)
+    # The emulator's per-token limit (Cloudflare's 1,200 per 5 minutes); benches raise it.
+    cloudflare_rate_limit: int = 1200
 
 
 def api_routes(
@@ -138,7 +140,10 @@ class LocalStack:
         self.cloudflare_token = "local-cf-" + secrets.token_urlsafe(32)
         self.moto = MotoServer()
         self.aws = self.moto.session()
-        self.emulator = CloudflareEmulator(tokens={self.cloudflare_token: [DEMO_ACCOUNT_ID]})
+        self.emulator = CloudflareEmulator(
+            tokens={self.cloudflare_token: [DEMO_ACCOUNT_ID]},
+            rate_limit=options.cloudflare_rate_limit,
+        )
         self.emulator_server = BackgroundServer(self.emulator, name="cloudflare-emulator")
         provision(
             self.aws, self.moto.endpoint_url, self.names, cloudflare_token=self.cloudflare_token

@@ -31,7 +31,7 @@ from gateway_local.demo import (
     demo_policy,
 )
 from gateway_local.stack import LocalStack
-from helpers import manifest_of, signed_client
+from helpers import in_one_window, manifest_of, signed_client
 
 Admin = Callable[..., tuple[int, str, str]]
 SignAs = Callable[[LocalIdentity], None]
@@ -229,6 +229,11 @@ def test_explain_allowed_and_refused(admin: Admin, tmp_path: Path) -> None:
 
 
 def test_usage_shows_what_the_team_used(admin: Admin, stack: LocalStack) -> None:
+    in_one_window(lambda: usage_shows_what_the_team_used(admin, stack))
+
+
+def usage_shows_what_the_team_used(admin: Admin, stack: LocalStack) -> None:
+    stack.clear_quotas()
     assert web_session(stack).status_code == 200
     code, out, err = admin("usage", "--team", "web", "--json")
     assert code == 0, err

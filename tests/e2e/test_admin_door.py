@@ -25,7 +25,7 @@ from gateway_local.demo import (
     demo_policy,
 )
 from gateway_local.stack import LocalStack
-from helpers import every_log_record, manifest_of, signed_client
+from helpers import every_log_record, in_one_window, manifest_of, signed_client
 
 REASON = {"reason": "e2e test"}
 
@@ -264,6 +264,11 @@ def test_explain_says_what_the_session_door_then_does(
 
 
 def test_explain_from_a_summary_and_its_quota_state(stack: LocalStack, admin: httpx.Client) -> None:
+    in_one_window(lambda: explain_from_a_summary_and_its_quota_state(stack, admin))
+
+
+def explain_from_a_summary_and_its_quota_state(stack: LocalStack, admin: httpx.Client) -> None:
+    stack.clear_quotas()
     policy = demo_policy()
     policy["teams"]["docs"]["quotas"]["sessions_per_minute"] = 1
     stack.publish_policy(policy)
@@ -329,6 +334,12 @@ def test_kill_switch_stops_the_session_door_while_admin_answers(
 
 
 def test_usage_grants_and_reset(stack: LocalStack, admin: httpx.Client) -> None:
+    in_one_window(lambda: usage_grants_and_reset(stack, admin))
+
+
+def usage_grants_and_reset(stack: LocalStack, admin: httpx.Client) -> None:
+    stack.publish_policy(demo_policy())  # no grant from an earlier run
+    stack.clear_quotas()
     body = {"manifest": manifest_of({"/docs/a": b"a"})}
     with signed_client(DOCS_CI) as docs:
         for _ in range(5):  # the demo's docs quota: 5 a minute

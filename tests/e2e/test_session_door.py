@@ -22,7 +22,14 @@ from gateway_local.demo import (
     WEB_SCRIPT,
 )
 from gateway_local.stack import LocalStack
-from helpers import aws_session, content_hash, manifest_of, numbered_files, signed_client
+from helpers import (
+    HTTP_TIMEOUT,
+    aws_session,
+    content_hash,
+    manifest_of,
+    numbered_files,
+    signed_client,
+)
 
 
 def session_url(stack: LocalStack, script: str = WEB_SCRIPT, account: str = DEMO_ACCOUNT_ID) -> str:
@@ -34,7 +41,9 @@ def test_official_sdk_gets_buckets_and_jwt_through_the_gateway(stack: LocalStack
     client = cloudflare.Cloudflare(
         api_token="unused-the-gateway-holds-the-token",
         base_url=stack.base_url,
-        http_client=httpx.Client(auth=SigV4Auth.from_session(aws_session(WEB_DEPLOYER))),
+        http_client=httpx.Client(
+            auth=SigV4Auth.from_session(aws_session(WEB_DEPLOYER)), timeout=HTTP_TIMEOUT
+        ),
         max_retries=0,
     )
     session = client.workers.scripts.assets.upload.create(
@@ -61,7 +70,9 @@ def test_buckets_upload_to_cloudflare_with_the_session_jwt(stack: LocalStack) ->
     upload_url = f"{stack.cloudflare_url}/accounts/{DEMO_ACCOUNT_ID}/workers/assets/upload"
     statuses = []
     completion = None
-    with httpx.Client(headers={"Authorization": f"Bearer {result['jwt']}"}) as cloudflare_api:
+    with httpx.Client(
+        headers={"Authorization": f"Bearer {result['jwt']}"}, timeout=HTTP_TIMEOUT
+    ) as cloudflare_api:
         for bucket in result["buckets"]:
             parts = [(h, (h, base64.b64encode(by_hash[h]), "text/plain")) for h in bucket]
             uploaded = cloudflare_api.post(upload_url, params={"base64": "true"}, files=parts)
@@ -89,7 +100,7 @@ def test_dispatch_namespace_route(stack: LocalStack) -> None:
 
 
 def test_unsigned_call_is_refused_like_api_gateway(stack: LocalStack) -> None:
-    answer = httpx.post(session_url(stack), json={"manifest": {}})
+    answer = httpx.post(session_url(stack), json={"manifest": {}}, timeout=HTTP_TIMEOUT)
     assert answer.status_code == 403
     assert answer.json()["errors"][0]["code"] == 10000
     assert answer.json()["success"] is False
@@ -104,7 +115,7 @@ def test_badly_signed_call_is_refused(stack: LocalStack) -> None:
         signed.headers["Content-Length"] = str(
             len(b'{"manifest": {"/x": {"hash": "ab", "size": 1}}}')
         )
-        answer = httpx.Client().send(signed)
+        answer = httpx.Client(timeout=HTTP_TIMEOUT).send(signed)
     assert answer.status_code == 403
     assert answer.json()["errors"][0]["code"] == 10000
 
@@ -217,6 +228,7 @@ def test_cloudflare_4xx_passes_through_unchanged(stack: LocalStack) -> None:
         "/assets-upload-session",
         content=body,
         headers={"Authorization": f"Bearer {stack.cloudflare_token}"},
+        timeout=HTTP_TIMEOUT,
     )
     assert direct.status_code == 403
     assert through_gateway.status_code == direct.status_code

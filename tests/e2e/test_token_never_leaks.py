@@ -29,7 +29,14 @@ from gateway_local.demo import (
     web_session_request,
 )
 from gateway_local.stack import LocalStack
-from helpers import aws_session, every_log_record, manifest_of, numbered_files, signed_client
+from helpers import (
+    HTTP_TIMEOUT,
+    aws_session,
+    every_log_record,
+    manifest_of,
+    numbered_files,
+    signed_client,
+)
 
 
 class _Capture(logging.Handler):
@@ -82,12 +89,14 @@ def test_token_appears_in_no_output(
             answers.append(web.post(url(stack), json=manifest))
     with signed_client(OUTSIDER) as outsider:
         answers.append(outsider.post(url(stack), json=manifest))
-    answers.append(httpx.post(url(stack), json=manifest))
+    answers.append(httpx.post(url(stack), json=manifest, timeout=HTTP_TIMEOUT))
 
     sdk = cloudflare.Cloudflare(
         api_token="unused",
         base_url=stack.base_url,
-        http_client=httpx.Client(auth=SigV4Auth.from_session(aws_session(DOCS_CI))),
+        http_client=httpx.Client(
+            auth=SigV4Auth.from_session(aws_session(DOCS_CI)), timeout=HTTP_TIMEOUT
+        ),
         max_retries=0,
     )
     with pytest.raises(cloudflare.PermissionDeniedError) as refused:

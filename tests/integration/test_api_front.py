@@ -9,11 +9,13 @@ import gzip
 import json
 import logging
 import re
+import socket
 import subprocess
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import pytest
@@ -22,8 +24,10 @@ from botocore.credentials import Credentials
 from assets_gateway.client.sigv4 import SigV4Auth
 from gateway_local import sigv4_verify
 from gateway_local.api_front import ApiFront, LocalIdentity, Route
+from gateway_local.aws_resources import load_template
 from gateway_local.http_server import BackgroundServer
 from gateway_local.sigv4_verify import SIGNATURE_MISMATCH, UNRECOGNIZED_CLIENT
+from helpers import HTTP_TIMEOUT
 
 REGION = "us-east-1"
 STAGE = "local"
@@ -140,7 +144,7 @@ def api() -> Iterator[Front]:
 
 def sigv4_client(identity: LocalIdentity = DEPLOYER, token: str | None = None) -> httpx.Client:
     credentials = Credentials(identity.access_key_id, identity.secret_access_key, token)
-    return httpx.Client(auth=SigV4Auth(credentials, REGION), timeout=10)
+    return httpx.Client(auth=SigV4Auth(credentials, REGION), timeout=HTTP_TIMEOUT)
 
 
 @dataclass(frozen=True)
@@ -185,12 +189,13 @@ def assert_gateway_refusal(
     code: int,
     message: str,
     error_type: str | None,
+    envelope_code: int = 10000,
 ) -> None:
     assert status == code
     assert headers["content-type"] == "application/json"
     assert body == {
         "success": False,
-        "errors": [{"code": 10000, "message": message}],
+        "errors": [{"code": envelope_code, "message": message}],
         "messages": [],
         "result": None,
     }
@@ -485,7 +490,7 @@ def test_proxy_result_is_translated(api: Front) -> None:
 
 
 def test_missing_auth(api: Front) -> None:
-    response = httpx.post(api.gateway_url(SCRIPT_PATH), json={})
+    response = httpx.post(api.gateway_url(SCRIPT_PATH), json={}, timeout=HTTP_TIMEOUT)
     assert_gateway_refusal(
         response.status_code, response.headers, response.json(),
         code=403, message="Missing Authentication Token",
@@ -496,7 +501,10 @@ def test_missing_auth(api: Front) -> None:
 
 def test_bearer_only_is_an_incomplete_signature(api: Front) -> None:
     response = httpx.post(
-        api.gateway_url(SCRIPT_PATH), json={}, headers={"Authorization": "Bearer cf-token"}
+        api.gateway_url(SCRIPT_PATH),
+        json={},
+        headers={"Authorization": "Bearer cf-token"},
+        timeout=HTTP_TIMEOUT,
     )
     assert response.status_code == 403
     assert response.headers["x-amzn-ErrorType"] == "IncompleteSignatureException"
@@ -512,7 +520,7 @@ def test_tampered_body(api: Front) -> None:
     tampered = httpx.Request(
         "POST", original.url, headers=headers, content=b'{"manifest": {"/x": {}}}'
     )
-    with httpx.Client() as client:
+    with httpx.Client(timeout=HTTP_TIMEOUT) as client:
         response = client.send(tampered)
     assert_gateway_refusal(
         response.status_code, response.headers, response.json(),
@@ -520,7 +528,7 @@ def test_tampered_body(api: Front) -> None:
     )  # fmt: skip
     assert api.handler.events == []
     # The untouched request goes through: the refusal was about the body.
-    with httpx.Client() as client:
+    with httpx.Client(timeout=HTTP_TIMEOUT) as client:
         assert client.send(original).status_code == 200
 
 
@@ -621,6 +629,7 @@ def test_handler_exception_is_502(api: Front, caplog: pytest.LogCaptureFixture) 
     assert_gateway_refusal(
         response.status_code, response.headers, response.json(),
         code=502, message="Internal server error", error_type="InternalServerErrorException",
+        envelope_code=19099,
     )  # fmt: skip
     assert len(api.handler.events) == 1
     assert any("boom in the handler" in (r.exc_text or "") for r in caplog.records)
@@ -651,6 +660,155 @@ def test_oversize_body_is_413() -> None:
     assert at_limit.status_code == 200
     assert_gateway_refusal(
         over.status_code, over.headers, over.json(),
-        code=413, message="Request Too Long", error_type=None,
+        code=413, message="Request Too Long", error_type=None, envelope_code=19002,
     )  # fmt: skip
     assert len(handler.events) == 1
+
+
+# -- the template's GatewayResponses -------------------------------------------------------------
+
+TEMPLATE_GATEWAY_RESPONSES: dict[str, Any] = load_template()["Resources"]["SessionApi"][
+    "Properties"
+]["GatewayResponses"]
+
+
+def expected_gateway_answer(response_type: str, message: str) -> tuple[dict[str, str], Any]:
+    """What API Gateway answers for `response_type`, read from template.yaml by the test itself
+    (not by the front's renderer): the headers and the rendered JSON body."""
+    spec = TEMPLATE_GATEWAY_RESPONSES[response_type]
+    headers = {
+        name: value.strip("'") for name, value in spec["ResponseParameters"]["Headers"].items()
+    }
+    body = spec["ResponseTemplates"]["application/json"].replace(
+        "$context.error.messageString", json.dumps(message)
+    )
+    return headers, json.loads(body)
+
+
+def raw_exchange(url: str, request: bytes, *, close_write: bool = False) -> tuple[int, bytes]:
+    """Send bytes as they are (no client fixes them up) and read the whole answer."""
+    target = urlsplit(url)
+    with socket.create_connection((target.hostname, target.port), timeout=30) as connection:
+        connection.sendall(request)
+        if close_write:  # the client gives up mid-body
+            connection.shutdown(socket.SHUT_WR)
+        answer = b""
+        while chunk := connection.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    return int(head.split(b" ", 2)[1]), body
+
+
+def chunked_post(path: str, body: bytes) -> bytes:
+    return (
+        f"POST {path} HTTP/1.1\r\nHost: localhost\r\nContent-Type: application/json\r\n"
+        "Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n"
+    ).encode() + body
+
+
+@pytest.mark.parametrize(
+    ("response_type", "status", "message", "provoke"),
+    [
+        ("MISSING_AUTHENTICATION_TOKEN", 403, "Missing Authentication Token", "unsigned"),
+        ("INVALID_SIGNATURE", 403, SIGNATURE_MISMATCH, "wrong secret"),
+        ("DEFAULT_4XX", 403, UNRECOGNIZED_CLIENT, "unknown key"),
+        ("REQUEST_TOO_LARGE", 413, "Request Too Long", "too large"),
+        ("BAD_REQUEST_BODY", 400, "Invalid request body", "bad chunk"),
+        ("DEFAULT_5XX", 502, "Internal server error", "crash"),
+    ],
+)
+def test_the_fronts_own_answers_are_the_templates_gateway_responses(
+    response_type: str, status: int, message: str, provoke: str
+) -> None:
+    # Given a front with the template's GatewayResponses (what the local stack runs)
+    handler, clock = RecordingHandler(crash=provoke == "crash"), Clock()
+    front = make_front(handler, clock, max_body_bytes=1024)
+    stranger = LocalIdentity("AKIASTRANGER00000001", "whatever", "", "")
+    wrong = LocalIdentity(DEPLOYER.access_key_id, "not-the-secret", "", "")
+    with BackgroundServer(front, name="api") as server:
+        url = f"{server.url}{SCRIPT_PATH}"
+        # When API Gateway itself has to answer
+        if provoke == "bad chunk":
+            got_status, raw_body = raw_exchange(
+                url, chunked_post(SCRIPT_PATH, b"zz\r\n{}\r\n0\r\n\r\n")
+            )
+            got_headers: dict[str, str] = {"Content-Type": "application/json"}
+            got_body = json.loads(raw_body)
+        else:
+            identity = {"unknown key": stranger, "wrong secret": wrong}.get(provoke, DEPLOYER)
+            with sigv4_client(identity) as client:
+                if provoke == "unsigned":
+                    answer = httpx.post(url, json={}, timeout=HTTP_TIMEOUT)
+                else:
+                    answer = client.post(
+                        url, content=b"x" * (2048 if provoke == "too large" else 2)
+                    )
+            got_status, got_headers, got_body = (
+                answer.status_code,
+                dict(answer.headers),
+                answer.json(),
+            )
+    # Then the answer is exactly the template's gateway response for that type
+    headers, body = expected_gateway_answer(response_type, message)
+    assert got_status == int(TEMPLATE_GATEWAY_RESPONSES[response_type].get("StatusCode", status))
+    assert got_body == body
+    lowered = {name.lower(): value for name, value in got_headers.items()}
+    for name, value in headers.items():
+        assert lowered[name.lower()] == value
+    assert len(handler.events) == (1 if provoke == "crash" else 0)
+
+
+def test_every_gateway_response_the_front_gives_is_customised_in_the_template() -> None:
+    # The types the front answers with (above) must each have their envelope in the template;
+    # a type dropped from the template would silently fall back to DEFAULT_4XX's code.
+    produced = {
+        "MISSING_AUTHENTICATION_TOKEN",
+        "INVALID_SIGNATURE",
+        "REQUEST_TOO_LARGE",
+        "BAD_REQUEST_BODY",
+        "DEFAULT_4XX",
+        "DEFAULT_5XX",
+    }
+    assert produced <= set(TEMPLATE_GATEWAY_RESPONSES)
+    codes = {
+        name: json.loads(
+            spec["ResponseTemplates"]["application/json"].replace(
+                "$context.error.messageString", '"m"'
+            )
+        )["errors"][0]["code"]
+        for name, spec in TEMPLATE_GATEWAY_RESPONSES.items()
+    }
+    # DESIGN.md's table: 413 is 19002, a malformed body 19000, a crash 19099.
+    assert (codes["REQUEST_TOO_LARGE"], codes["BAD_REQUEST_BODY"], codes["DEFAULT_5XX"]) == (
+        19002,
+        19000,
+        19099,
+    )
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "close_write"),
+    [
+        (chunked_post(SCRIPT_PATH, b"zz\r\n{}\r\n0\r\n\r\n"), False),  # not a hex chunk size
+        (chunked_post(SCRIPT_PATH, b"-5\r\n{}\r\n0\r\n\r\n"), False),  # a negative one
+        (chunked_post(SCRIPT_PATH, b'100\r\n{"manifest"'), True),  # cut short mid-chunk
+        (chunked_post(SCRIPT_PATH, b"2\r\n{}\r\n"), True),  # no last chunk
+        (
+            f"POST {SCRIPT_PATH} HTTP/1.1\r\nHost: localhost\r\nContent-Length: 100\r\n"
+            "Connection: close\r\n\r\n{}".encode(),
+            True,
+        ),  # shorter than its Content-Length
+    ],
+)
+def test_malformed_bodies_are_a_clean_400_19000(
+    api: Front, caplog: pytest.LogCaptureFixture, request_bytes: bytes, close_write: bool
+) -> None:
+    with caplog.at_level(logging.DEBUG):
+        status, body = raw_exchange(api.url + SCRIPT_PATH, request_bytes, close_write=close_write)
+    assert status == 400
+    envelope = json.loads(body)
+    assert envelope["success"] is False
+    assert envelope["errors"][0]["code"] == 19000
+    assert b"Traceback" not in body
+    assert not [record for record in caplog.records if record.exc_info]  # nothing unhandled
+    assert api.handler.events == []

@@ -72,7 +72,7 @@ def run_together(count: int, call: Callable[[int], T]) -> list[T]:
     barrier = threading.Barrier(count)
 
     def worker(index: int) -> T:
-        barrier.wait(timeout=10)
+        barrier.wait(timeout=120)  # a bound against a hung test, not a speed assumption
         return call(index)
 
     with ThreadPoolExecutor(max_workers=count) as pool:

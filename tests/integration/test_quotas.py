@@ -25,7 +25,7 @@ from gateway_local.demo import (
     web_session_request,
 )
 from gateway_local.stack import LocalStack
-from helpers import manifest_of, signed_client
+from helpers import HTTP_TIMEOUT, manifest_of, signed_client
 
 NOON = 1_795_608_000.0  # 2026-11-25T12:00:00Z: starts a minute, a 5-minute window and no day
 
@@ -189,7 +189,8 @@ def test_policy_refusals_consume_no_quota(stack: LocalStack) -> None:
         (Fault(status=503), {}, 502, 19031),
         (Fault(garbage=True), {}, 502, 19031),
         (Fault(reset=True), {}, 502, 19031),
-        (Fault(delay_s=1.0), {"UPSTREAM_READ_TIMEOUT_SECONDS": "0.2"}, 504, 19031),
+        # held until the client gives up: no answer can race the short read timeout
+        (Fault(hold=True), {"UPSTREAM_READ_TIMEOUT_SECONDS": "0.2"}, 504, 19031),
         (None, {"CLOUDFLARE_API_BASE_URL": "http://127.0.0.1:9/client/v4"}, 502, 19031),
         (None, {"CLOUDFLARE_TOKEN_SECRET_ID": "no-such-secret"}, 503, 19030),
     ],
@@ -320,4 +321,4 @@ def test_usage_route_refuses_callers_without_a_team(stack: LocalStack) -> None:
 
 
 def test_unsigned_usage_call_never_reaches_the_handler(stack: LocalStack) -> None:
-    assert httpx.get(usage_url(stack)).status_code == 403
+    assert httpx.get(usage_url(stack), timeout=HTTP_TIMEOUT).status_code == 403

@@ -6,6 +6,7 @@ import base64
 import hashlib
 import json
 import re
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -16,6 +17,7 @@ import pytest
 
 from gateway_local.cloudflare_emulator import (
     MAX_FILE_BYTES,
+    TOKEN_LIFETIME_S,
     CloudflareEmulator,
     Fault,
     InvalidTokenError,
@@ -23,6 +25,7 @@ from gateway_local.cloudflare_emulator import (
     encode_jwt,
 )
 from gateway_local.http_server import BackgroundServer
+from helpers import HTTP_TIMEOUT
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -87,7 +90,7 @@ def serve(shared_server: tuple[AppSlot, BackgroundServer]) -> Iterator[Serve]:
             emulator = CloudflareEmulator(clock=clock, **options)
             slot.app = emulator
             client = stack.enter_context(
-                httpx.Client(base_url=f"{server.url}/client/v4", timeout=5.0)
+                httpx.Client(base_url=f"{server.url}/client/v4", timeout=HTTP_TIMEOUT)
             )
             return Stack(emulator, server, client, clock)
 
@@ -617,9 +620,10 @@ def test_garbage_fault_answers_200_that_is_not_json(cf: Stack) -> None:
         json.loads(answer.content)
 
 
-def test_delay_fault_makes_the_client_time_out(cf: Stack) -> None:
-    cf.emulator.inject_fault(Fault(delay_s=0.2))
+def test_hold_fault_answers_nothing_until_the_client_gives_up(cf: Stack) -> None:
+    cf.emulator.inject_fault(Fault(hold=True))
 
+    # The emulator never answers a held request: the short timeout cannot lose a race.
     with pytest.raises(httpx.ReadTimeout):
         cf.client.post(
             session_path(),
@@ -627,6 +631,35 @@ def test_delay_fault_makes_the_client_time_out(cf: Stack) -> None:
             headers={"Authorization": f"Bearer {TOKEN}"},
             timeout=0.05,
         )
+    (held,) = cf.emulator.wait_for_calls(1)
+    after = create_session(cf, {})
+
+    assert held.status is None  # nothing was answered
+    assert after.status_code == 200
+    assert [call.status for call in cf.emulator.wait_for_calls(2)] == [None, 200]
+
+
+def test_hold_fault_over_http_control(cf: Stack) -> None:
+    added = cf.client.post(f"{cf.server.url}/__emulator/faults", json={"hold": True})
+
+    assert added.status_code == 201
+    assert added.json()["result"]["hold"] is True
+
+
+def test_delay_fault_answers_late_but_answers(cf: Stack) -> None:
+    cf.emulator.inject_fault(Fault(delay_s=0.2))
+    started = time.monotonic()
+
+    # A slow Cloudflare: the client's timeout is far above the delay, so nothing races.
+    answer = cf.client.post(
+        session_path(),
+        json={"manifest": {}},
+        headers={"Authorization": f"Bearer {TOKEN}"},
+        timeout=60,
+    )
+
+    assert answer.status_code == 200
+    assert time.monotonic() - started >= 0.2  # a lower bound: a sleep never ends early
 
 
 def test_reset_fault_drops_the_connection_and_the_server_lives_on(cf: Stack) -> None:
@@ -686,6 +719,54 @@ def test_calls_are_recorded_with_lowercase_headers_and_body(cf: Stack) -> None:
     assert [call.path for call in cf.emulator.calls][-1] == "/client/v4/nowhere"
 
 
+def test_recorded_calls_are_bounded_to_the_latest(serve: Serve) -> None:
+    cap = 10
+    cf = serve(max_recorded_calls=cap)
+
+    for n in range(cap + 100):
+        cf.client.get(f"/nowhere/{n}")
+
+    calls = cf.emulator.calls
+    assert len(calls) == cap  # an hour of load keeps no more than the cap
+    assert [call.path for call in calls] == [f"/client/v4/nowhere/{n}" for n in range(100, 110)]
+    assert cf.emulator.received == cap + 100
+    assert cf.emulator.retained()["calls"] == cap
+
+
+def test_recorded_call_bodies_are_bounded_in_bytes(serve: Serve) -> None:
+    cf = serve(max_recorded_bytes=10_000)
+
+    for _ in range(50):
+        cf.client.post("/nowhere", content=b"x" * 1000)
+
+    assert cf.emulator.retained()["call_body_bytes"] <= 10_000
+    assert len(cf.emulator.calls) == 10
+    assert sum(len(call.body) for call in cf.emulator.calls) == 10_000
+
+
+def test_sessions_are_forgotten_when_expired_or_past_the_cap(serve: Serve) -> None:
+    cf = serve(max_sessions=3)
+    data = b"alpha"
+    jwts = [
+        create_session(cf, manifest_of({f"/{n}.txt": data})).json()["result"]["jwt"]
+        for n in range(5)
+    ]
+
+    assert cf.emulator.retained()["sessions"] == 3
+    oldest = upload_bucket(cf, jwts[0], {file_hash(data): data})
+    newest = upload_bucket(cf, jwts[-1], {file_hash(data): data})
+    assert (oldest.status_code, newest.status_code) == (401, 201)
+
+    cf.clock.advance(TOKEN_LIFETIME_S)  # every JWT so far has expired
+    create_session(cf, manifest_of({"/late.txt": data}))
+    assert cf.emulator.retained()["sessions"] == 1
+
+
+def test_wait_for_calls_times_out_when_nothing_arrives(cf: Stack) -> None:
+    with pytest.raises(TimeoutError):
+        cf.emulator.wait_for_calls(1, timeout_s=0)
+
+
 def test_reset_forgets_calls_files_sessions_and_rate_counters(serve: Serve) -> None:
     cf = serve(rate_limit=1)
     data = b"alpha"
@@ -703,7 +784,7 @@ def test_reset_forgets_calls_files_sessions_and_rate_counters(serve: Serve) -> N
 
 
 def test_http_control_endpoints(cf: Stack) -> None:
-    control = httpx.Client(base_url=f"{cf.server.url}/__emulator")
+    control = httpx.Client(base_url=f"{cf.server.url}/__emulator", timeout=HTTP_TIMEOUT)
     injected = control.post(
         "/faults", json={"status": 429, "headers": {"Retry-After": "3"}, "path_suffix": "-session"}
     )
