@@ -12,7 +12,7 @@ import boto3
 import httpx
 
 from assets_gateway.client.sigv4 import SigV4Auth
-from assets_gateway.quota import Charge, Limit, LimitState
+from assets_gateway.quota import BudgetState, CallBudget, Charge, Limit, LimitState, RatelimitItem
 from assets_gateway.quota_store import Ticket
 from gateway_local.api_front import LocalIdentity
 from gateway_local.demo import demo_policy
@@ -49,14 +49,30 @@ class AdmitAll:
     """A quota gate that admits everything in no time: quota arithmetic stays in the service,
     the store's I/O goes."""
 
-    def charge(self, team: str, limits: Sequence[Limit], charge: Charge, now: float) -> Ticket:
+    def charge(
+        self, team: str, limits: Sequence[Limit], charge: Charge, now: float, request_id: str = ""
+    ) -> Ticket:
         return Ticket(team=team, charge=charge, items=(), after=())
 
     def refund(self, ticket: Ticket) -> None:
         return None
 
+    def permit(self, request_id: str, now: float) -> str | None:
+        return request_id
+
+    def take_back(self, call_id: str, admitted_at: float) -> bool:
+        return False
+
+    def follow(self, items: Sequence[RatelimitItem], now: float, seen: BudgetState | None) -> None:
+        return None
+
     def usage(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]:
         return []
+
+    def usage_and_budget(
+        self, team: str, limits: Sequence[Limit], now: float
+    ) -> tuple[list[LimitState], BudgetState]:
+        return [], CallBudget.for_ceiling(1000).state(0, 0)
 
     def open_cooldown(self, until: float) -> None:
         return None

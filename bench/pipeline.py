@@ -39,7 +39,7 @@ import orjson
 from pydantic import SecretStr
 
 from assets_gateway.audit import AuditRecord
-from assets_gateway.cloudflare import UpstreamAnswer
+from assets_gateway.cloudflare import AttemptMeter, UpstreamAnswer
 from assets_gateway.policy import PolicyDocument, SessionTarget
 from assets_gateway.policy_store import StoredPolicy
 from assets_gateway.service import SessionService
@@ -84,7 +84,11 @@ class _Cloudflare:
         self._answer = answer
 
     def create_upload_session(
-        self, target: SessionTarget, body: bytes, token: SecretStr
+        self,
+        target: SessionTarget,
+        body: bytes,
+        token: SecretStr,
+        meter: AttemptMeter | None = None,
     ) -> UpstreamAnswer:
         return UpstreamAnswer(200, self._answer, {"content-type": "application/json"}, 0.0)
 
@@ -133,7 +137,6 @@ def measure(stack: LocalStack, entries: int, runs: int) -> dict[str, float]:
         upstream=_Cloudflare(cloudflare_answer(files)),
         audit=_Records(),
         max_request_body_bytes=64 * MIB,
-        global_budget=1000,
     )
     records = _Records()
     settings = Settings.from_environ(stack.handler_environment())
