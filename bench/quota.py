@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assets_gateway.errors import QuotaExceeded
-from assets_gateway.quota import CallBudget, Charge, Limit, TeamQuotas, global_limit
+from assets_gateway.quota import CallBudget, Charge, Limit, TeamQuotas
 from assets_gateway.quota_store import QuotaStore, Ticket
 from assets_gateway.service import SessionService
 from assets_gateway.settings import Settings
@@ -51,7 +51,7 @@ def fresh_team() -> str:
 
 
 def admitting_limits() -> tuple[Limit, ...]:
-    return (*TeamQuotas(HIGH, HIGH, HIGH, HIGH).limits(), global_limit(HIGH))
+    return TeamQuotas(HIGH, HIGH, HIGH, HIGH).limits()
 
 
 @dataclass(frozen=True)
@@ -100,7 +100,7 @@ def admitted_per_second(store: QuotaStore, charges: int, threads: int) -> float:
 def refused_per_second(store: QuotaStore, charges: int) -> tuple[float, int]:
     """Charges of a team whose daily session quota (1) is already spent: each is refused."""
     team = fresh_team()
-    limits = (*TeamQuotas(HIGH, 1, HIGH, HIGH).limits(), global_limit(HIGH))
+    limits = TeamQuotas(HIGH, 1, HIGH, HIGH).limits()
     store.charge(team, limits, CHARGE, time.time())
     admitted = 0  # only if the day rolls over mid-run
     started = time.perf_counter()

@@ -72,10 +72,6 @@ class TeamQuotas:
         )
 
 
-def global_limit(budget: int) -> Limit:
-    return Limit("cloudflare-5min", Scope.GLOBAL, Counter.CALLS, GLOBAL_WINDOW, budget)
-
-
 MICROS = 1_000_000
 # A tenth of the ceiling may go to Cloudflare at once; the rest is spread over the 300 s.
 BURST_SHARE = 10
