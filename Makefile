@@ -60,6 +60,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/end_to_end.py
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/quota.py
+	$(BIN)/python bench/budget_edges.py
 	$(BIN)/python bench/upload.py
 
 # sam build looks for python3.13 on PATH: the venv's interpreter directory provides it.

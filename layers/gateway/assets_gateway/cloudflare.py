@@ -166,9 +166,11 @@ class CloudflareClient:
             )
         except httpx.TimeoutException as error:
             failure = UpstreamFailure("Cloudflare did not answer in time", status=504)
-            raise _unsent(failure, error) from None
+            raise _noting_reach(failure, error) from None
         except httpx.TransportError as error:
-            raise _unsent(UpstreamFailure("Cloudflare is unreachable", status=502), error) from None
+            raise _noting_reach(
+                UpstreamFailure("Cloudflare is unreachable", status=502), error
+            ) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         answer_body = _without_token(response.content, token)
         envelope = _check_trustworthy(response.status_code, answer_body)
@@ -191,7 +193,7 @@ class CloudflareClient:
 _NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
 
 
-def _unsent(failure: UpstreamFailure, error: httpx.HTTPError) -> UpstreamFailure:
+def _noting_reach(failure: UpstreamFailure, error: httpx.HTTPError) -> UpstreamFailure:
     failure.reached = not isinstance(error, _NOT_SENT)
     return failure
 
