@@ -1,9 +1,9 @@
 """Quota counters in DynamoDB: one item per team and window, one item for the org's Cloudflare
-budget (a GCRA, see `quota.CallBudget`), and one marker item per write.
+budget (a GCRA, see `quota.CallBudget`), and one item per 5 minutes counting the calls made.
 
 A charge is one TransactWriteItems: an `ADD` on every team window item, each guarded by a
 condition on its limit, a check that no Cloudflare cool-down is running, one call taken from the
-org's budget, and a marker that makes the write idempotent. Either everything moves or nothing
+org's budget, and the call counted with the write's id. Either everything moves or nothing
 does. A refund gives the team's counters back; the org's budget keeps every call that reached
 Cloudflare (`take_back` returns only a call that never left). TTL only cleans up: team window
 keys change as time passes and the budget item is valid whatever its age, so correctness never
@@ -11,9 +11,11 @@ depends on expiry.
 
 Idempotency: botocore retries a call whose answer came late, and the first one may have been
 applied. Every write carries a `ClientRequestToken` (DynamoDB's own de-duplication, 10 minutes)
-and puts a marker item `op#<id>` under `attribute_not_exists`: a replay that finds its marker was
-already applied, and is taken as done. The marker also holds where DynamoDB ignores the token
-(moto does).
+and adds its id to the `ops` set of the 5-minute calls item under `NOT contains(ops, id)`: a
+replay (the same request again, so the same item) that finds its id was already applied, and is
+taken as done. That holds where DynamoDB ignores the token (moto does). One set per 5 minutes
+keeps it small (the budget admits at most ~1,200 calls there; 17 bytes an id) and keeps the
+table from growing by an item per write.
 
 The budget's update is arithmetic, so concurrent callers never conflict on a value they read:
 when the bucket is idle (TAT <= now) it is `SET tat = now + interval` under `tat <= now`; when
@@ -60,8 +62,8 @@ logger = Logger(child=True)
 
 COOLDOWN_KEY = "global#cooldown"
 BUDGET_KEY = "global#gcra"
-# Window items outlive their window by a day, so usage stays readable after it closes; markers
-# live a day too, far past DynamoDB's 10-minute token window and any botocore retry.
+# Window items outlive their window by a day, so usage stays readable after it closes (and the
+# ids of the writes they hold, far past DynamoDB's 10-minute token window and any retry).
 TTL_GRACE_SECONDS = 86_400
 # Concurrent transactions on one item conflict in DynamoDB (TransactionConflict): retry briefly.
 # A wrong guess of the budget's state costs one more attempt.
@@ -87,6 +89,7 @@ class Ticket:
     after: tuple[LimitState, ...]
     call_id: str = ""
     budget: BudgetState | None = None
+    charged_at: float = 0.0
 
     def headers(self) -> dict[str, str]:
         return ratelimit_headers([s for s in self.after if s.limit.scope is Scope.TEAM])
@@ -120,9 +123,9 @@ def _micros(now: float) -> int:
 
 
 def new_operation_id(request_id: str) -> str:
-    """A unique id for one write and its replays: the request id (for people reading the
-    table) and a random part (request ids repeat: an SQS message is redelivered with its id)."""
-    return f"{request_id[:64]}#{uuid.uuid4().hex[:16]}"
+    """A unique id for one write and its replays: a random part (request ids repeat: an SQS
+    message is redelivered with its id) and the request id, for people reading the table."""
+    return f"{uuid.uuid4().hex[:16]}#{request_id[:64]}"
 
 
 def _token(operation: str, attempt: int) -> str:
@@ -172,7 +175,7 @@ class QuotaStore:
             new_operation_id(request_id), now, team_ops, team=team, items=items, charge=charge
         )
         after, budget = self._read(team, team_limits, now)
-        return Ticket(team, charge, items, tuple(after), call_id, budget)
+        return Ticket(team, charge, items, tuple(after), call_id, budget, charged_at=now)
 
     def refund(self, ticket: Ticket) -> None:
         """Give the team's charge back (the request was not forwarded, or Cloudflare failed
@@ -185,6 +188,7 @@ class QuotaStore:
             self._write(
                 [self._add(item, negative, guard=False) for item in ticket.items],
                 operation,
+                at=ticket.charged_at,
                 attempt=1,
             )
         except ClientError as error:
@@ -366,10 +370,9 @@ class QuotaStore:
                 *team_ops,
                 self._no_cooldown(now),
                 self._take_one(operation, now_us, idle=idle),
-                self._count_call(now, 1),
             ]
             try:
-                self._write(operations, operation, attempt=attempt)
+                self._write(operations, operation, at=now, attempt=attempt, calls=1)
                 self._seen_tat = max(self._seen_tat, now_us + self._budget.interval_us)
                 return operation
             except ClientError as error:
@@ -400,20 +403,17 @@ class QuotaStore:
         raise QuotaUnavailable("quota counters are busy; retry shortly")
 
     def _write(
-        self, operations: list[TransactWriteItemTypeDef], operation: str, *, attempt: int
+        self,
+        operations: list[TransactWriteItemTypeDef],
+        operation: str,
+        *,
+        at: float,
+        attempt: int,
+        calls: int = 0,
     ) -> None:
-        """One TransactWriteItems with its idempotency token and marker (the marker last, so a
+        """One TransactWriteItems with its idempotency token, its id recorded last (so a
         cancellation's reasons keep the indexes of the operations before it)."""
-        marker: TransactWriteItemTypeDef = {
-            "Put": {
-                "TableName": self._table,
-                "Item": {
-                    "pk": {"S": f"op#{operation}"},
-                    "expires_at": _n(int(time.time()) + TTL_GRACE_SECONDS),
-                },
-                "ConditionExpression": "attribute_not_exists(pk)",
-            }
-        }
+        marker = self._count_call(at, calls, operation=_short_id(operation))
         self._dynamodb.transact_write_items(
             TransactItems=[*operations, marker], ClientRequestToken=_token(operation, attempt)
         )
@@ -447,20 +447,28 @@ class QuotaStore:
             }
         }
 
-    def _count_call(self, at: float, calls: int) -> TransactWriteItemTypeDef:
-        """The report of calls per clock-aligned 5 minutes (`usage`), never a guard."""
+    def _count_call(
+        self, at: float, calls: int, *, operation: str | None = None
+    ) -> TransactWriteItemTypeDef:
+        """The report of calls per clock-aligned 5 minutes (`usage`), never a guard; with an
+        operation id, the write's idempotency mark too (refused if the id is already there)."""
         start = int(at // GLOBAL_WINDOW) * GLOBAL_WINDOW
-        return {
-            "Update": {
-                "TableName": self._table,
-                "Key": {"pk": {"S": _calls_key(at)}},
-                "UpdateExpression": "ADD calls :calls SET expires_at = :expires",
-                "ExpressionAttributeValues": {
-                    ":calls": _n(calls),
-                    ":expires": _n(start + GLOBAL_WINDOW + TTL_GRACE_SECONDS),
-                },
-            }
+        values: dict[str, Any] = {
+            ":calls": _n(calls),
+            ":expires": _n(start + GLOBAL_WINDOW + TTL_GRACE_SECONDS),
         }
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": _calls_key(at)}},
+            "UpdateExpression": "ADD calls :calls SET expires_at = :expires",
+            "ExpressionAttributeValues": values,
+        }
+        if operation is not None:
+            update["UpdateExpression"] = "ADD calls :calls, ops :ops SET expires_at = :expires"
+            update["ConditionExpression"] = "NOT contains(ops, :op)"
+            values[":ops"] = {"SS": [operation]}
+            values[":op"] = {"S": operation}
+        return {"Update": update}  # type: ignore[typeddict-item]
 
     def _read(
         self, team: str, limits: Sequence[Limit], now: float
@@ -584,6 +592,12 @@ class QuotaStore:
     def _unavailable(error: Exception) -> QuotaUnavailable:
         logger.error("quota store call failed", extra={"cause": type(error).__name__})
         return QuotaUnavailable("the quota store is unavailable; retry later")
+
+
+def _short_id(operation: str) -> str:
+    """What the `ops` set keeps of an operation id: its random part (64 bits), marked for a
+    refund, enough to tell the writes of 5 minutes apart."""
+    return operation[:16] + ("r" if operation.endswith("#refund") else "")
 
 
 def _calls_key(at: float) -> str:
