@@ -41,6 +41,9 @@ from gateway_local.demo import (
 from gateway_local.stack import LocalStack, StackOptions
 
 THREADS = 8
+# Requests timed end to end: within the largest budget's burst (119 at once), so the budget
+# never refuses one of them.
+BURST_TIMED = 100
 HIGH = 10**12
 CHARGE = Charge(entries=1, bytes=17)
 BODY = b'{"manifest": {"/index.html": {"hash": "0de3dd5df907418e9730fd2bd747bd5e", "size": 17}}}'
@@ -71,7 +74,7 @@ def quota_store(stack: LocalStack) -> QuotaStore:
         "dynamodb", endpoint_url=stack.moto.endpoint_url, config=AWS_CLIENT_CONFIG
     )
     return QuotaStore(
-        table_name=stack.names.quota_table, dynamodb=dynamodb, budget=CallBudget.for_ceiling(1199)
+        table_name=stack.names.quota_table, dynamodb=dynamodb, budget=CallBudget.for_ceiling(HIGH)
     )
 
 
@@ -155,9 +158,9 @@ def request_share(stack: LocalStack, runs: int) -> dict[str, Figures]:
     dynamodb = stack.aws.client(
         "dynamodb", endpoint_url=stack.moto.endpoint_url, config=AWS_CLIENT_CONFIG
     )
-    quotas = TimedQuotas(
-        table_name=stack.names.quota_table, dynamodb=dynamodb, budget=CallBudget.for_ceiling(1199)
-    )
+    # The org's budget as deployed at its largest: its burst (119) covers the requests timed.
+    budget = CallBudget.for_ceiling(1199)
+    quotas = TimedQuotas(table_name=stack.names.quota_table, dynamodb=dynamodb, budget=budget)
     quotas.charges = []
     service: SessionService = build_session_service(settings, aws=stack.aws, quotas=quotas)
     request = web_session_request(BODY, request_id="bench")
@@ -169,7 +172,7 @@ def request_share(stack: LocalStack, runs: int) -> dict[str, Figures]:
 
     create()  # warm: policy, token, connection pools
     quotas.charges.clear()
-    end_to_end = [timed(create) for _ in range(runs)]
+    end_to_end = [timed(create) for _ in range(min(runs, BURST_TIMED))]
     store = quota_store(stack)
     team, limits = fresh_team(), admitting_limits()
     store.charge(team, limits, CHARGE, time.time())
@@ -219,7 +222,7 @@ def main() -> None:
     print(f"    refused, 1 thread:   {refused:>8,.0f} /s  (quota spent; with the headers' read)")
     if refused_admitted:
         print(f"    ({refused_admitted} of the refusal run were admitted: the day rolled over)")
-    print(f"\n(b) quota check per request, {runs} requests (ms)")
+    print(f"\n(b) quota check per request, {min(runs, BURST_TIMED)} requests (ms)")
     print(f"    {'':<44} {'median':>8} {'p99':>8}")
     for name, figures in share.items():
         print(f"    {name:<44} {figures.median_ms:>8.2f} {figures.p99_ms:>8.2f}")
