@@ -61,6 +61,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/end_to_end.py
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/quota.py
+	$(BIN)/python bench/budget_edges.py
 	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/local_stack_memory.py
 

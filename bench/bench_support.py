@@ -1,5 +1,6 @@
-"""What the benchmarks share: the generated manifest, the roomy policy, an admit-all quota gate
-and a SigV4 client. Imported by the scripts next to it (`python bench/<name>.py`)."""
+"""What the benchmarks share: the generated manifest, the roomy policy, an admit-all quota gate,
+in-memory stand-ins for the pipeline's other ports and a SigV4 client. Imported by the scripts
+next to it (`python bench/<name>.py`)."""
 
 from __future__ import annotations
 
@@ -10,9 +11,14 @@ from typing import Any
 
 import boto3
 import httpx
+from pydantic import SecretStr
 
+from assets_gateway.audit import AuditRecord
 from assets_gateway.client.sigv4 import SigV4Auth
-from assets_gateway.quota import Charge, Limit, LimitState
+from assets_gateway.cloudflare import AttemptMeter, UpstreamAnswer
+from assets_gateway.policy import SessionTarget
+from assets_gateway.policy_store import StoredPolicy
+from assets_gateway.quota import BudgetState, CallBudget, Charge, Limit, LimitState, RatelimitItem
 from assets_gateway.quota_store import Ticket
 from gateway_local.api_front import LocalIdentity
 from gateway_local.demo import demo_policy
@@ -49,14 +55,30 @@ class AdmitAll:
     """A quota gate that admits everything in no time: quota arithmetic stays in the service,
     the store's I/O goes."""
 
-    def charge(self, team: str, limits: Sequence[Limit], charge: Charge, now: float) -> Ticket:
+    def charge(
+        self, team: str, limits: Sequence[Limit], charge: Charge, now: float, request_id: str = ""
+    ) -> Ticket:
         return Ticket(team=team, charge=charge, items=(), after=())
 
     def refund(self, ticket: Ticket) -> None:
         return None
 
+    def permit(self, request_id: str, now: float) -> str | None:
+        return request_id
+
+    def take_back(self, call_id: str, admitted_at: float) -> bool:
+        return False
+
+    def follow(self, items: Sequence[RatelimitItem], now: float, seen: BudgetState | None) -> None:
+        return None
+
     def usage(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]:
         return []
+
+    def usage_and_budget(
+        self, team: str, limits: Sequence[Limit], now: float
+    ) -> tuple[list[LimitState], BudgetState]:
+        return [], CallBudget.for_ceiling(1000).state(0, 0)
 
     def open_cooldown(self, until: float) -> None:
         return None
@@ -70,3 +92,42 @@ def signed_client(identity: LocalIdentity) -> httpx.Client:
         region_name="us-east-1",
     )
     return httpx.Client(auth=SigV4Auth.from_session(aws), timeout=60)
+
+
+class Records:
+    """An audit sink that keeps what it is given."""
+
+    def __init__(self) -> None:
+        self.items: list[AuditRecord] = []
+
+    def record(self, record: AuditRecord) -> None:
+        self.items.append(record)
+
+
+class FixedPolicy:
+    def __init__(self, stored: StoredPolicy) -> None:
+        self._stored = stored
+
+    def current(self) -> StoredPolicy:
+        return self._stored
+
+
+class FixedToken:
+    def get(self, *, force_refresh: bool = False) -> SecretStr:
+        return SecretStr("bench-token")
+
+
+class FixedCloudflare:
+    """Answers every session with the same 200 body, calling nothing."""
+
+    def __init__(self, answer: bytes) -> None:
+        self._answer = answer
+
+    def create_upload_session(
+        self,
+        target: SessionTarget,
+        body: bytes,
+        token: SecretStr,
+        meter: AttemptMeter | None = None,
+    ) -> UpstreamAnswer:
+        return UpstreamAnswer(200, self._answer, {"content-type": "application/json"}, 0.0)

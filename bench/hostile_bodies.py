@@ -37,15 +37,20 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from pydantic import SecretStr
-
-from assets_gateway.cloudflare import UpstreamAnswer
 from assets_gateway.errors import GatewayError
 from assets_gateway.manifest import gunzip
-from assets_gateway.policy import PolicyDocument, SessionTarget
+from assets_gateway.policy import PolicyDocument
 from assets_gateway.policy_store import StoredPolicy
 from assets_gateway.service import SessionService
-from bench_support import AdmitAll, generated_manifest, roomy_policy
+from bench_support import (
+    AdmitAll,
+    FixedCloudflare,
+    FixedPolicy,
+    FixedToken,
+    Records,
+    generated_manifest,
+    roomy_policy,
+)
 from gateway_local.demo import web_session_request
 
 MIB = 1024 * 1024
@@ -122,41 +127,17 @@ CASES: dict[str, Callable[[int], bytes]] = {
 }
 
 
-class _Policies:
-    def __init__(self) -> None:
-        self._stored = StoredPolicy(version=1, policy=PolicyDocument.model_validate(roomy_policy()))
-
-    def current(self) -> StoredPolicy:
-        return self._stored
-
-
-class _Token:
-    def get(self, *, force_refresh: bool = False) -> SecretStr:
-        return SecretStr("bench-token")
-
-
-class _Cloudflare:
-    def create_upload_session(
-        self, target: SessionTarget, body: bytes, token: SecretStr
-    ) -> UpstreamAnswer:
-        return UpstreamAnswer(200, b'{"success":true}', {}, 0.0)
-
-
-class _Audit:
-    def record(self, record: object) -> None:
-        return None
-
-
 def _service(max_body: int, max_inflated: int) -> SessionService:
     return SessionService(
-        policies=_Policies(),
+        policies=FixedPolicy(
+            StoredPolicy(version=1, policy=PolicyDocument.model_validate(roomy_policy()))
+        ),
         quotas=AdmitAll(),
-        tokens=_Token(),
-        upstream=_Cloudflare(),
-        audit=_Audit(),
+        tokens=FixedToken(),
+        upstream=FixedCloudflare(b'{"success":true}'),
+        audit=Records(),
         max_request_body_bytes=max_body,
         max_inflated_body_bytes=max_inflated,
-        global_budget=1000,
     )
 
 

@@ -36,16 +36,22 @@ from collections.abc import Callable
 from typing import Any
 
 import orjson
-from pydantic import SecretStr
 
-from assets_gateway.audit import AuditRecord
-from assets_gateway.cloudflare import UpstreamAnswer
-from assets_gateway.policy import PolicyDocument, SessionTarget
+from assets_gateway.policy import PolicyDocument
 from assets_gateway.policy_store import StoredPolicy
 from assets_gateway.service import SessionService
 from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_session_service
-from bench_support import AdmitAll, compact, generated_manifest, roomy_policy
+from bench_support import (
+    AdmitAll,
+    FixedCloudflare,
+    FixedPolicy,
+    FixedToken,
+    Records,
+    compact,
+    generated_manifest,
+    roomy_policy,
+)
 from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import REPO_ROOT
 from gateway_local.demo import web_session_request
@@ -54,39 +60,6 @@ from gateway_local.stack import LocalStack, StackOptions
 EVENT = REPO_ROOT / "events" / "session_api" / "create_session.json"
 SIZES = (1_000, 20_000, 100_000)
 MIB = 1024 * 1024
-
-
-class _Records:
-    def __init__(self) -> None:
-        self.items: list[AuditRecord] = []
-
-    def record(self, record: AuditRecord) -> None:
-        self.items.append(record)
-
-
-class _Policies:
-    def __init__(self, stored: StoredPolicy) -> None:
-        self._stored = stored
-
-    def current(self) -> StoredPolicy:
-        return self._stored
-
-
-class _Token:
-    def get(self, *, force_refresh: bool = False) -> SecretStr:
-        return SecretStr("bench-token")
-
-
-class _Cloudflare:
-    """Answers what Cloudflare answers a first session: every hash missing, in buckets."""
-
-    def __init__(self, answer: bytes) -> None:
-        self._answer = answer
-
-    def create_upload_session(
-        self, target: SessionTarget, body: bytes, token: SecretStr
-    ) -> UpstreamAnswer:
-        return UpstreamAnswer(200, self._answer, {"content-type": "application/json"}, 0.0)
 
 
 def cloudflare_answer(entries: dict[str, dict[str, Any]]) -> bytes:
@@ -127,15 +100,14 @@ def measure(stack: LocalStack, entries: int, runs: int) -> dict[str, float]:
     request = web_session_request(body, request_id="bench")
     stored = StoredPolicy(version=1, policy=PolicyDocument.model_validate(roomy_policy()))
     in_memory = SessionService(
-        policies=_Policies(stored),
+        policies=FixedPolicy(stored),
         quotas=AdmitAll(),
-        tokens=_Token(),
-        upstream=_Cloudflare(cloudflare_answer(files)),
-        audit=_Records(),
+        tokens=FixedToken(),
+        upstream=FixedCloudflare(cloudflare_answer(files)),
+        audit=Records(),
         max_request_body_bytes=64 * MIB,
-        global_budget=1000,
     )
-    records = _Records()
+    records = Records()
     settings = Settings.from_environ(stack.handler_environment())
     loopback = build_session_service(
         settings, aws=stack.aws, audit=records, max_request_body_bytes=64 * MIB

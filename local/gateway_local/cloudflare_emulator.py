@@ -15,9 +15,11 @@ Mirrored (everything under the `/client/v4` prefix):
   named by its hash, holding its base64) and the single-asset path `.../upload/{hash}` (raw
   body), both authorised by the session JWT: 202 while files are missing, 201 with the
   completion JWT once every file of the session is stored.
-- Cloudflare's global API limit: `rate_limit` requests per `rate_window_s` per API token, then
-  429 (code 971) with `Retry-After`, and every call of that token is refused for `block_s`.
-  Token-authenticated answers carry `Ratelimit` / `Ratelimit-Policy` headers.
+- Cloudflare's global API limit: `rate_limit` requests in any `rate_window_s` (a sliding window,
+  as Cloudflare counts "any 5 minutes", not windows aligned on a clock) per API token, then 429
+  (code 971) with `Retry-After`, and every call of that token is refused for `block_s`.
+  Token-authenticated answers carry `Ratelimit: "default";r=<left>;t=<s until a call frees>` and
+  `Ratelimit-Policy: "default";q=<limit>;w=<window>` headers.
 - The error envelope, 404 (7003 + 7000) for unknown routes, 405 (7001) for wrong methods, and a
   `cf-ray` header on every answer.
 
@@ -450,10 +452,10 @@ class _Slot:
 
 @dataclass
 class _TokenBudget:
-    """Fixed window: it opens at the token's first request and counts `rate_limit` requests."""
+    """Sliding window: the arrival times of the token's counted requests in the last
+    `rate_window_s` (at most `rate_limit` of them, so memory stays bounded)."""
 
-    window_start: float
-    used: int = 0
+    arrivals: deque[float] = field(default_factory=deque)
     blocked_until: float | None = None
 
 
@@ -595,6 +597,18 @@ def _reset_socket(connection: socket.socket) -> None:
         tcp.close()
 
 
+def busiest_window(arrivals: Iterable[float], window_s: float) -> int:
+    """The most arrivals any closed interval of `window_s` holds, wherever it starts: what
+    Cloudflare's "N requests in any 5 minutes" is measured against. Linear after the sort."""
+    times = sorted(arrivals)
+    most, first = 0, 0
+    for last, arrival in enumerate(times):
+        while times[first] < arrival - window_s:
+            first += 1
+        most = max(most, last - first + 1)
+    return most
+
+
 # ----------------------------------------------------------------------------- the emulator
 
 _API_ROUTES = Map(
@@ -678,6 +692,8 @@ class CloudflareEmulator:
         self._sessions: dict[str, _Session] = {}
         self._faults: list[tuple[Fault, int]] = []  # (fault, uses left), first match wins
         self._budgets: dict[str, _TokenBudget] = {}
+        # How many 429s the rate limit itself (not an injected fault) answered.
+        self.limited = 0
 
     # ------------------------------------------------------------------ inspection and control
 
@@ -742,6 +758,7 @@ class CloudflareEmulator:
             self._sessions.clear()
             self._faults.clear()
             self._budgets.clear()
+            self.limited = 0
 
     def verify_token(self, token: str) -> dict[str, Any]:
         """The claims of a JWT this emulator issued, if its signature holds and it is current."""
@@ -880,26 +897,31 @@ class CloudflareEmulator:
     def _admit(self, token: str) -> _Admission:
         """Count one request against the token's budget (Cloudflare: 1,200 per 5 minutes).
 
-        A fixed window opening at the token's first request; going over blocks the token for
-        `block_s` whatever the window says, as Cloudflare blocks "all calls for five minutes".
+        A sliding window: a request is admitted when fewer than `rate_limit` requests arrived in
+        the `rate_window_s` before it, whatever clock-aligned window it falls in. Going over
+        blocks the token for `block_s`, as Cloudflare blocks "all calls for five minutes".
         """
         now = self._clock()
         policy = f'"default";q={self._rate_limit};w={self._rate_window_s}'
         with self._lock:
-            budget = self._budgets.get(token)
-            if budget is not None and budget.blocked_until is not None:
+            budget = self._budgets.setdefault(token, _TokenBudget())
+            if budget.blocked_until is not None:
                 if now < budget.blocked_until:
                     wait = max(1, math.ceil(budget.blocked_until - now))
+                    self.limited += 1
                     return _Admission(False, 0, wait, policy)
-                budget = None  # the block is over: a fresh window
-            if budget is None or now >= budget.window_start + self._rate_window_s:
-                budget = self._budgets[token] = _TokenBudget(window_start=now)
-            if budget.used >= self._rate_limit:
+                budget.blocked_until = None
+                budget.arrivals.clear()  # the block is over: a fresh start
+            while budget.arrivals and budget.arrivals[0] <= now - self._rate_window_s:
+                budget.arrivals.popleft()
+            if len(budget.arrivals) >= self._rate_limit:
                 budget.blocked_until = now + self._block_s
+                self.limited += 1
                 return _Admission(False, 0, max(1, self._block_s), policy)
-            budget.used += 1
-            reset_s = max(1, math.ceil(budget.window_start + self._rate_window_s - now))
-            return _Admission(True, self._rate_limit - budget.used, reset_s, policy)
+            budget.arrivals.append(now)
+            # The next slot frees when the oldest counted request leaves the window.
+            reset_s = max(1, math.ceil(budget.arrivals[0] + self._rate_window_s - now))
+            return _Admission(True, self._rate_limit - len(budget.arrivals), reset_s, policy)
 
     def _upload_session(self, request: Request, account_id: str) -> _Session:
         """The session a bearer JWT opened, if the JWT is genuine, current and for this account.

@@ -3,13 +3,16 @@
 Every request is released by one barrier so they really overlap, and all of them go over loopback
 HTTP to moto server (DynamoDB) and the Cloudflare emulator; nothing of ours is replaced.
 
-Windows are fixed and aligned on the epoch, so a window can roll over while a test runs, and a
-test may not sleep to avoid that. Each test notes the time before the first request and after the
-last one: every charge was made at a moment between the two, so the windows that can hold a
-charge are exactly the ones spanned by that interval. Within one window the test asserts the
-exact total; across a rollover it asserts what still holds: no window over its limit, every
+Team windows are fixed and aligned on the epoch, so a window can roll over while a test runs,
+and a test may not sleep to avoid that. Each test notes the time before the first request and
+after the last one: every charge was made at a moment between the two, so the windows that can
+hold a charge are exactly the ones spanned by that interval. Within one window the test asserts
+the exact total; across a rollover it asserts what still holds: no window over its limit, every
 success counted once, and at least one full window (more requests were sent than two windows
 minus one can hold, so one window must have filled).
+
+The org's budget (a GCRA) depends on when each call arrives, so its test stops the clock: every
+caller arrives at the same instant, and exactly the budget's burst gets through.
 """
 
 from __future__ import annotations
@@ -26,7 +29,8 @@ import pytest
 from assets_gateway.audit import AuditRecord
 from assets_gateway.identity import Caller
 from assets_gateway.policy import SessionTarget
-from assets_gateway.quota import DAY, GLOBAL_WINDOW, MINUTE
+from assets_gateway.quota import DAY, MICROS, MINUTE, CallBudget
+from assets_gateway.quota_store import BUDGET_KEY
 from assets_gateway.service import Outcome, SessionRequest, SessionResult
 from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_session_service
@@ -170,14 +174,24 @@ def test_one_team_at_once_gets_exactly_its_quota_over_http(
     # The charge is one transaction: a refused request moved no other counter either.
     other = DAY if window == MINUTE else MINUTE
     assert sum(counters(stack, "team#web", other, "sessions").values()) == len(ok)
-    assert sum(counters(stack, "global", GLOBAL_WINDOW, "calls").values()) == len(ok)
     forwarded = stack.emulator.calls_to("/assets-upload-session")
     assert len(forwarded) == len(ok)
     assert all(call.status == 200 for call in forwarded)
 
 
+def budget_tat(stack: LocalStack) -> int:
+    dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
+    item = dynamodb.get_item(
+        TableName=stack.names.quota_table, Key={"pk": {"S": BUDGET_KEY}}, ConsistentRead=True
+    )["Item"]
+    return int(item["tat"]["N"])
+
+
 def test_the_global_budget_holds_across_teams_at_once(stack: LocalStack) -> None:
-    budget, per_team = 15, 15
+    """45 callers of three teams at one instant against a budget of 150 per 300 s, whose burst
+    is 15: exactly 15 calls go out, the TAT moved exactly 15 steps, no team paid for a refusal."""
+    budget, per_team, now = 150, 15, 1_795_608_010.0
+    burst = CallBudget.for_ceiling(budget).burst
     web, docs = demo_policy()["teams"]["web"], demo_policy()["teams"]["docs"]
     platform = {
         "principals": ["arn:aws:iam::999999999999:role/platform-admin"],
@@ -200,6 +214,7 @@ def test_the_global_budget_holds_across_teams_at_once(stack: LocalStack) -> None
         ),
         aws=stack.aws,
         audit=audit,
+        now=lambda: now,
     )
     callers: list[tuple[LocalIdentity, str]] = [
         (WEB_DEPLOYER, WEB_SCRIPT),
@@ -220,11 +235,10 @@ def test_the_global_budget_holds_across_teams_at_once(stack: LocalStack) -> None
             )
         )
 
-    started = time.time()
     results = run_together(len(callers), create)
-    finished = time.time()
 
     ok = [result for result in results if result.reply.status == 200]
+    assert len(ok) == burst == 15
     refused = [result for result in results if result.reply.status != 200]
     assert all(result.outcome is Outcome.ALLOWED for result in ok)
     for result in refused:
@@ -233,14 +247,13 @@ def test_the_global_budget_holds_across_teams_at_once(stack: LocalStack) -> None
         envelope = result.reply.json()
         assert envelope["errors"][0]["code"] == 19021
         assert "(cloudflare-5min)" in envelope["errors"][0]["message"]
-        assert 1 <= int(result.reply.headers["Retry-After"]) <= GLOBAL_WINDOW
+        assert result.reply.headers["Retry-After"] == "3"  # one emission interval: 2.2 s
     assert sorted(record.request_id for record in audit.records) == sorted(
         f"concurrent-{index}" for index in range(len(callers))
     )
 
-    spanned = windows_spanned(started, finished, GLOBAL_WINDOW)
-    budget_windows = counters(stack, "global", GLOBAL_WINDOW, "calls")
-    assert_window_totals(budget_windows, spanned, limit=budget, successes=len(ok))
+    interval = CallBudget.for_ceiling(budget).interval_us
+    assert budget_tat(stack) == round(now * MICROS) + burst * interval
     # A call refused by the budget charged no team: every team counter moved with it or not at all.
     team_sessions = sum(
         sum(counters(stack, f"team#{team}", DAY, "sessions").values())

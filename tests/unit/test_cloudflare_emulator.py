@@ -563,6 +563,26 @@ def test_rate_window_resets_without_a_block(serve: Serve) -> None:
     assert remaining(fresh) == (1, 60)
 
 
+def test_the_limit_counts_any_window_not_windows_aligned_on_a_clock(serve: Serve) -> None:
+    """Cloudflare counts "1,200 in any 5 minutes": two calls just before a moment and two just
+    after it are four in one window, wherever windows would start on a clock."""
+    cf = serve(rate_limit=3, rate_window_s=60, block_s=60)
+    manifest = manifest_of({"/a.txt": b"alpha"})
+    first = create_session(cf, manifest)
+    cf.clock.advance(59)
+    second = create_session(cf, manifest)
+    third = create_session(cf, manifest)  # 3 in the 60 s up to now
+    cf.clock.advance(2)  # 61: the first left the window, the two at 59 did not
+    fourth = create_session(cf, manifest)
+    fifth = create_session(cf, manifest)
+
+    assert [r.status_code for r in (first, second, third, fourth)] == [200, 200, 200, 200]
+    assert remaining(second) == (1, 1)  # one left, the next slot frees when the first leaves
+    assert remaining(fourth) == (0, 58)
+    assert (fifth.status_code, error_codes(fifth)) == (429, [971])
+    assert cf.emulator.limited == 1
+
+
 def test_refused_calls_still_spend_the_budget_and_upload_calls_do_not(serve: Serve) -> None:
     cf = serve(rate_limit=3)
     files = {"/a.txt": b"alpha"}

@@ -15,7 +15,6 @@ from assets_gateway.quota import (
     Scope,
     TeamQuotas,
     first_exceeded,
-    global_limit,
     ratelimit_headers,
     states,
 )
@@ -85,8 +84,6 @@ def test_state_describes_the_limit_for_refusal_messages() -> None:
     state = LimitState(QUOTAS.limits()[0], used=5, reset_seconds=12)
     assert state.remaining == 0
     assert state.describe() == "5 sessions per minute (sessions-minute); resets in 12 s"
-    budget = LimitState(global_limit(1000), used=1000, reset_seconds=200)
-    assert budget.describe() == "1000 calls per 5 minutes (cloudflare-5min); resets in 200 s"
 
 
 def test_policy_quotas_fall_back_to_defaults_then_built_ins() -> None:

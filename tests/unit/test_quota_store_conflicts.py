@@ -10,10 +10,10 @@ import pytest
 from botocore.stub import Stubber
 
 from assets_gateway.errors import QuotaUnavailable
-from assets_gateway.quota import Charge, TeamQuotas, global_limit
+from assets_gateway.quota import CallBudget, Charge, TeamQuotas
 from assets_gateway.quota_store import MAX_ATTEMPTS, QuotaStore
 
-LIMITS = (*TeamQuotas(5, 100, 1000, 10_000).limits(), global_limit(1000))
+LIMITS = TeamQuotas(5, 100, 1000, 10_000).limits()
 NOW = 1_795_608_010.0
 
 
@@ -35,7 +35,12 @@ def store_and_stub() -> tuple[QuotaStore, Stubber, list[float]]:
     )
     slept: list[float] = []
     return (
-        QuotaStore(table_name="quota", dynamodb=client, sleep=slept.append),
+        QuotaStore(
+            table_name="quota",
+            dynamodb=client,
+            budget=CallBudget.for_ceiling(1000),
+            sleep=slept.append,
+        ),
         Stubber(client),
         slept,
     )

@@ -52,7 +52,7 @@ from assets_gateway.policy_check import (
     validate_policy,
 )
 from assets_gateway.policy_history import MAX_VERSIONS_PER_PAGE, PublishedPolicy
-from assets_gateway.quota import DAY, MINUTE, Limit, LimitState, global_limit
+from assets_gateway.quota import DAY, MINUTE, BudgetState, Limit, LimitState
 from assets_gateway.service import SessionRequest, SessionService
 from assets_gateway.simulation import RecordedDecision, simulate
 
@@ -88,6 +88,8 @@ class Counters(Protocol):
     def usage(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]: ...
 
     def reset(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]: ...
+
+    def budget_state(self, now: float) -> BudgetState: ...
 
 
 class Decisions(Protocol):
@@ -373,7 +375,7 @@ class AdminService:
             ]
             states = self._counters.usage(name, limits, now)
             teams.append({"team": name, "quotas": [state.as_dict() for state in states]})
-        (budget,) = self._counters.usage("", [global_limit(self._budget)], now)
+        budget = self._counters.budget_state(now)
         return success_reply({"teams": teams, "cloudflare_budget": budget.as_dict()})
 
     def reset_usage(self, team: str) -> Callable[[AdminRequest, AdminAuditRecord], Reply]:

@@ -28,6 +28,8 @@ class AuditRecord:
     token_fingerprint: str | None = None
     upstream_status: int | None = None
     upstream_ms: float | None = None
+    # Requests that reached Cloudflare (retries included): what the org's budget counted.
+    upstream_attempts: int | None = None
     latency_ms: float | None = None
     # An Idempotency-Key replay: the request id of the first request, whose answer it repeats.
     replay_of: str | None = None

@@ -11,6 +11,7 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Protocol
 from urllib.parse import quote
 
 import httpx
@@ -34,6 +35,17 @@ class UpstreamAnswer:
     headers: dict[str, str]
     elapsed_ms: float
     error_codes: tuple[int, ...] = ()
+    # Cloudflare's `Ratelimit` header: the org token's budget, for the gateway, not the caller.
+    ratelimit: str | None = None
+
+
+class AttemptMeter(Protocol):
+    """Told of every attempt, asked before every retry: the org's Cloudflare budget counts
+    each request that reached Cloudflare, retries included, and must allow each retry."""
+
+    def may_retry(self) -> bool: ...
+
+    def record(self, *, reached: bool, ratelimit: str | None) -> None: ...
 
 
 def session_path(target: SessionTarget) -> str:
@@ -94,7 +106,11 @@ class CloudflareClient:
         self._clock = clock
 
     def create_upload_session(
-        self, target: SessionTarget, body: bytes, token: SecretStr
+        self,
+        target: SessionTarget,
+        body: bytes,
+        token: SecretStr,
+        meter: AttemptMeter | None = None,
     ) -> UpstreamAnswer:
         """Every way out of the call settles the breaker: an answer (a 429 included: Cloudflare is
         up and the service's cool-down handles its limit) closes it, any exception counts as a
@@ -106,20 +122,32 @@ class CloudflareClient:
                 retry_after=self._breaker.retry_after(),
             )
         with passage:
-            return self._with_retries(target, body, token)
+            return self._with_retries(target, body, token, meter)
 
-    def _with_retries(self, target: SessionTarget, body: bytes, token: SecretStr) -> UpstreamAnswer:
+    def _with_retries(
+        self,
+        target: SessionTarget,
+        body: bytes,
+        token: SecretStr,
+        meter: AttemptMeter | None,
+    ) -> UpstreamAnswer:
         deadline = self._clock() + self._retry.deadline_seconds
         started = time.perf_counter()
         failure: UpstreamFailure | None = None
         throttled: UpstreamAnswer | None = None
         for attempt in range(1, self._retry.attempts + 1):
+            if attempt > 1 and meter is not None and not meter.may_retry():
+                break  # the org's budget has no room for another call: the last answer stands
             try:
                 answer = self._attempt(target, body, token, deadline, started)
             except UpstreamFailure as error:
+                if meter is not None:
+                    meter.record(reached=error.reached, ratelimit=None)
                 failure, throttled = error, None
                 wait = self._retry.backoff(attempt)
             else:
+                if meter is not None:
+                    meter.record(reached=True, ratelimit=answer.ratelimit)
                 if answer.status != 429 and answer.status < 500:
                     return answer
                 throttled = answer if answer.status == 429 else None
@@ -148,13 +176,17 @@ class CloudflareClient:
                 # Never wait past the deadline, whatever the client's own read timeout.
                 timeout=_within(self._http.timeout, remaining),
             )
-        except httpx.TimeoutException:
-            raise UpstreamFailure("Cloudflare did not answer in time", status=504) from None
-        except httpx.TransportError:
-            raise UpstreamFailure("Cloudflare is unreachable", status=502) from None
-        except httpx.HTTPError:
+        except httpx.TimeoutException as error:
+            failure = UpstreamFailure("Cloudflare did not answer in time", status=504)
+            raise _noting_reach(failure, error) from None
+        except httpx.TransportError as error:
+            raise _noting_reach(
+                UpstreamFailure("Cloudflare is unreachable", status=502), error
+            ) from None
+        except httpx.HTTPError as error:
             # A body the client cannot decode (a broken gzip, say) is garbage from Cloudflare.
-            raise UpstreamFailure("Cloudflare answered a body that cannot be decoded") from None
+            failure = UpstreamFailure("Cloudflare answered a body that cannot be decoded")
+            raise _noting_reach(failure, error) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         answer_body = _without_token(response.content, token)
         envelope = _check_trustworthy(response.status_code, answer_body)
@@ -164,8 +196,22 @@ class CloudflareClient:
             if name in response.headers
         }
         return UpstreamAnswer(
-            response.status_code, answer_body, headers, elapsed_ms, envelope.error_codes
+            response.status_code,
+            answer_body,
+            headers,
+            elapsed_ms,
+            envelope.error_codes,
+            ratelimit=response.headers.get("ratelimit"),
         )
+
+
+# Errors raised before the request was sent: Cloudflare never saw (nor counted) it.
+_NOT_SENT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.PoolTimeout, httpx.UnsupportedProtocol)
+
+
+def _noting_reach(failure: UpstreamFailure, error: httpx.HTTPError) -> UpstreamFailure:
+    failure.reached = not isinstance(error, _NOT_SENT)
+    return failure
 
 
 def _within(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:

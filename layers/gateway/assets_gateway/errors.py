@@ -71,6 +71,9 @@ class UpstreamFailure(GatewayError):
     """Cloudflare unreachable, timed out or answered something we cannot trust."""
 
     code = 19031
+    # Whether the failed request reached Cloudflare (a connection error never did): Cloudflare
+    # counts the ones that did against the org token, and so does the gateway's budget.
+    reached: bool = True
 
     def __init__(self, message: str, *, status: int = 502) -> None:
         super().__init__(message)

@@ -1,9 +1,12 @@
-"""Quota arithmetic (pure): fixed windows, what a request charges, and what the caller is told.
+"""Quota arithmetic (pure): team windows, the org's Cloudflare budget, what a request charges,
+and what the caller is told.
 
-Team quotas and the global Cloudflare budget are fixed windows aligned on the epoch (a minute, a
-day, five minutes), so every function instance computes the same window key without talking to
-the others. The answer headers follow draft-ietf-httpapi-ratelimit-headers-11:
-`RateLimit-Policy` lists the team's policies, `RateLimit` names the tightest one.
+Team quotas are fixed windows aligned on the epoch (a minute, a day), so every function instance
+computes the same window key without talking to the others. The org's Cloudflare budget cannot
+be one: Cloudflare counts calls in *any* 5 minutes, and a fixed window admits up to twice its
+budget across an edge. It is a GCRA (`CallBudget`), which bounds every rolling 300 s interval.
+The answer headers follow draft-ietf-httpapi-ratelimit-headers-11: `RateLimit-Policy` lists the
+team's policies, `RateLimit` names the tightest one.
 """
 
 from __future__ import annotations
@@ -69,8 +72,144 @@ class TeamQuotas:
         )
 
 
-def global_limit(budget: int) -> Limit:
-    return Limit("cloudflare-5min", Scope.GLOBAL, Counter.CALLS, GLOBAL_WINDOW, budget)
+MICROS = 1_000_000
+# A tenth of the ceiling may go to Cloudflare at once; the rest is spread over the 300 s.
+BURST_SHARE = 10
+
+
+@dataclass(frozen=True)
+class CallBudget:
+    """The org's Cloudflare budget as a GCRA: a token bucket kept as one number, the theoretical
+    arrival time (TAT, epoch microseconds) of the next call at the steady rate.
+
+    A call at `now` is admitted when `TAT - now <= tolerance`, and then moves the TAT one
+    `interval` past `max(TAT, now)`. That admits `burst` calls at once and one per `interval`
+    after that, so any closed interval of L seconds holds at most `burst + L / interval` calls
+    (proof: n admissions from `s` push the TAT to at least `s + n*interval`, and the last one was
+    admitted at a time `<= s + L` with the TAT then at most `tolerance` ahead). The interval is
+    rounded up so that `burst + 300 s / interval <= ceiling`: no 300 s interval, wherever it
+    starts, holds more than `ceiling` calls. Integers only, so DynamoDB's `ADD` is exact.
+    """
+
+    ceiling: int
+    burst: int
+    interval_us: int
+
+    @classmethod
+    def for_ceiling(cls, ceiling: int) -> CallBudget:
+        if ceiling < 2:
+            raise ValueError("the Cloudflare budget must allow at least 2 calls per 300 s")
+        burst = max(1, ceiling // BURST_SHARE)
+        interval_us = -(-GLOBAL_WINDOW * MICROS // (ceiling - burst))  # rounded up
+        return cls(ceiling=ceiling, burst=burst, interval_us=interval_us)
+
+    @property
+    def tolerance_us(self) -> int:
+        return (self.burst - 1) * self.interval_us
+
+    def admit(self, tat_us: int, now_us: int) -> int | None:
+        """The TAT after one more call at `now_us`, or None when that call must wait."""
+        base = max(tat_us, now_us)
+        if base - now_us > self.tolerance_us:
+            return None
+        return base + self.interval_us
+
+    def wait_us(self, tat_us: int, now_us: int) -> int:
+        """How long until one call may start (0: now)."""
+        return max(0, tat_us - self.tolerance_us - now_us)
+
+    def available(self, tat_us: int, now_us: int) -> int:
+        """How many calls may start right now, one after the other."""
+        debt = max(0, tat_us - now_us)
+        return max(0, self.burst - -(-debt // self.interval_us))
+
+    def following(self, remaining: int, reset_seconds: float, now_us: int) -> int:
+        """The TAT that admits at most `remaining` calls before Cloudflare's window frees one
+        more in `reset_seconds`: Cloudflare's own count wins when it is lower than ours."""
+        spoken_for = (self.burst - remaining) * self.interval_us
+        return now_us + spoken_for + round(reset_seconds * MICROS)
+
+    def state(self, tat_us: int, now_us: int, window_calls: int = 0) -> BudgetState:
+        return BudgetState(
+            budget=self,
+            tat_us=tat_us,
+            window_calls=window_calls,
+            available=self.available(tat_us, now_us),
+            wait_seconds=_whole_seconds(self.wait_us(tat_us, now_us)),
+            full_seconds=_whole_seconds(max(0, tat_us - now_us)),
+        )
+
+
+def _whole_seconds(micros: int) -> int:
+    return -(-micros // MICROS)
+
+
+@dataclass(frozen=True)
+class BudgetState:
+    """Where the org's Cloudflare budget stands: calls that may start now, and when."""
+
+    budget: CallBudget
+    tat_us: int
+    available: int
+    wait_seconds: int  # until the next call may start (0: now)
+    full_seconds: int  # until the whole burst is available again
+    # Calls that reached Cloudflare in the current clock-aligned 5 minutes: a report for people
+    # (the guard is the GCRA, which bounds every 300 s, not only these).
+    window_calls: int = 0
+
+    @property
+    def retry_after(self) -> int:
+        return max(1, self.wait_seconds)
+
+    def describe(self) -> str:
+        return (
+            f"at most {self.budget.ceiling} calls in any 5 minutes (cloudflare-5min), "
+            f"{self.budget.burst} at once; the next call may start in {self.retry_after} s"
+        )
+
+    def as_dict(self) -> dict[str, object]:
+        """`limit` is the ceiling of any 300 s; `used` the calls of the current clock-aligned
+        5 minutes; `remaining` the calls that may start now (at most `burst`);
+        `next_call_seconds` when the next may start when none may; `reset_seconds` when the
+        whole burst is back."""
+        return {
+            "name": "cloudflare-5min",
+            "scope": Scope.GLOBAL.value,
+            "counter": Counter.CALLS.value,
+            "limit": self.budget.ceiling,
+            "window_seconds": GLOBAL_WINDOW,
+            "burst": self.budget.burst,
+            "interval_ms": self.budget.interval_us / 1000,
+            "used": self.window_calls,
+            "remaining": self.available,
+            "next_call_seconds": self.wait_seconds,
+            "reset_seconds": self.full_seconds,
+        }
+
+
+@dataclass(frozen=True)
+class RatelimitItem:
+    """One item of Cloudflare's `Ratelimit` answer header: `"<policy>";r=<left>;t=<seconds>`."""
+
+    policy: str
+    remaining: int
+    reset_seconds: int
+
+
+def parse_ratelimit(value: str | None) -> list[RatelimitItem]:
+    """Cloudflare's `Ratelimit` header (draft-ietf-httpapi-ratelimit-headers: a list of items,
+    each a policy name with `r` and `t` parameters); items it cannot read are skipped."""
+    items: list[RatelimitItem] = []
+    for raw in (value or "").split(","):
+        name, *params = (part.strip() for part in raw.split(";"))
+        fields: dict[str, int] = {}
+        for param in params:
+            key, _, number = param.partition("=")
+            if number.isdigit() and len(number) <= 9:
+                fields[key.strip().lower()] = int(number)
+        if name and "r" in fields and "t" in fields:
+            items.append(RatelimitItem(name.strip('"'), fields["r"], fields["t"]))
+    return items
 
 
 @dataclass(frozen=True)

@@ -1,17 +1,37 @@
-"""Quota counters in DynamoDB: one item per team and window, one per global window.
+"""Quota counters in DynamoDB: one item per team and window, one item for the org's Cloudflare
+budget (a GCRA, see `quota.CallBudget`), and one item per 5 minutes counting the calls made.
 
-A charge is one TransactWriteItems: an `ADD` on every window item, each guarded by a condition
-on its limit, plus a check that no Cloudflare cool-down is running. Either every counter moves or
-none does. A refund is the same `ADD` with negative amounts. TTL only cleans up old windows:
-window keys change as time passes, so correctness never depends on expiry.
+A charge is one TransactWriteItems: an `ADD` on every team window item, each guarded by a
+condition on its limit, a check that no Cloudflare cool-down is running, one call taken from the
+org's budget, and the call counted with the write's id. Either everything moves or nothing
+does. A refund gives the team's counters back; the org's budget keeps every call that reached
+Cloudflare (`take_back` returns only a call that never left). TTL only cleans up: team window
+keys change as time passes and the budget item is valid whatever its age, so correctness never
+depends on expiry.
+
+Idempotency: botocore retries a call whose answer came late, and the first one may have been
+applied. Every write carries a `ClientRequestToken` (DynamoDB's own de-duplication, 10 minutes)
+and adds its id to the `ops` set of the 5-minute calls item under `NOT contains(ops, id)`: a
+replay (the same request again, so the same item) that finds its id was already applied, and is
+taken as done. That holds where DynamoDB ignores the token (moto does). One set per 5 minutes
+keeps it small (the budget admits at most ~1,200 calls there; 17 bytes an id) and keeps the
+table from growing by an item per write.
+
+The budget's update is arithmetic, so concurrent callers never conflict on a value they read:
+when the bucket is idle (TAT <= now) it is `SET tat = now + interval` under `tat <= now`; when
+it is busy it is `ADD tat interval` under `now < tat <= now + tolerance`. Which case applies is
+guessed from the last TAT seen, and a wrong guess comes back as a cancelled transaction holding
+the current TAT, which decides the retry or the refusal.
 """
 
 from __future__ import annotations
 
+import hashlib
 import random
 import time
+import uuid
 from collections import defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -20,9 +40,14 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from assets_gateway.errors import GlobalBudgetExceeded, QuotaExceeded, QuotaUnavailable
 from assets_gateway.quota import (
+    GLOBAL_WINDOW,
+    MICROS,
+    BudgetState,
+    CallBudget,
     Charge,
     Limit,
     LimitState,
+    RatelimitItem,
     Scope,
     first_exceeded,
     ratelimit_headers,
@@ -36,10 +61,14 @@ if TYPE_CHECKING:
 logger = Logger(child=True)
 
 COOLDOWN_KEY = "global#cooldown"
-# Window items outlive their window by a day, so usage stays readable after it closes.
+BUDGET_KEY = "global#gcra"
+# Window items outlive their window by a day, so usage stays readable after it closes (and the
+# ids of the writes they hold, far past DynamoDB's 10-minute token window and any retry).
 TTL_GRACE_SECONDS = 86_400
 # Concurrent transactions on one item conflict in DynamoDB (TransactionConflict): retry briefly.
-MAX_ATTEMPTS = 4
+# A wrong guess of the budget's state costs one more attempt.
+MAX_ATTEMPTS = 5
+_FAILED = "ConditionalCheckFailed"
 
 
 @dataclass(frozen=True)
@@ -51,26 +80,30 @@ class _WindowItem:
 
 @dataclass(frozen=True)
 class Ticket:
-    """A successful charge: the counters after it, and what to give back on a refund."""
+    """A successful charge: the counters after it, what to give back on a refund, and the id of
+    the upstream call it admitted (`take_back` returns that call if it never left)."""
 
     team: str
     charge: Charge
     items: tuple[_WindowItem, ...]
     after: tuple[LimitState, ...]
+    call_id: str = ""
+    budget: BudgetState | None = None
+    charged_at: float = 0.0
 
     def headers(self) -> dict[str, str]:
         return ratelimit_headers([s for s in self.after if s.limit.scope is Scope.TEAM])
 
 
 def _item_key(team: str, limit: Limit, now: float) -> str:
-    owner = f"team#{team}" if limit.scope is Scope.TEAM else "global"
-    return f"{owner}#{limit.window_seconds}#{limit.window_start(now)}"
+    return f"team#{team}#{limit.window_seconds}#{limit.window_start(now)}"
 
 
 def _window_items(team: str, limits: Sequence[Limit], now: float) -> tuple[_WindowItem, ...]:
     grouped: dict[str, list[Limit]] = defaultdict(list)
     for limit in limits:
-        grouped[_item_key(team, limit, now)].append(limit)
+        if limit.scope is Scope.TEAM:  # the org's budget is the GCRA item, not a window
+            grouped[_item_key(team, limit, now)].append(limit)
     return tuple(
         _WindowItem(
             key=key,
@@ -85,85 +118,190 @@ def _n(value: int | float) -> dict[str, str]:
     return {"N": str(value)}
 
 
+def _micros(now: float) -> int:
+    return round(now * MICROS)
+
+
+def new_operation_id(request_id: str) -> str:
+    """A unique id for one write and its replays: a random part (request ids repeat: an SQS
+    message is redelivered with its id) and the request id, for people reading the table."""
+    return f"{uuid.uuid4().hex[:16]}#{request_id[:64]}"
+
+
+def _token(operation: str, attempt: int) -> str:
+    """DynamoDB's idempotency token (at most 36 characters): the same for a replay of one
+    attempt, different for the next attempt (whose parameters differ)."""
+    return hashlib.sha256(f"{operation}|{attempt}".encode()).hexdigest()[:36]
+
+
 class QuotaStore:
     def __init__(
         self,
         *,
         table_name: str,
         dynamodb: DynamoDBClient,
+        budget: CallBudget,
         sleep: Callable[[float], None] = time.sleep,
     ) -> None:
         self._table = table_name
         self._dynamodb = dynamodb
+        self._budget = budget
         self._sleep = sleep
+        # The budget's TAT as last seen here: guesses which update applies (never trusted).
+        self._seen_tat = 0
 
-    def charge(self, team: str, limits: Sequence[Limit], charge: Charge, now: float) -> Ticket:
-        """Take `charge` from every limit at once, or raise with the limit that refused it."""
-        items = _window_items(team, limits, now)
-        too_big = first_exceeded(limits, {}, charge)
+    @property
+    def budget(self) -> CallBudget:
+        return self._budget
+
+    # -- the team's quota and the first call, all or nothing --------------------------------
+
+    def charge(
+        self, team: str, limits: Sequence[Limit], charge: Charge, now: float, request_id: str = ""
+    ) -> Ticket:
+        """Take `charge` from every team limit and one call from the org's budget at once, or
+        raise with what refused it."""
+        team_limits = [limit for limit in limits if limit.scope is Scope.TEAM]
+        items = _window_items(team, team_limits, now)
+        too_big = first_exceeded(team_limits, {}, charge)
         if too_big is not None:
             state = LimitState(too_big, 0, too_big.reset_seconds(now))
             raise QuotaExceeded(
                 f"this request alone exceeds team {team!r}'s quota of {state.describe()}",
-                headers=self._refusal_headers(team, limits, now),
+                headers=self._refusal_headers(team, team_limits, now),
             )
-        operations: list[TransactWriteItemTypeDef] = [
-            self._add(item, charge, guard=True) for item in items
-        ]
-        operations.append(self._no_cooldown(now))
-        for attempt in range(1, MAX_ATTEMPTS + 1):
-            try:
-                self._dynamodb.transact_write_items(TransactItems=operations)
-                break
-            except ClientError as error:
-                if not _is_cancellation(error):
-                    raise self._unavailable(error) from None
-                reasons = error.response.get("CancellationReasons", [])
-                self._raise_refusal(
-                    team=team, items=items, limits=limits, charge=charge, reasons=reasons, now=now
-                )
-                if attempt == MAX_ATTEMPTS:
-                    raise QuotaUnavailable("quota counters are busy; retry shortly") from None
-                self._sleep(random.uniform(0.005, 0.02) * attempt)  # noqa: S311 - jitter
-            except BotoCoreError as error:
-                raise self._unavailable(error) from None
-        return Ticket(team, charge, items, tuple(self.usage(team, limits, now)))
+        team_ops = [self._add(item, charge, guard=True) for item in items]
+        call_id = self._take_call(
+            new_operation_id(request_id), now, team_ops, team=team, items=items, charge=charge
+        )
+        after, budget = self._read(team, team_limits, now)
+        return Ticket(team, charge, items, tuple(after), call_id, budget, charged_at=now)
 
     def refund(self, ticket: Ticket) -> None:
-        """Give a charge back (the request was not forwarded, or Cloudflare failed it)."""
+        """Give the team's charge back (the request was not forwarded, or Cloudflare failed
+        it). The org's budget keeps its calls: they reached Cloudflare, which counted them."""
+        if not ticket.items:
+            return
         negative = ticket.charge.negated()
+        operation = f"{ticket.call_id}#refund"
+        try:
+            self._write(
+                [self._add(item, negative, guard=False) for item in ticket.items],
+                operation,
+                at=ticket.charged_at,
+                attempt=1,
+            )
+        except ClientError as error:
+            if _is_cancellation(error) and _replayed(error):
+                return  # a late answer: the refund was applied by the first try
+            self._refund_failed(ticket, error)
+        except BotoCoreError as error:
+            self._refund_failed(ticket, error)
+
+    # -- the org's Cloudflare budget -------------------------------------------------------
+
+    def permit(self, request_id: str, now: float) -> str | None:
+        """One more call to Cloudflare (a retry): its id, or None when the budget or a
+        cool-down says no. Raises QuotaUnavailable when the store cannot answer."""
+        try:
+            return self._take_call(new_operation_id(request_id), now, [])
+        except GlobalBudgetExceeded:
+            return None
+
+    def take_back(self, call_id: str, admitted_at: float) -> bool:
+        """Return the unit of a call that never reached Cloudflare (the connection failed),
+        if no call was admitted since: then the budget is exactly as if it had never been
+        taken. Otherwise it stays counted (safe: the guard only errs on the side of fewer
+        calls). Whether it was returned; a replay of an applied take-back says so too."""
+        undone = f"{call_id}#taken-back"
+        operations: list[TransactWriteItemTypeDef] = [
+            {
+                "Update": {
+                    "TableName": self._table,
+                    "Key": {"pk": {"S": BUDGET_KEY}},
+                    "UpdateExpression": "ADD tat :back SET #last = :undone",
+                    "ConditionExpression": "#last = :call",
+                    "ExpressionAttributeNames": {"#last": "last"},
+                    "ExpressionAttributeValues": {
+                        ":back": _n(-self._budget.interval_us),
+                        ":call": {"S": call_id},
+                        ":undone": {"S": undone},
+                    },
+                    "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+                }
+            },
+            self._count_call(admitted_at, -1),
+        ]
         try:
             self._dynamodb.transact_write_items(
-                TransactItems=[self._add(item, negative, guard=False) for item in ticket.items]
+                TransactItems=operations, ClientRequestToken=_token(undone, 1)
             )
-        except (ClientError, BotoCoreError) as error:
-            # The caller already has its answer; an unrefunded charge only costs the team quota
-            # until the window rolls over. Loud, so an operator sees it.
-            logger.error(
-                "quota refund failed", extra={"team": ticket.team, "cause": type(error).__name__}
+        except ClientError as error:
+            if not _is_cancellation(error):
+                logger.warning("could not take a call back", extra={"cause": "ClientError"})
+                return False
+            reasons: Sequence[Any] = error.response.get("CancellationReasons", [])
+            old: Mapping[str, Any] = (reasons[0].get("Item") or {}) if reasons else {}
+            return bool(old.get("last", {}).get("S") == undone)  # a replay of an applied one
+        except BotoCoreError:
+            logger.warning("could not take a call back", extra={"cause": "BotoCoreError"})
+            return False
+        return True
+
+    def follow(self, items: Sequence[RatelimitItem], now: float, seen: BudgetState | None) -> None:
+        """Cloudflare's `Ratelimit` says how many calls it will still take: when that is fewer
+        than the budget would admit before Cloudflare's reset, the budget follows Cloudflare
+        (the TAT only ever moves forward here)."""
+        now_us = _micros(now)
+        wanted = max(
+            (self._budget.following(i.remaining, i.reset_seconds, now_us) for i in items),
+            default=None,
+        )
+        if wanted is None:
+            return
+        if seen is not None and seen.tat_us >= wanted:
+            return  # the budget already held Cloudflare's view after this request's charge
+        try:
+            self._dynamodb.update_item(
+                TableName=self._table,
+                Key={"pk": {"S": BUDGET_KEY}},
+                UpdateExpression="SET tat = :wanted, #last = :why, expires_at = :expires",
+                ConditionExpression="attribute_not_exists(tat) OR tat < :wanted",
+                ExpressionAttributeNames={"#last": "last"},
+                ExpressionAttributeValues={
+                    ":wanted": _n(wanted),
+                    ":why": {"S": "cloudflare-ratelimit"},
+                    ":expires": _n(int(now) + TTL_GRACE_SECONDS),
+                },
+            )
+            logger.info(
+                "the Cloudflare budget follows Cloudflare's Ratelimit",
+                extra={"remaining": min(i.remaining for i in items)},
+            )
+        except ClientError as error:
+            if error.response.get("Error", {}).get("Code") != "ConditionalCheckFailedException":
+                logger.warning(
+                    "could not follow Cloudflare's Ratelimit", extra={"cause": "ClientError"}
+                )
+        except BotoCoreError:
+            logger.warning(
+                "could not follow Cloudflare's Ratelimit", extra={"cause": "BotoCoreError"}
             )
 
+    def budget_state(self, now: float) -> BudgetState:
+        return self._read("", [], now)[1]
+
+    # -- reads and admin -------------------------------------------------------------------
+
     def usage(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]:
-        """The counters of the current windows, read consistently, without charging anything."""
-        items = _window_items(team, limits, now)
-        try:
-            answer = self._dynamodb.batch_get_item(
-                RequestItems={
-                    self._table: {
-                        "Keys": [{"pk": {"S": item.key}} for item in items],
-                        "ConsistentRead": True,
-                    }
-                }
-            )
-        except (ClientError, BotoCoreError) as error:
-            raise self._unavailable(error) from None
-        found = {row["pk"]["S"]: row for row in answer.get("Responses", {}).get(self._table, [])}
-        used = {
-            limit.name: int(found.get(item.key, {}).get(limit.counter.value, {}).get("N", "0"))
-            for item in items
-            for limit in item.limits
-        }
-        return states(limits, used, now)
+        """The counters of the team's current windows, read consistently, charging nothing."""
+        return self._read(team, limits, now)[0]
+
+    def usage_and_budget(
+        self, team: str, limits: Sequence[Limit], now: float
+    ) -> tuple[list[LimitState], BudgetState]:
+        """The team's windows and the org's budget in one consistent read."""
+        return self._read(team, limits, now)
 
     def reset(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]:
         """Set the team's counters of the current windows back to zero (an admin's decision);
@@ -210,6 +348,156 @@ class QuotaStore:
                 "could not record the Cloudflare cool-down", extra={"cause": "BotoCoreError"}
             )
 
+    # -- internals ---------------------------------------------------------------------------
+
+    def _take_call(
+        self,
+        operation: str,
+        now: float,
+        team_ops: list[TransactWriteItemTypeDef],
+        *,
+        team: str = "",
+        items: Sequence[_WindowItem] = (),
+        charge: Charge | None = None,
+    ) -> str:
+        """One transaction: the team's updates (if any), the cool-down check, one call from the
+        budget and the marker. Returns the call's id (the operation id)."""
+        now_us = _micros(now)
+        idle = self._seen_tat <= now_us
+        cooldown_at, budget_at = len(team_ops), len(team_ops) + 1
+        for attempt in range(1, MAX_ATTEMPTS + 1):
+            operations = [
+                *team_ops,
+                self._no_cooldown(now),
+                self._take_one(operation, now_us, idle=idle),
+            ]
+            try:
+                self._write(operations, operation, at=now, attempt=attempt, calls=1)
+                self._seen_tat = max(self._seen_tat, now_us + self._budget.interval_us)
+                return operation
+            except ClientError as error:
+                if not _is_cancellation(error):
+                    raise self._unavailable(error) from None
+                reasons = error.response.get("CancellationReasons", [])
+                if _replayed(error):
+                    return operation  # a late answer: the first try was applied
+                if charge is not None:
+                    self._raise_team_refusal(team, items, charge, reasons, now)
+                self._raise_cooldown(reasons, cooldown_at, now)
+                budget_reason = reasons[budget_at] if budget_at < len(reasons) else {}
+                if budget_reason.get("Code") == _FAILED:
+                    tat = _tat_of(budget_reason.get("Item"))
+                    self._seen_tat = tat
+                    if tat - now_us > self._budget.tolerance_us:
+                        state = self._budget.state(tat, now_us)
+                        raise GlobalBudgetExceeded(
+                            f"the org's Cloudflare budget is spent: {state.describe()}",
+                            headers={"Retry-After": str(state.retry_after)},
+                        ) from None
+                    idle = tat <= now_us  # the guess was wrong: the other update applies
+                    continue
+                if attempt < MAX_ATTEMPTS:
+                    self._sleep(random.uniform(0.005, 0.02) * attempt)  # noqa: S311 - jitter
+            except BotoCoreError as error:
+                raise self._unavailable(error) from None
+        raise QuotaUnavailable("quota counters are busy; retry shortly")
+
+    def _write(
+        self,
+        operations: list[TransactWriteItemTypeDef],
+        operation: str,
+        *,
+        at: float,
+        attempt: int,
+        calls: int = 0,
+    ) -> None:
+        """One TransactWriteItems with its idempotency token, its id recorded last (so a
+        cancellation's reasons keep the indexes of the operations before it)."""
+        marker = self._count_call(at, calls, operation=_short_id(operation))
+        self._dynamodb.transact_write_items(
+            TransactItems=[*operations, marker], ClientRequestToken=_token(operation, attempt)
+        )
+
+    def _take_one(self, call_id: str, now_us: int, *, idle: bool) -> TransactWriteItemTypeDef:
+        """The GCRA step: `max(TAT, now) + interval`, under `max(TAT, now) - now <= tolerance`."""
+        names = {"#last": "last"}
+        values: dict[str, Any] = {
+            ":now": _n(now_us),
+            ":call": {"S": call_id},
+            ":expires": _n(now_us // MICROS + TTL_GRACE_SECONDS),
+        }
+        if idle:
+            values[":next"] = _n(now_us + self._budget.interval_us)
+            update = "SET tat = :next, #last = :call, expires_at = :expires"
+            condition = "attribute_not_exists(tat) OR tat <= :now"
+        else:
+            values[":step"] = _n(self._budget.interval_us)
+            values[":latest"] = _n(now_us + self._budget.tolerance_us)
+            update = "ADD tat :step SET #last = :call, expires_at = :expires"
+            condition = "tat > :now AND tat <= :latest"
+        return {
+            "Update": {
+                "TableName": self._table,
+                "Key": {"pk": {"S": BUDGET_KEY}},
+                "UpdateExpression": update,
+                "ConditionExpression": condition,
+                "ExpressionAttributeNames": names,
+                "ExpressionAttributeValues": values,
+                "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+            }
+        }
+
+    def _count_call(
+        self, at: float, calls: int, *, operation: str | None = None
+    ) -> TransactWriteItemTypeDef:
+        """The report of calls per clock-aligned 5 minutes (`usage`), never a guard; with an
+        operation id, the write's idempotency mark too (refused if the id is already there)."""
+        start = int(at // GLOBAL_WINDOW) * GLOBAL_WINDOW
+        values: dict[str, Any] = {
+            ":calls": _n(calls),
+            ":expires": _n(start + GLOBAL_WINDOW + TTL_GRACE_SECONDS),
+        }
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": _calls_key(at)}},
+            "UpdateExpression": "ADD calls :calls SET expires_at = :expires",
+            "ExpressionAttributeValues": values,
+        }
+        if operation is not None:
+            update["UpdateExpression"] = "ADD calls :calls, ops :ops SET expires_at = :expires"
+            update["ConditionExpression"] = "NOT contains(ops, :op)"
+            values[":ops"] = {"SS": [operation]}
+            values[":op"] = {"S": operation}
+        return {"Update": update}  # type: ignore[typeddict-item]
+
+    def _read(
+        self, team: str, limits: Sequence[Limit], now: float
+    ) -> tuple[list[LimitState], BudgetState]:
+        items = _window_items(team, limits, now)
+        keys = [item.key for item in items] + [BUDGET_KEY, _calls_key(now)]
+        try:
+            answer = self._dynamodb.batch_get_item(
+                RequestItems={
+                    self._table: {
+                        "Keys": [{"pk": {"S": key}} for key in keys],
+                        "ConsistentRead": True,
+                    }
+                }
+            )
+        except (ClientError, BotoCoreError) as error:
+            raise self._unavailable(error) from None
+        found = {row["pk"]["S"]: row for row in answer.get("Responses", {}).get(self._table, [])}
+        used = {
+            limit.name: int(found.get(item.key, {}).get(limit.counter.value, {}).get("N", "0"))
+            for item in items
+            for limit in item.limits
+        }
+        team_limits = [limit for limit in limits if limit.scope is Scope.TEAM]
+        tat = _tat_of(found.get(BUDGET_KEY))
+        self._seen_tat = max(self._seen_tat, tat)
+        calls = int(found.get(_calls_key(now), {}).get("calls", {}).get("N", "0"))
+        return states(team_limits, used, now), self._budget.state(tat, _micros(now), calls)
+
     def _add(self, item: _WindowItem, charge: Charge, *, guard: bool) -> TransactWriteItemTypeDef:
         """`ADD` the charge to each counter of the item; guarded, each counter must have room."""
         names: dict[str, str] = {}
@@ -248,48 +536,57 @@ class QuotaStore:
             }
         }
 
-    def _raise_refusal(
+    def _raise_team_refusal(
         self,
-        *,
         team: str,
         items: Sequence[_WindowItem],
-        limits: Sequence[Limit],
         charge: Charge,
         reasons: Sequence[Any],
         now: float,
     ) -> None:
-        """Turn the transaction's cancellation reasons into the refusal they mean, if any."""
-        for index, reason in enumerate(reasons):
-            if reason.get("Code") != "ConditionalCheckFailed":
+        """A team window that refused the charge becomes the team's 429."""
+        for item, reason in zip(items, reasons, strict=False):
+            if reason.get("Code") != _FAILED:
                 continue
             old = reason.get("Item") or {}
-            if index == len(items):  # the cool-down check
-                until = float(old.get("until", {}).get("N", now))
-                wait = max(1, int(until - now + 0.999))
-                raise GlobalBudgetExceeded(
-                    f"Cloudflare asked the gateway to slow down; no calls for {wait} s",
-                    headers={"Retry-After": str(wait)},
-                )
-            item = items[index]
             used = {
                 limit.name: int(old.get(limit.counter.value, {}).get("N", "0"))
                 for limit in item.limits
             }
             hit = first_exceeded(item.limits, used, charge) or item.limits[0]
             state = LimitState(hit, used.get(hit.name, 0), hit.reset_seconds(now))
-            retry_after = {"Retry-After": str(state.reset_seconds)}
-            if hit.scope is Scope.GLOBAL:
-                raise GlobalBudgetExceeded(
-                    f"the org's Cloudflare budget is spent: {state.describe()}", headers=retry_after
-                )
+            team_limits = [limit for window in items for limit in window.limits]
             raise QuotaExceeded(
                 f"team {team!r} has used its quota of {state.describe()}",
-                headers={**self._refusal_headers(team, limits, now), **retry_after},
+                headers={
+                    **self._refusal_headers(team, team_limits, now),
+                    "Retry-After": str(state.reset_seconds),
+                },
             )
+
+    @staticmethod
+    def _raise_cooldown(reasons: Sequence[Any], index: int, now: float) -> None:
+        reason = reasons[index] if index < len(reasons) else {}
+        if reason.get("Code") != _FAILED:
+            return
+        until = float((reason.get("Item") or {}).get("until", {}).get("N", now))
+        wait = max(1, int(until - now + 0.999))
+        raise GlobalBudgetExceeded(
+            f"Cloudflare asked the gateway to slow down; no calls for {wait} s",
+            headers={"Retry-After": str(wait)},
+        )
 
     def _refusal_headers(self, team: str, limits: Sequence[Limit], now: float) -> dict[str, str]:
         team_limits = [limit for limit in limits if limit.scope is Scope.TEAM]
         return ratelimit_headers(self.usage(team, team_limits, now))
+
+    @staticmethod
+    def _refund_failed(ticket: Ticket, error: Exception) -> None:
+        # The caller already has its answer; an unrefunded charge only costs the team quota
+        # until the window rolls over. Loud, so an operator sees it.
+        logger.error(
+            "quota refund failed", extra={"team": ticket.team, "cause": type(error).__name__}
+        )
 
     @staticmethod
     def _unavailable(error: Exception) -> QuotaUnavailable:
@@ -297,5 +594,26 @@ class QuotaStore:
         return QuotaUnavailable("the quota store is unavailable; retry later")
 
 
+def _short_id(operation: str) -> str:
+    """What the `ops` set keeps of an operation id: its random part (64 bits), marked for a
+    refund, enough to tell the writes of 5 minutes apart."""
+    return operation[:16] + ("r" if operation.endswith("#refund") else "")
+
+
+def _calls_key(at: float) -> str:
+    return f"global#{GLOBAL_WINDOW}#{int(at // GLOBAL_WINDOW) * GLOBAL_WINDOW}"
+
+
+def _tat_of(item: Mapping[str, Any] | None) -> int:
+    return int((item or {}).get("tat", {}).get("N", "0"))
+
+
 def _is_cancellation(error: ClientError) -> bool:
     return error.response.get("Error", {}).get("Code") == "TransactionCanceledException"
+
+
+def _replayed(error: ClientError) -> bool:
+    """The transaction's marker (its last operation) already exists: this is a replay of a
+    write that was applied."""
+    reasons = error.response.get("CancellationReasons", [])
+    return bool(reasons) and reasons[-1].get("Code") == _FAILED

@@ -19,7 +19,7 @@ from typing import Any, Protocol
 from pydantic import SecretStr
 
 from assets_gateway.audit import AuditRecord, AuditSink
-from assets_gateway.cloudflare import UpstreamAnswer
+from assets_gateway.cloudflare import AttemptMeter, UpstreamAnswer
 from assets_gateway.cloudflare_token import fingerprint
 from assets_gateway.envelope import Reply, error_reply, success_reply
 from assets_gateway.errors import (
@@ -54,12 +54,14 @@ from assets_gateway.policy import (
 )
 from assets_gateway.policy_store import StoredPolicy
 from assets_gateway.quota import (
+    BudgetState,
     Charge,
     Limit,
     LimitState,
+    RatelimitItem,
     Scope,
     first_exceeded,
-    global_limit,
+    parse_ratelimit,
     ratelimit_headers,
 )
 from assets_gateway.quota_store import Ticket
@@ -109,11 +111,25 @@ _OUTCOME_OF_ERROR: dict[int, Outcome] = {
 
 
 class QuotaGate(Protocol):
-    def charge(self, team: str, limits: Sequence[Limit], charge: Charge, now: float) -> Ticket: ...
+    def charge(
+        self, team: str, limits: Sequence[Limit], charge: Charge, now: float, request_id: str = ""
+    ) -> Ticket: ...
 
     def refund(self, ticket: Ticket) -> None: ...
 
+    def permit(self, request_id: str, now: float) -> str | None: ...
+
+    def take_back(self, call_id: str, admitted_at: float) -> bool: ...
+
+    def follow(
+        self, items: Sequence[RatelimitItem], now: float, seen: BudgetState | None
+    ) -> None: ...
+
     def usage(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]: ...
+
+    def usage_and_budget(
+        self, team: str, limits: Sequence[Limit], now: float
+    ) -> tuple[list[LimitState], BudgetState]: ...
 
     def open_cooldown(self, until: float) -> None: ...
 
@@ -137,8 +153,67 @@ class TokenSource(Protocol):
 
 class Upstream(Protocol):
     def create_upload_session(
-        self, target: SessionTarget, body: bytes, token: SecretStr
+        self,
+        target: SessionTarget,
+        body: bytes,
+        token: SecretStr,
+        meter: AttemptMeter | None = None,
     ) -> UpstreamAnswer: ...
+
+
+class _Calls:
+    """One request's calls to Cloudflare against the org's budget (an `AttemptMeter`).
+
+    The charge admitted the first call; each retry asks the budget first, so every call that
+    leaves was counted before it left and no 300 s interval holds more than the budget allows.
+    A call that never reached Cloudflare (connection failed, circuit open, no token) is taken
+    back; every call that reached it stays counted, whatever Cloudflare answered.
+    """
+
+    def __init__(
+        self,
+        quotas: QuotaGate,
+        ticket: Ticket,
+        charged_at: float,
+        request_id: str,
+        now: Callable[[], float],
+    ) -> None:
+        self._quotas = quotas
+        self._request_id = request_id
+        self._now = now
+        self._admitted: str | None = ticket.call_id or None  # admitted, not yet attempted
+        self._admitted_at = charged_at
+        self.seen = ticket.budget  # the budget as read right after the charge
+        self.reached = 0
+        self.taken_back = 0
+        self.ratelimit: str | None = None
+
+    def may_retry(self) -> bool:
+        now = self._now()
+        try:
+            call = self._quotas.permit(self._request_id, now)
+        except QuotaUnavailable:
+            return False  # fail closed: no call the budget cannot count
+        self._admitted, self._admitted_at = call, now
+        return call is not None
+
+    def record(self, *, reached: bool, ratelimit: str | None) -> None:
+        if reached:
+            self.reached += 1
+        else:
+            self._give_back()
+        self._admitted = None
+        if ratelimit:
+            self.ratelimit = ratelimit
+
+    def settle(self) -> None:
+        """The request is over: an admitted call that was never attempted goes back."""
+        self._give_back()
+        self._admitted = None
+
+    def _give_back(self) -> None:
+        if self._admitted is not None and self._quotas.take_back(self._admitted, self._admitted_at):
+            self.taken_back += 1
 
 
 @dataclass(frozen=True)
@@ -185,7 +260,6 @@ class SessionService:
         upstream: Upstream,
         audit: AuditSink,
         max_request_body_bytes: int,
-        global_budget: int,
         max_inflated_body_bytes: int = 32 * 1024 * 1024,
         decisions: DecisionRecorder | None = None,
         now: Callable[[], float] = time.time,
@@ -199,7 +273,6 @@ class SessionService:
         self._audit = audit
         self._max_body = max_request_body_bytes
         self._max_inflated = max_inflated_body_bytes
-        self._global_limit = global_limit(global_budget)
         self._now = now
         self._timer = timer
 
@@ -336,10 +409,8 @@ class SessionService:
             stored = self._policies.current()
             team = _team_of(stored.policy, caller)
             limits = stored.policy.limits_of(team, at=moment(self._now())).quotas.limits()
-            # One consistent read of the team's windows and the global one.
-            *team_states, budget = self._quotas.usage(
-                team, (*limits, self._global_limit), self._now()
-            )
+            # One consistent read of the team's windows and the org's budget.
+            team_states, budget = self._quotas.usage_and_budget(team, limits, self._now())
         except GatewayError as error:
             return error_reply(error, request_id=request_id)
         result = {
@@ -371,7 +442,7 @@ class SessionService:
         record.team = progress.team = team
         _check_not_suspended(stored.policy, team)
         limits = stored.policy.limits_of(team, at=moment(self._now()))
-        progress.limits = (*limits.quotas.limits(), self._global_limit)
+        progress.limits = limits.quotas.limits()
         if request.summary is not None:
             record.entries, record.bytes = request.summary.count, request.summary.total_bytes
             return self._dry_run(
@@ -401,11 +472,18 @@ class SessionService:
         _enforce(stored.policy, team, limits, request.target, manifest)
         # Quota comes after validation and policy: a bad request never consumes any.
         now = self._now()
-        progress.ticket = self._quotas.charge(
-            team, progress.limits, Charge(entries=manifest.count, bytes=manifest.total_bytes), now
+        ticket = progress.ticket = self._quotas.charge(
+            team,
+            progress.limits,
+            Charge(entries=manifest.count, bytes=manifest.total_bytes),
+            now,
+            request.request_id,
         )
-        record.quota = {state.limit.name: state.used for state in progress.ticket.after}
-        answer = self._forward(request.target, manifest.to_body(), record)
+        record.quota = {state.limit.name: state.used for state in ticket.after}
+        if ticket.budget is not None:
+            record.quota["cloudflare-5min"] = ticket.budget.window_calls
+        calls = _Calls(self._quotas, ticket, now, request.request_id, self._now)
+        answer = self._forward(request.target, manifest.to_body(), record, calls)
         record.upstream_status, record.upstream_ms = answer.status, round(answer.elapsed_ms, 3)
         if answer.status == 429:
             self._back_off(answer, now)
@@ -425,18 +503,31 @@ class SessionService:
             return gunzip(request.body, self._max_inflated)
         raise MalformedRequest(f"Content-Encoding must be gzip or absent, not {encoding[:40]!r}")
 
-    def _forward(self, target: SessionTarget, body: bytes, record: AuditRecord) -> UpstreamAnswer:
+    def _forward(
+        self, target: SessionTarget, body: bytes, record: AuditRecord, calls: _Calls
+    ) -> UpstreamAnswer:
         """Call Cloudflare; if it says the token is invalid, the secret may have been rotated:
-        read it again once and retry with the new one."""
-        token = self._tokens.get()
-        record.token_fingerprint = fingerprint(token)
-        answer = self._upstream.create_upload_session(target, body, token)
-        if answer.status in (400, 401, 403) and set(answer.error_codes) & TOKEN_REJECTED_CODES:
-            fresh = self._tokens.get(force_refresh=True)
-            if fresh.get_secret_value() != token.get_secret_value():
-                record.token_fingerprint = fingerprint(fresh)
-                answer = self._upstream.create_upload_session(target, body, fresh)
+        read it again once and retry with the new one (a call the budget must allow too)."""
+        try:
+            token = self._tokens.get()
+            record.token_fingerprint = fingerprint(token)
+            answer = self._upstream.create_upload_session(target, body, token, calls)
+            if answer.status in (400, 401, 403) and set(answer.error_codes) & TOKEN_REJECTED_CODES:
+                fresh = self._tokens.get(force_refresh=True)
+                if fresh.get_secret_value() != token.get_secret_value() and calls.may_retry():
+                    record.token_fingerprint = fingerprint(fresh)
+                    answer = self._upstream.create_upload_session(target, body, fresh, calls)
+        finally:
+            record.upstream_attempts = calls.reached
+            calls.settle()
+        self._follow_cloudflare(calls)
         return answer
+
+    def _follow_cloudflare(self, calls: _Calls) -> None:
+        """Cloudflare's own count of the org token's calls wins when it is the lower one."""
+        items = parse_ratelimit(calls.ratelimit)
+        if items:
+            self._quotas.follow(items, self._now(), calls.seen)
 
     def _dry_run(
         self,
@@ -453,22 +544,24 @@ class SessionService:
         now = self._now()
         decision = decide(team, stored.policy.teams[team], limits, target, manifest)
         reasons = [_reason(PolicyDenied.code, problem) for problem in decision.reasons]
-        current = self._quotas.usage(team, progress.limits, now)
+        current, budget = self._quotas.usage_and_budget(team, progress.limits, now)
         used = {state.limit.name: state.used for state in current}
         charge = Charge(entries=manifest.count, bytes=manifest.total_bytes)
         exceeded = first_exceeded(progress.limits, used, charge)
         if exceeded is not None:
             state = next(s for s in current if s.limit is exceeded)
-            code = (
-                GlobalBudgetExceeded.code if exceeded.scope is Scope.GLOBAL else QuotaExceeded.code
-            )
-            reasons.append(_reason(code, Problem(f"the request would exceed {state.describe()}")))
+            problem = Problem(f"the request would exceed {state.describe()}")
+            reasons.append(_reason(QuotaExceeded.code, problem))
+        if budget.available < 1:
+            problem = Problem(f"the org's Cloudflare budget is spent: {budget.describe()}")
+            reasons.append(_reason(GlobalBudgetExceeded.code, problem))
         record.reasons = [reason["message"] for reason in reasons]
         return self._dry_run_reply(
             progress,
             reasons,
             manifest,
             current,
+            budget,
             policy_version=stored.version,
             unchecked=decision.unchecked,
         )
@@ -479,6 +572,7 @@ class SessionService:
         reasons: list[dict[str, Any]],
         manifest: Manifest | ManifestSummary | None = None,
         current: Sequence[LimitState] = (),
+        budget: BudgetState | None = None,
         *,
         policy_version: int | None = None,
         unchecked: Sequence[str] = (),
@@ -491,7 +585,8 @@ class SessionService:
             "entries": manifest.count if manifest else None,
             "bytes": manifest.total_bytes if manifest else None,
             "reasons": reasons,
-            "quotas": [state.as_dict() for state in current],
+            "quotas": [state.as_dict() for state in current]
+            + ([budget.as_dict()] if budget is not None else []),
             "unchecked": list(unchecked),
         }
         team_states = [state for state in current if state.limit.scope is Scope.TEAM]
@@ -509,7 +604,8 @@ class SessionService:
         )
 
     def _give_back(self, progress: _Progress) -> None:
-        """A charged request that ends in a refusal or failure gets its quota back."""
+        """A charged request that ends in a refusal or failure gets its team quota back (the
+        org's budget keeps the calls that reached Cloudflare: `_Calls`)."""
         if progress.ticket is not None:
             self._quotas.refund(progress.ticket)
             progress.ticket = None

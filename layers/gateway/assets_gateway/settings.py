@@ -20,9 +20,10 @@ class Settings(BaseModel):
 
     control_table_name: str = Field(alias="CONTROL_TABLE_NAME", min_length=3)
     quota_table_name: str = Field(alias="QUOTA_TABLE_NAME", min_length=3)
-    # Cloudflare allows 1,200 calls per 5 minutes per token; the guard stays below it.
+    # Cloudflare allows 1,200 calls in any 5 minutes per token; the guard stays below it: at
+    # most this many calls in any 300 s (a tenth of it at once), see quota.CallBudget.
     global_budget_per_5_minutes: int = Field(
-        default=1000, ge=1, le=1199, alias="GLOBAL_BUDGET_PER_5_MINUTES"
+        default=1000, ge=2, le=1199, alias="GLOBAL_BUDGET_PER_5_MINUTES"
     )
     cloudflare_token_secret_id: str = Field(alias="CLOUDFLARE_TOKEN_SECRET_ID", min_length=1)
     cloudflare_api_base_url: str = Field(

@@ -19,6 +19,7 @@ from assets_gateway.cloudflare import CloudflareClient, RetryPolicy, build_http_
 from assets_gateway.cloudflare_token import TokenProvider
 from assets_gateway.decision_log import DecisionLog
 from assets_gateway.policy_store import PolicyStore
+from assets_gateway.quota import CallBudget
 from assets_gateway.quota_store import QuotaStore
 from assets_gateway.s3_door import ManifestDoor
 from assets_gateway.s3_holds import ManifestHolds
@@ -67,8 +68,8 @@ def build_session_service(
         or QuotaStore(
             table_name=settings.quota_table_name,
             dynamodb=aws.client("dynamodb", config=AWS_CLIENT_CONFIG),
+            budget=CallBudget.for_ceiling(settings.global_budget_per_5_minutes),
         ),
-        global_budget=settings.global_budget_per_5_minutes,
         tokens=TokenProvider(
             secret_id=settings.cloudflare_token_secret_id,
             secretsmanager=aws.client("secretsmanager", config=AWS_CLIENT_CONFIG),
@@ -180,7 +181,11 @@ def build_admin_service(
     )
     return AdminService(
         history=PolicyHistory(table_name=settings.control_table_name, dynamodb=dynamodb),
-        counters=QuotaStore(table_name=settings.quota_table_name, dynamodb=dynamodb),
+        counters=QuotaStore(
+            table_name=settings.quota_table_name,
+            dynamodb=dynamodb,
+            budget=CallBudget.for_ceiling(settings.global_budget_per_5_minutes),
+        ),
         decisions=decisions,
         sessions=sessions,
         admins=settings.admin_principals,
