@@ -7,13 +7,16 @@ import hashlib
 import logging
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import boto3
 import httpx
 
 from assets_gateway.client.sigv4 import SigV4Auth
 from gateway_local.api_front import LocalIdentity
+
+if TYPE_CHECKING:
+    from gateway_local.stack import LocalStack
 
 # Every test's HTTP client waits this long for an answer: far above any answer on a busy
 # machine, so a client timeout is never what a test measures by accident (timeouts under test
@@ -85,3 +88,17 @@ def in_one_window(scenario: Callable[[], None], *, window_seconds: int = 60) -> 
         if started // window_seconds == time.time() // window_seconds:
             raise  # no edge passed: a real failure
         scenario()
+
+
+def quota_items(stack: LocalStack) -> list[dict[str, Any]]:
+    """Every item of the quota table, read consistently."""
+    dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
+    items: list[dict[str, Any]] = dynamodb.scan(
+        TableName=stack.names.quota_table, ConsistentRead=True
+    )["Items"]
+    return items
+
+
+def numbers_of(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, int]:
+    """The item's numeric attributes among `names`."""
+    return {name: int(value["N"]) for name, value in item.items() if name in names}

@@ -3,8 +3,6 @@ quota state, with nothing forwarded and nothing charged."""
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from gateway_local.demo import (
@@ -16,7 +14,7 @@ from gateway_local.demo import (
     demo_policy,
 )
 from gateway_local.stack import LocalStack
-from helpers import manifest_of, signed_client
+from helpers import manifest_of, quota_items, signed_client
 
 DRY_RUN = {"X-Assets-Gateway-Dry-Run": "1"}
 
@@ -24,12 +22,6 @@ DRY_RUN = {"X-Assets-Gateway-Dry-Run": "1"}
 def url(stack: LocalStack, script: str = WEB_SCRIPT) -> str:
     account = f"{stack.base_url}/accounts/{DEMO_ACCOUNT_ID}"
     return f"{account}/workers/scripts/{script}/assets-upload-session"
-
-
-def quota_items(stack: LocalStack) -> list[dict[str, Any]]:
-    dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
-    items: list[dict[str, Any]] = dynamodb.scan(TableName=stack.names.quota_table)["Items"]
-    return items
 
 
 def test_allowed_dry_run_forwards_and_charges_nothing(stack: LocalStack) -> None:

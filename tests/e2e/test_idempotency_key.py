@@ -25,7 +25,7 @@ from gateway_local.demo import (
     demo_policy,
 )
 from gateway_local.stack import LocalStack
-from helpers import every_log_record, manifest_of, signed_client
+from helpers import every_log_record, manifest_of, quota_items, signed_client
 
 
 def url(stack: LocalStack, script: str = WEB_SCRIPT) -> str:
@@ -42,8 +42,7 @@ def calls(stack: LocalStack) -> int:
 
 
 def sessions_charged(stack: LocalStack) -> int:
-    dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
-    items = dynamodb.scan(TableName=stack.names.quota_table)["Items"]
+    items = quota_items(stack)
     return sum(int(i["sessions"]["N"]) for i in items if i["pk"]["S"].startswith("team#web#60#"))
 
 

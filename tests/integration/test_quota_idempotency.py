@@ -28,7 +28,7 @@ from assets_gateway.settings import Settings
 from assets_gateway.wiring import build_session_service
 from gateway_local.demo import web_session_request
 from gateway_local.stack import LocalStack
-from helpers import manifest_of
+from helpers import manifest_of, numbers_of, quota_items
 
 TRANSACT = "DynamoDB_20120810.TransactWriteItems"
 NOW = 1_795_608_010.0
@@ -109,15 +109,9 @@ def front(stack: LocalStack) -> Iterator[LateFront]:
 
 def table_items(stack: LocalStack) -> dict[str, dict[str, int]]:
     """Numeric attributes of every team window, the calls counter and the budget item."""
-    dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
-    items = dynamodb.scan(TableName=stack.names.quota_table, ConsistentRead=True)["Items"]
     return {
-        item["pk"]["S"]: {
-            name: int(value["N"])
-            for name, value in item.items()
-            if name in ("sessions", "entries", "bytes", "calls", "tat")
-        }
-        for item in items
+        item["pk"]["S"]: numbers_of(item, ("sessions", "entries", "bytes", "calls", "tat"))
+        for item in quota_items(stack)
         if item["pk"]["S"] != "global#cooldown"
     }
 

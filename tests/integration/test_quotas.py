@@ -27,7 +27,7 @@ from gateway_local.demo import (
     web_session_request,
 )
 from gateway_local.stack import LocalStack
-from helpers import HTTP_TIMEOUT, manifest_of, signed_client
+from helpers import HTTP_TIMEOUT, manifest_of, numbers_of, quota_items, signed_client
 
 NOON = 1_795_608_000.0  # 2026-11-25T12:00:00Z: starts a minute, a 5-minute window and no day
 
@@ -70,26 +70,18 @@ def request(files: dict[str, bytes] | None = None, body: bytes | None = None) ->
 
 def counters(stack: LocalStack) -> dict[str, dict[str, int]]:
     """Every team window item by key, with its numeric counters."""
-    dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
-    items = dynamodb.scan(TableName=stack.names.quota_table, ConsistentRead=True)["Items"]
     return {
-        item["pk"]["S"]: {
-            name: int(value["N"])
-            for name, value in item.items()
-            if name in ("sessions", "entries", "bytes")
-        }
-        for item in items
+        item["pk"]["S"]: numbers_of(item, ("sessions", "entries", "bytes"))
+        for item in quota_items(stack)
         if item["pk"]["S"].startswith("team#")
     }
 
 
 def global_calls(stack: LocalStack) -> int:
     """The org's counter of calls that reached Cloudflare (every 5-minute item summed)."""
-    dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
-    items = dynamodb.scan(TableName=stack.names.quota_table, ConsistentRead=True)["Items"]
     return sum(
         int(item.get("calls", {}).get("N", "0"))
-        for item in items
+        for item in quota_items(stack)
         if item["pk"]["S"].startswith("global#300#")
     )
 

@@ -278,14 +278,7 @@ class SessionService:
 
     def create_session(self, request: SessionRequest) -> SessionResult:
         started = self._timer()
-        record = AuditRecord(
-            request_id=request.request_id,
-            door=request.caller.source,
-            principal=request.caller.principal_arn,
-            account_id=request.target.account_id,
-            script_name=request.target.script_name,
-            namespace=request.target.namespace,
-        )
+        record = _audit_record(request)
         progress = _Progress()
         if request.summary is not None and not request.dry_run:
             raise ValueError("a manifest summary can only be explained (dry run)")
@@ -338,15 +331,8 @@ class SessionService:
         `replay_of` naming the first request; nothing is forwarded, charged or recorded for
         simulations (the first request was)."""
         started = self._timer()
-        record = AuditRecord(
-            request_id=request.request_id,
-            door=request.caller.source,
-            principal=request.caller.principal_arn,
-            account_id=request.target.account_id,
-            script_name=request.target.script_name,
-            namespace=request.target.namespace,
-            replay_of=first_request_id,
-        )
+        record = _audit_record(request)
+        record.replay_of = first_request_id
         try:
             stored = self._policies.current()
             record.policy_version = stored.version
@@ -619,6 +605,18 @@ class SessionService:
             return ratelimit_headers(self._quotas.usage(progress.team, team_limits, self._now()))
         except QuotaUnavailable:
             return {}
+
+
+def _audit_record(request: SessionRequest) -> AuditRecord:
+    """The audit record of one request, before anything about it is decided."""
+    return AuditRecord(
+        request_id=request.request_id,
+        door=request.caller.source,
+        principal=request.caller.principal_arn,
+        account_id=request.target.account_id,
+        script_name=request.target.script_name,
+        namespace=request.target.namespace,
+    )
 
 
 def _reason(code: int, problem: Problem | GatewayError) -> dict[str, Any]:
