@@ -4,7 +4,13 @@ import json
 
 import pytest
 
-from assets_gateway.envelope import error_reply, is_upload_session, parse_envelope
+from assets_gateway.envelope import (
+    Reply,
+    error_reply,
+    is_upload_session,
+    parse_envelope,
+    retry_after_seconds,
+)
 from assets_gateway.errors import PolicyDenied, Problem
 from assets_gateway.settings import Settings, SettingsError
 
@@ -100,3 +106,27 @@ def test_settings_errors_name_every_bad_variable_but_no_value() -> None:
     ):
         assert name in message
     assert "sneaky-value" not in message
+
+
+@pytest.mark.parametrize(
+    ("value", "ceiling", "seconds"),
+    [
+        (None, None, 60),
+        ("30", None, 30),
+        ("0", None, 1),
+        ("-5", None, 1),
+        ("soon", None, 60),
+        ("86400", None, 86_400),
+        ("86400", 300, 300),
+        ("Wed, 21 Oct 2026 07:28:00 GMT", 300, 60),
+    ],
+)
+def test_retry_after_is_whole_seconds_at_least_one(
+    value: str | None, ceiling: int | None, seconds: int
+) -> None:
+    assert retry_after_seconds(value, ceiling=ceiling) == seconds
+
+
+def test_reply_headers_are_read_whatever_their_case() -> None:
+    reply = Reply(429, b"{}", {"retry-after": "7"})
+    assert (reply.header("Retry-After"), reply.header("X-Missing")) == ("7", None)

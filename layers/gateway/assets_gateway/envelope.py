@@ -23,6 +23,25 @@ class Reply:
     def json(self) -> Any:
         return json.loads(self.body)
 
+    def header(self, name: str) -> str | None:
+        """A header's value, whatever the case of its name."""
+        wanted = name.lower()
+        return next((value for key, value in self.headers.items() if key.lower() == wanted), None)
+
+
+# A Retry-After that is absent or not whole seconds means a minute.
+DEFAULT_RETRY_AFTER_SECONDS = 60
+
+
+def retry_after_seconds(value: str | None, *, ceiling: int | None = None) -> int:
+    """A `Retry-After` in whole seconds: at least 1, at most `ceiling` when one is given."""
+    try:
+        seconds = int(value) if value is not None else DEFAULT_RETRY_AFTER_SECONDS
+    except ValueError:
+        seconds = DEFAULT_RETRY_AFTER_SECONDS
+    seconds = max(seconds, 1)
+    return seconds if ceiling is None else min(seconds, ceiling)
+
 
 def _message(code: int, problem: Problem) -> dict[str, Any]:
     return {"code": code, "message": problem.message, **_source(problem)}

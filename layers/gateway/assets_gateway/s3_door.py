@@ -27,7 +27,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any
@@ -36,7 +36,7 @@ from urllib.parse import quote, unquote_plus
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from assets_gateway.envelope import Reply, error_reply
+from assets_gateway.envelope import Reply, error_reply, retry_after_seconds
 from assets_gateway.errors import GatewayError, ManifestTooLarge
 from assets_gateway.identity import Caller
 from assets_gateway.manifest import gunzip
@@ -252,11 +252,6 @@ def _error_of(error: ClientError) -> str:
     return str(error.response.get("Error", {}).get("Code", ""))
 
 
-def _header(headers: Mapping[str, str], name: str) -> str | None:
-    wanted = name.lower()
-    return next((value for key, value in headers.items() if key.lower() == wanted), None)
-
-
 class ManifestDoor:
     def __init__(
         self,
@@ -330,7 +325,7 @@ class ManifestDoor:
     ) -> None:
         if reply.status != 429 or code not in _QUOTA_CODES or wait_until is None:
             return
-        seconds = _retry_after(reply)
+        seconds = retry_after_seconds(reply.header("Retry-After"))
         if self._now() + seconds <= wait_until:
             raise QuotaWait(seconds, outcome=outcome)
 
@@ -541,15 +536,6 @@ def with_source(body: bytes, obj: ManifestObject) -> bytes:
         return body
     rest = stripped[1:].lstrip()
     return b'{"source":' + source + (b"" if rest.startswith(b"}") else b",") + rest
-
-
-def _retry_after(reply: Reply) -> int:
-    value = _header(reply.headers, "Retry-After")
-    try:
-        seconds = int(value) if value is not None else 60
-    except ValueError:
-        seconds = 60
-    return max(seconds, 1)
 
 
 def _error_code(reply: Reply) -> int | None:

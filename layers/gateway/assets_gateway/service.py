@@ -21,7 +21,7 @@ from pydantic import SecretStr
 from assets_gateway.audit import AuditRecord, AuditSink
 from assets_gateway.cloudflare import AttemptMeter, UpstreamAnswer
 from assets_gateway.cloudflare_token import fingerprint
-from assets_gateway.envelope import Reply, error_reply, success_reply
+from assets_gateway.envelope import Reply, error_reply, retry_after_seconds, success_reply
 from assets_gateway.errors import (
     CallerNotAllowed,
     CircuitOpen,
@@ -582,7 +582,7 @@ class SessionService:
 
     def _back_off(self, answer: UpstreamAnswer, now: float) -> None:
         """Cloudflare is limiting the org token: nobody calls it again before Retry-After."""
-        wait = _retry_after_seconds(answer.headers.get("retry-after"))
+        wait = retry_after_seconds(answer.headers.get("retry-after"), ceiling=_MAX_BACKOFF_SECONDS)
         self._quotas.open_cooldown(now + wait)
         raise GlobalBudgetExceeded(
             f"Cloudflare is rate limiting the org's token; the gateway pauses calls for {wait} s",
@@ -626,16 +626,8 @@ def _reason(code: int, problem: Problem | GatewayError) -> dict[str, Any]:
     return reason
 
 
-# Cloudflare blocks a token for 5 minutes past its limit; a missing Retry-After means a minute.
-_DEFAULT_BACKOFF_SECONDS, _MAX_BACKOFF_SECONDS = 60, 300
-
-
-def _retry_after_seconds(value: str | None) -> int:
-    try:
-        seconds = int(value) if value is not None else _DEFAULT_BACKOFF_SECONDS
-    except ValueError:
-        seconds = _DEFAULT_BACKOFF_SECONDS
-    return min(max(seconds, 1), _MAX_BACKOFF_SECONDS)
+# Cloudflare blocks a token for 5 minutes past its limit: no cool-down is longer.
+_MAX_BACKOFF_SECONDS = 300
 
 
 def _check_target(target: SessionTarget) -> None:
