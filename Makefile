@@ -5,6 +5,7 @@ SHELL := /bin/bash
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+RUN_STAMP := $(VENV)/.installed-run
 
 # Prefer the Lambda runtime's Python (3.13) when this machine has it, else any 3.11+.
 PYTHON_FOR_VENV ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 python3.12 python3.11 python3; do \
@@ -16,15 +17,24 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 .PHONY: run test lint format typecheck template-check unit integration e2e bench build clean
 
-$(STAMP): pyproject.toml constraints.txt layers/gateway/requirements.txt
+# Two installs: `make run` needs the gateway's runtime, the client and the local stack; `make test`
+# adds the checks (SAM CLI, cfn-lint, mypy, pytest…). Both are pinned by constraints.txt.
+$(RUN_STAMP): pyproject.toml constraints.txt layers/gateway/requirements.txt client/pyproject.toml
 	@test -n "$(PYTHON_FOR_VENV)" || { echo "No Python 3.11+ found on PATH" >&2; exit 1; }
-	@echo "Creating $(VENV) with $(PYTHON_FOR_VENV)"
-	$(PYTHON_FOR_VENV) -m venv $(VENV)
+	@test -x $(BIN)/python || { echo "Creating $(VENV) with $(PYTHON_FOR_VENV)"; $(PYTHON_FOR_VENV) -m venv $(VENV); }
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[dev]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -r layers/gateway/requirements.txt \
+		-e ./client --group run
+	@# The core and the local stack are no distribution: the venv finds them in this checkout.
+	@printf '%s\n' "$(CURDIR)/layers/gateway" "$(CURDIR)/local" \
+		> "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/assets-gateway-checkout.pth"
+	@touch $(RUN_STAMP)
+
+$(STAMP): $(RUN_STAMP)
+	$(BIN)/python -m pip install --quiet -c constraints.txt --group dev
 	@touch $(STAMP)
 
-run: $(STAMP)
+run: $(RUN_STAMP)
 	$(BIN)/python -m gateway_local
 
 test: lint typecheck template-check
@@ -39,7 +49,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy layers/gateway/assets_gateway local/gateway_local functions tests bench
+	$(BIN)/mypy layers/gateway/assets_gateway client/src client/tests local/gateway_local functions tests bench
 
 template-check: $(STAMP)
 	$(BIN)/sam validate --lint --region us-east-1

@@ -13,13 +13,20 @@ import boto3
 import httpx
 from pydantic import SecretStr
 
-from assets_gateway.audit import AuditRecord
-from assets_gateway.client.sigv4 import SigV4Auth
-from assets_gateway.cloudflare import AttemptMeter, UpstreamAnswer
-from assets_gateway.policy import SessionTarget
-from assets_gateway.policy_store import StoredPolicy
-from assets_gateway.quota import BudgetState, CallBudget, Charge, Limit, LimitState, RatelimitItem
-from assets_gateway.quota_store import Ticket
+from assets_gateway.adapters.audit import AuditRecord
+from assets_gateway.adapters.cloudflare import AttemptMeter, UpstreamAnswer
+from assets_gateway.adapters.policy_store import StoredPolicy
+from assets_gateway.adapters.quota_store import Ticket
+from assets_gateway.domain.policy import SessionTarget
+from assets_gateway.domain.quota import (
+    BudgetState,
+    CallBudget,
+    Charge,
+    Limit,
+    LimitState,
+    RatelimitItem,
+)
+from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local.api_front import LocalIdentity
 from gateway_local.demo import demo_policy
 

@@ -29,9 +29,9 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from assets_gateway.quota import MICROS, CallBudget
-from assets_gateway.settings import Settings
-from assets_gateway.wiring import build_session_service
+from assets_gateway.domain.quota import MICROS, CallBudget
+from assets_gateway.lambda_glue.settings import Settings
+from assets_gateway.lambda_glue.wiring import build_session_service
 from bench_support import roomy_policy
 from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault, busiest_window
 from gateway_local.demo import DEMO_ACCOUNT_ID, web_session_request

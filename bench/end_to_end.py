@@ -31,8 +31,8 @@ from collections.abc import Callable
 
 import httpx
 
-from assets_gateway.settings import Settings
-from assets_gateway.wiring import build_idempotent_sessions, build_session_service
+from assets_gateway.lambda_glue.settings import Settings
+from assets_gateway.lambda_glue.wiring import build_idempotent_sessions, build_session_service
 from bench_support import AdmitAll, manifest_body, roomy_policy, signed_client
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
 from gateway_local.stack import LocalStack, StackOptions

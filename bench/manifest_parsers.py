@@ -1,4 +1,4 @@
-"""Which parser for the manifest: the numbers behind `assets_gateway.manifest`'s fast path.
+"""Which parser for the manifest: the numbers behind `assets_gateway.domain.manifest`'s fast path.
 
 Each candidate turns the same body into a validated manifest and the body Cloudflare gets, with
 the same answers (tests/unit/test_manifest.py holds every candidate the gateway uses to the
@@ -33,7 +33,7 @@ import msgspec
 import orjson
 from pydantic import ConfigDict, Field, StringConstraints, TypeAdapter, with_config
 
-from assets_gateway.manifest import (
+from assets_gateway.domain.manifest import (
     MAX_FILE_BYTES,
     ManifestLimits,
     _accept_decoded,

@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 import boto3
 import httpx
 
-from assets_gateway.client.sigv4 import SigV4Auth
+from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local.api_front import LocalIdentity
 
 if TYPE_CHECKING:

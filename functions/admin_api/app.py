@@ -16,12 +16,17 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assets_gateway.admin import AdminRequest, AdminService
-from assets_gateway.audit import AdminAuditRecord
-from assets_gateway.envelope import Reply
-from assets_gateway.rest import register_error_handlers, request_body, request_id, to_response
-from assets_gateway.settings import AdminSettings
-from assets_gateway.wiring import build_admin_service
+from assets_gateway.adapters.audit import AdminAuditRecord
+from assets_gateway.domain.envelope import Reply
+from assets_gateway.doors.admin import AdminRequest, AdminService
+from assets_gateway.lambda_glue.rest import (
+    register_error_handlers,
+    request_body,
+    request_id,
+    to_response,
+)
+from assets_gateway.lambda_glue.settings import AdminSettings
+from assets_gateway.lambda_glue.wiring import build_admin_service
 
 logger = Logger()
 tracer = Tracer()

@@ -32,16 +32,20 @@ from aws_lambda_powertools.utilities.idempotency import (
 )
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assets_gateway.s3_door import (
+from assets_gateway.adapters.s3_holds import HoldFailed, HoldState
+from assets_gateway.doors.s3 import (
     Disposition,
     ManifestObject,
     QuotaWait,
     RetryLater,
     read_notification,
 )
-from assets_gateway.s3_holds import HoldFailed, HoldState
-from assets_gateway.settings import ManifestDoorSettings
-from assets_gateway.wiring import AWS_CLIENT_CONFIG, build_manifest_door, build_manifest_holds
+from assets_gateway.lambda_glue.settings import ManifestDoorSettings
+from assets_gateway.lambda_glue.wiring import (
+    AWS_CLIENT_CONFIG,
+    build_manifest_door,
+    build_manifest_holds,
+)
 
 logger = Logger()
 tracer = Tracer()

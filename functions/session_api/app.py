@@ -12,10 +12,11 @@ from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assets_gateway.api_idempotency import IDEMPOTENCY_HEADER
-from assets_gateway.identity import Caller
-from assets_gateway.policy import SessionTarget
-from assets_gateway.rest import (
+from assets_gateway.domain.identity import Caller
+from assets_gateway.domain.policy import SessionTarget
+from assets_gateway.doors.session import SessionRequest
+from assets_gateway.lambda_glue.api_idempotency import IDEMPOTENCY_HEADER
+from assets_gateway.lambda_glue.rest import (
     accept_encoding,
     flag_header,
     register_error_handlers,
@@ -23,9 +24,8 @@ from assets_gateway.rest import (
     request_id,
     to_response,
 )
-from assets_gateway.service import SessionRequest
-from assets_gateway.settings import Settings
-from assets_gateway.wiring import build_idempotent_sessions, build_session_service
+from assets_gateway.lambda_glue.settings import Settings
+from assets_gateway.lambda_glue.wiring import build_idempotent_sessions, build_session_service
 
 logger = Logger()
 tracer = Tracer()

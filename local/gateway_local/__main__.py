@@ -41,7 +41,7 @@ curl, signed with SigV4 as the web team:
 
 The official Cloudflare Python SDK (only the base URL and the httpx client change):
   import boto3, cloudflare, httpx
-  from assets_gateway.client.sigv4 import SigV4Auth
+  from assets_gateway_client.sigv4 import SigV4Auth
   aws = boto3.Session(aws_access_key_id="{web.access_key_id}",
                       aws_secret_access_key="{web.secret_access_key}", region_name="us-east-1")
   cf = cloudflare.Cloudflare(api_token="unused", base_url="{stack.base_url}",

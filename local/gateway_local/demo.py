@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from assets_gateway.identity import Caller
-from assets_gateway.policy import SessionTarget
-from assets_gateway.service import SessionRequest
+from assets_gateway.domain.identity import Caller
+from assets_gateway.domain.policy import SessionTarget
+from assets_gateway.doors.session import SessionRequest
 from gateway_local.api_front import LocalIdentity
 
 DEMO_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"

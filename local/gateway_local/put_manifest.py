@@ -19,8 +19,8 @@ from urllib.parse import urlencode
 
 from botocore.exceptions import ClientError
 
-from assets_gateway.identity import normalise_principal
-from assets_gateway.s3_door import WRITER_TAG
+from assets_gateway.domain.identity import normalise_principal
+from assets_gateway.doors.s3 import WRITER_TAG
 from gateway_local.aws_resources import REPO_ROOT, local_aws_session
 
 if TYPE_CHECKING:

@@ -16,7 +16,7 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
-from assets_gateway.policy_history import PolicyHistory
+from assets_gateway.adapters.policy_history import PolicyHistory
 from gateway_local.api_front import ApiFront, LocalIdentity, Route
 from gateway_local.aws_resources import (
     REGION,

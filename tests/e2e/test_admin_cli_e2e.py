@@ -20,7 +20,7 @@ import httpx
 import pytest
 import yaml
 
-from assets_gateway.client.cli import main
+from assets_gateway_client.cli import main
 from gateway_local.api_front import LocalIdentity
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,

@@ -31,7 +31,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assets_gateway.manifest import MAX_FILE_BYTES, json_pointer
+from assets_gateway.domain.manifest import MAX_FILE_BYTES, json_pointer
 from gateway_local.api_front import LocalIdentity, lambda_context
 from gateway_local.aws_resources import REPO_ROOT
 from gateway_local.demo import (

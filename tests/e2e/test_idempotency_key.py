@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from assets_gateway.cloudflare import RetryPolicy
+from assets_gateway.adapters.cloudflare import RetryPolicy
 from gateway_local.aws_resources import load_template
 from gateway_local.cloudflare_emulator import Fault
 from gateway_local.demo import (

@@ -11,7 +11,7 @@ import cloudflare
 import httpx
 import pytest
 
-from assets_gateway.client.sigv4 import SigV4Auth
+from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,
     DOCS_CI,

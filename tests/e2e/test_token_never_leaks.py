@@ -15,9 +15,9 @@ import cloudflare
 import httpx
 import pytest
 
-from assets_gateway.client.sigv4 import SigV4Auth
-from assets_gateway.settings import Settings
-from assets_gateway.wiring import build_session_service
+from assets_gateway.lambda_glue.settings import Settings
+from assets_gateway.lambda_glue.wiring import build_session_service
+from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local.cloudflare_emulator import Fault
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,

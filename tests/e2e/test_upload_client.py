@@ -19,9 +19,10 @@ from typing import Any
 import httpx
 import pytest
 
-from assets_gateway.client.manifest_builder import AssetManifest, build_manifest
-from assets_gateway.client.sigv4 import SigV4Auth
-from assets_gateway.client.upload import (
+from assets_gateway.adapters.cloudflare import RetryPolicy
+from assets_gateway_client.manifest_builder import AssetManifest, build_manifest
+from assets_gateway_client.sigv4 import SigV4Auth
+from assets_gateway_client.upload import (
     CloudflareUploadError,
     GatewayError,
     UploadError,
@@ -31,7 +32,6 @@ from assets_gateway.client.upload import (
     upload_assets,
     upload_directory,
 )
-from assets_gateway.cloudflare import RetryPolicy
 from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,

@@ -21,7 +21,7 @@ import httpx
 import pytest
 from botocore.credentials import Credentials
 
-from assets_gateway.client.sigv4 import SigV4Auth
+from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local import sigv4_verify
 from gateway_local.api_front import ApiFront, LocalIdentity, Route
 from gateway_local.aws_resources import load_template

@@ -16,10 +16,10 @@ from urllib.parse import unquote_plus
 
 import pytest
 
-from assets_gateway.cloudflare import RetryPolicy
-from assets_gateway.s3_door import Disposition, ManifestObject, read_notification
-from assets_gateway.settings import ManifestDoorSettings
-from assets_gateway.wiring import build_manifest_door
+from assets_gateway.adapters.cloudflare import RetryPolicy
+from assets_gateway.doors.s3 import Disposition, ManifestObject, read_notification
+from assets_gateway.lambda_glue.settings import ManifestDoorSettings
+from assets_gateway.lambda_glue.wiring import build_manifest_door
 from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import REGION, REPO_ROOT, local_aws_session
 from gateway_local.cloudflare_emulator import Fault

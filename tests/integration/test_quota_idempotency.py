@@ -22,10 +22,10 @@ import httpx
 import pytest
 from botocore.config import Config
 
-from assets_gateway.quota import MICROS, CallBudget, Charge, TeamQuotas
-from assets_gateway.quota_store import BUDGET_KEY, QuotaStore
-from assets_gateway.settings import Settings
-from assets_gateway.wiring import build_session_service
+from assets_gateway.adapters.quota_store import BUDGET_KEY, QuotaStore
+from assets_gateway.domain.quota import MICROS, CallBudget, Charge, TeamQuotas
+from assets_gateway.lambda_glue.settings import Settings
+from assets_gateway.lambda_glue.wiring import build_session_service
 from gateway_local.demo import web_session_request
 from gateway_local.stack import LocalStack
 from helpers import manifest_of, numbers_of, quota_items

@@ -15,8 +15,8 @@ from typing import Any
 
 import pytest
 
-from assets_gateway.envelope import Reply
-from assets_gateway.rest import (
+from assets_gateway.domain.envelope import Reply
+from assets_gateway.lambda_glue.rest import (
     COMPRESS_FROM_BYTES,
     LAMBDA_RESPONSE_LIMIT_BYTES,
     accepts_gzip,

@@ -10,10 +10,10 @@ from typing import Any
 import httpx
 import pytest
 
-from assets_gateway.audit import AuditRecord
-from assets_gateway.service import Outcome, SessionRequest, SessionService
-from assets_gateway.settings import Settings
-from assets_gateway.wiring import build_session_service
+from assets_gateway.adapters.audit import AuditRecord
+from assets_gateway.doors.session import Outcome, SessionRequest, SessionService
+from assets_gateway.lambda_glue.settings import Settings
+from assets_gateway.lambda_glue.wiring import build_session_service
 from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import REPO_ROOT, ResourceNames, create_tables, load_template
 from gateway_local.cloudflare_emulator import Fault

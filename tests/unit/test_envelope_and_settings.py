@@ -4,15 +4,15 @@ import json
 
 import pytest
 
-from assets_gateway.envelope import (
+from assets_gateway.domain.envelope import (
     Reply,
     error_reply,
     is_upload_session,
     parse_envelope,
     retry_after_seconds,
 )
-from assets_gateway.errors import PolicyDenied, Problem
-from assets_gateway.settings import Settings, SettingsError
+from assets_gateway.domain.errors import PolicyDenied, Problem
+from assets_gateway.lambda_glue.settings import Settings, SettingsError
 
 
 def test_refusal_envelope_lists_every_reason_in_messages() -> None:

@@ -16,7 +16,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from assets_gateway.globs import GlobSet, _Automaton, _is_regex_linear, _items, glob_to_regex
+from assets_gateway.domain.globs import GlobSet, _Automaton, _is_regex_linear, _items, glob_to_regex
 
 KB = 1024
 

@@ -2,8 +2,8 @@ from __future__ import annotations
 
 import pytest
 
-from assets_gateway.globs import GlobSet, glob_to_regex
-from assets_gateway.identity import normalise_principal
+from assets_gateway.domain.globs import GlobSet, glob_to_regex
+from assets_gateway.domain.identity import normalise_principal
 
 
 @pytest.mark.parametrize(

@@ -13,15 +13,15 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import assets_gateway.manifest as manifest_module
-from assets_gateway.errors import (
+import assets_gateway.domain.manifest as manifest_module
+from assets_gateway.domain.errors import (
     GatewayError,
     InvalidManifest,
     MalformedRequest,
     ManifestTooLarge,
 )
-from assets_gateway.json_values import values_outside_strings
-from assets_gateway.manifest import (
+from assets_gateway.domain.json_values import values_outside_strings
+from assets_gateway.domain.manifest import (
     MAX_FILE_BYTES,
     Manifest,
     ManifestLimits,

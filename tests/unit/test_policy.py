@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from assets_gateway.manifest import parse_manifest
-from assets_gateway.policy import MAX_PATH_REASONS, PolicyDocument, SessionTarget, decide
+from assets_gateway.domain.manifest import parse_manifest
+from assets_gateway.domain.policy import MAX_PATH_REASONS, PolicyDocument, SessionTarget, decide
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "policies"
 ACCOUNT = "0123456789abcdef0123456789abcdef"

@@ -11,8 +11,15 @@ from typing import Any
 import pytest
 import yaml
 
-from assets_gateway.policy import Grant, KillSwitch, Limits, PolicyDocument, Quotas, TeamPolicy
-from assets_gateway.policy_check import describe_changes, validate_policy
+from assets_gateway.domain.policy import (
+    Grant,
+    KillSwitch,
+    Limits,
+    PolicyDocument,
+    Quotas,
+    TeamPolicy,
+)
+from assets_gateway.domain.policy_check import describe_changes, validate_policy
 from gateway_local.demo import demo_policy
 
 SAMPLE = Path(__file__).parents[2] / "policies" / "sample-policy.yaml"

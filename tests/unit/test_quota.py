@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from assets_gateway.policy import PolicyDocument
-from assets_gateway.quota import (
+from assets_gateway.domain.policy import PolicyDocument
+from assets_gateway.domain.quota import (
     DAY,
     MINUTE,
     Charge,

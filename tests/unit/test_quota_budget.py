@@ -7,13 +7,13 @@ import random
 
 import pytest
 
-from assets_gateway.quota import (
+from assets_gateway.domain.quota import (
     MICROS,
     CallBudget,
     RatelimitItem,
     parse_ratelimit,
 )
-from assets_gateway.settings import Settings, SettingsError
+from assets_gateway.lambda_glue.settings import Settings, SettingsError
 from gateway_local.aws_resources import load_template
 from gateway_local.cloudflare_emulator import busiest_window
 

@@ -9,9 +9,9 @@ import boto3
 import pytest
 from botocore.stub import Stubber
 
-from assets_gateway.errors import QuotaUnavailable
-from assets_gateway.quota import CallBudget, Charge, TeamQuotas
-from assets_gateway.quota_store import MAX_ATTEMPTS, QuotaStore
+from assets_gateway.adapters.quota_store import MAX_ATTEMPTS, QuotaStore
+from assets_gateway.domain.errors import QuotaUnavailable
+from assets_gateway.domain.quota import CallBudget, Charge, TeamQuotas
 
 LIMITS = TeamQuotas(5, 100, 1000, 10_000).limits()
 NOW = 1_795_608_010.0

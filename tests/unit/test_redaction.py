@@ -10,7 +10,7 @@ from urllib.parse import unquote
 
 import pytest
 
-from assets_gateway.redaction import REDACTED, redact_body, redact_text
+from assets_gateway.domain.redaction import REDACTED, redact_body, redact_text
 
 SECRET = "tok/en_Secret-0123456789abcdef"  # with a '/' so that '\/' has something to escape
 

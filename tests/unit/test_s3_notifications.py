@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
-from assets_gateway.s3_door import read_notification, with_source
-from assets_gateway.s3_holds import FIRST_SENT_ATTRIBUTE, WAITS_ATTRIBUTE, HoldState
+from assets_gateway.adapters.s3_holds import FIRST_SENT_ATTRIBUTE, WAITS_ATTRIBUTE, HoldState
+from assets_gateway.doors.s3 import read_notification, with_source
 
 EVENTS = Path(__file__).parents[2] / "events" / "manifest_events"
 BUCKET = "assets-gateway-manifests-123456789012-us-east-1"

@@ -13,7 +13,7 @@ import httpx
 import pytest
 from botocore.credentials import Credentials, RefreshableCredentials
 
-from assets_gateway.client.sigv4 import SigV4Auth
+from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local.sigv4_verify import (
     MISSING_AUTHENTICATION_TOKEN,
     SIGNATURE_MISMATCH,

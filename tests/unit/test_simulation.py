@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import copy
 
-from assets_gateway.decision_log import pack_paths, unpack_paths
-from assets_gateway.policy import ManifestSummary, PolicyDocument, SessionTarget
-from assets_gateway.simulation import RecordedDecision, judge, simulate
+from assets_gateway.adapters.decision_log import pack_paths, unpack_paths
+from assets_gateway.domain.policy import ManifestSummary, PolicyDocument, SessionTarget
+from assets_gateway.domain.simulation import RecordedDecision, judge, simulate
 from gateway_local.demo import DEMO_ACCOUNT_ID, DOCS_CI, WEB_DEPLOYER, demo_policy
 
 AT = 1_795_000_000.0

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
-from assets_gateway.s3_door import WRITER_TAG
-from assets_gateway.s3_holds import MAX_DELAY_SECONDS
+from assets_gateway.adapters.s3_holds import MAX_DELAY_SECONDS
+from assets_gateway.doors.s3 import WRITER_TAG
 from gateway_local.aws_resources import load_template
 
 BUCKET_ARN = (

@@ -11,9 +11,9 @@ from typing import Any
 
 import pytest
 
-from assets_gateway import api_idempotency
-from assets_gateway.policy_history import version_id
-from assets_gateway.policy_store import CURRENT_POLICY_ID
+from assets_gateway.adapters.policy_history import version_id
+from assets_gateway.adapters.policy_store import CURRENT_POLICY_ID
+from assets_gateway.lambda_glue import api_idempotency
 from gateway_local.aws_resources import REPO_ROOT, load_template
 
 CONTROL_TABLE_ARN = {"Fn::GetAtt": "ControlTable.Arn"}

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from assets_gateway.errors import PolicyUnavailable, PolicyVersionConflict
-from assets_gateway.policy_store import CURRENT_POLICY_ID, DOCUMENT_ATTRIBUTE
+from assets_gateway.adapters.policy_store import CURRENT_POLICY_ID, DOCUMENT_ATTRIBUTE
+from assets_gateway.domain.errors import PolicyUnavailable, PolicyVersionConflict
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -18,11 +18,13 @@ from typing import Any, Protocol
 
 from pydantic import SecretStr
 
-from assets_gateway.audit import AuditRecord, AuditSink
-from assets_gateway.cloudflare import AttemptMeter, UpstreamAnswer
-from assets_gateway.cloudflare_token import fingerprint
-from assets_gateway.envelope import Reply, error_reply, retry_after_seconds, success_reply
-from assets_gateway.errors import (
+from assets_gateway.adapters.audit import AuditRecord, AuditSink
+from assets_gateway.adapters.cloudflare import AttemptMeter, UpstreamAnswer
+from assets_gateway.adapters.cloudflare_token import fingerprint
+from assets_gateway.adapters.policy_store import StoredPolicy
+from assets_gateway.adapters.quota_store import Ticket
+from assets_gateway.domain.envelope import Reply, error_reply, retry_after_seconds, success_reply
+from assets_gateway.domain.errors import (
     CallerNotAllowed,
     CircuitOpen,
     GatewayError,
@@ -36,15 +38,15 @@ from assets_gateway.errors import (
     QuotaExceeded,
     QuotaUnavailable,
 )
-from assets_gateway.identity import Caller
-from assets_gateway.manifest import (
+from assets_gateway.domain.identity import Caller
+from assets_gateway.domain.manifest import (
     Manifest,
     ManifestLimits,
     check_content_type,
     gunzip,
     parse_manifest_body,
 )
-from assets_gateway.policy import (
+from assets_gateway.domain.policy import (
     EffectiveLimits,
     ManifestSummary,
     PolicyDocument,
@@ -52,8 +54,7 @@ from assets_gateway.policy import (
     decide,
     moment,
 )
-from assets_gateway.policy_store import StoredPolicy
-from assets_gateway.quota import (
+from assets_gateway.domain.quota import (
     BudgetState,
     Charge,
     Limit,
@@ -64,8 +65,7 @@ from assets_gateway.quota import (
     parse_ratelimit,
     ratelimit_headers,
 )
-from assets_gateway.quota_store import Ticket
-from assets_gateway.simulation import RecordedDecision
+from assets_gateway.domain.simulation import RecordedDecision
 
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
 # Cloudflare script and namespace names: letters, digits, '-' and '_' (no dots, no slashes).

@@ -12,22 +12,22 @@ import httpx
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 
-from assets_gateway.api_idempotency import IdempotentSessions
-from assets_gateway.audit import AuditSink, LoggerAuditSink
-from assets_gateway.circuit import CircuitBreaker
-from assets_gateway.cloudflare import CloudflareClient, RetryPolicy, build_http_client
-from assets_gateway.cloudflare_token import TokenProvider
-from assets_gateway.decision_log import DecisionLog
-from assets_gateway.policy_store import PolicyStore
-from assets_gateway.quota import CallBudget
-from assets_gateway.quota_store import QuotaStore
-from assets_gateway.s3_door import ManifestDoor
-from assets_gateway.s3_holds import ManifestHolds
-from assets_gateway.service import QuotaGate, SessionService
-from assets_gateway.settings import AdminSettings, ManifestDoorSettings, Settings
+from assets_gateway.adapters.audit import AuditSink, LoggerAuditSink
+from assets_gateway.adapters.cloudflare import CloudflareClient, RetryPolicy, build_http_client
+from assets_gateway.adapters.cloudflare_token import TokenProvider
+from assets_gateway.adapters.decision_log import DecisionLog
+from assets_gateway.adapters.policy_store import PolicyStore
+from assets_gateway.adapters.quota_store import QuotaStore
+from assets_gateway.adapters.s3_holds import ManifestHolds
+from assets_gateway.domain.circuit import CircuitBreaker
+from assets_gateway.domain.quota import CallBudget
+from assets_gateway.doors.s3 import ManifestDoor
+from assets_gateway.doors.session import QuotaGate, SessionService
+from assets_gateway.lambda_glue.api_idempotency import IdempotentSessions
+from assets_gateway.lambda_glue.settings import AdminSettings, ManifestDoorSettings, Settings
 
 if TYPE_CHECKING:
-    from assets_gateway.admin import AdminService
+    from assets_gateway.doors.admin import AdminService
 
 # AWS calls must fail well inside the Lambda timeout; standard retry mode backs off on throttling.
 AWS_CLIENT_CONFIG = Config(
@@ -167,8 +167,8 @@ def build_admin_service(
     now: Callable[[], float] = time.time,
 ) -> AdminService:
     # Only the admin function needs these: the doors' cold starts do not pay for them.
-    from assets_gateway.admin import AdminService  # noqa: PLC0415
-    from assets_gateway.policy_history import PolicyHistory  # noqa: PLC0415
+    from assets_gateway.adapters.policy_history import PolicyHistory  # noqa: PLC0415
+    from assets_gateway.doors.admin import AdminService  # noqa: PLC0415
 
     aws = aws or boto3.Session()
     dynamodb = aws.client("dynamodb", config=AWS_CLIENT_CONFIG)

@@ -20,8 +20,8 @@ from aws_lambda_powertools.event_handler.exceptions import NotFoundError
 from aws_lambda_powertools.metrics import MetricUnit
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
-from assets_gateway.envelope import JSON_CONTENT_TYPE, Reply, error_reply
-from assets_gateway.errors import (
+from assets_gateway.domain.envelope import JSON_CONTENT_TYPE, Reply, error_reply
+from assets_gateway.domain.errors import (
     GatewayError,
     InternalError,
     MalformedRequest,

@@ -7,7 +7,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from assets_gateway.errors import GatewayError, PolicyInvalid, Problem
+from assets_gateway.domain.errors import GatewayError, PolicyInvalid, Problem
 
 JSON_CONTENT_TYPE = "application/json"
 

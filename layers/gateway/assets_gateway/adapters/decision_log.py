@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from assets_gateway.errors import DecisionsUnavailable
-from assets_gateway.policy import ManifestSummary, SessionTarget, moment
-from assets_gateway.simulation import RecordedDecision
+from assets_gateway.domain.errors import DecisionsUnavailable
+from assets_gateway.domain.policy import ManifestSummary, SessionTarget, moment
+from assets_gateway.domain.simulation import RecordedDecision
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient

@@ -15,8 +15,8 @@ from aws_lambda_powertools.utilities.parameters import DynamoDBProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from assets_gateway.errors import PolicyUnavailable
-from assets_gateway.policy import PolicyDocument
+from assets_gateway.domain.errors import PolicyUnavailable
+from assets_gateway.domain.policy import PolicyDocument
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBServiceResource

@@ -49,10 +49,10 @@ from urllib.parse import quote
 import httpx
 import yaml
 
-from assets_gateway.client.upload import USER_AGENT, UploadError, profile_auth
+from assets_gateway_client.upload import USER_AGENT, UploadError, profile_auth
 
 if TYPE_CHECKING:
-    from assets_gateway.client.sigv4 import SigV4Auth
+    from assets_gateway_client.sigv4 import SigV4Auth
 
 __all__ = [
     "AdminAnswer",

@@ -30,9 +30,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 
-from assets_gateway.client.admin_cli import add_admin_parser, run_admin
-from assets_gateway.client.manifest_builder import AssetManifest, ManifestError, build_manifest
-from assets_gateway.client.upload import (
+from assets_gateway_client.admin_cli import add_admin_parser, run_admin
+from assets_gateway_client.manifest_builder import AssetManifest, ManifestError, build_manifest
+from assets_gateway_client.upload import (
     DEFAULT_CLOUDFLARE_API_URL,
     DryRunDecision,
     UploadError,
@@ -43,7 +43,7 @@ from assets_gateway.client.upload import (
 )
 
 if TYPE_CHECKING:
-    from assets_gateway.client.sigv4 import SigV4Auth
+    from assets_gateway_client.sigv4 import SigV4Auth
 
 GATEWAY_URL_ENV = "ASSETS_GATEWAY_URL"
 CLOUDFLARE_API_URL_ENV = "CLOUDFLARE_API_URL"

@@ -14,8 +14,8 @@ from typing import Any
 import httpx
 import pytest
 
-from assets_gateway.client import cli
-from assets_gateway.client.admin_cli import (
+from assets_gateway_client import cli
+from assets_gateway_client.admin_cli import (
     AdminAnswer,
     AdminRefused,
     AdminUsageError,
@@ -885,7 +885,7 @@ def test_missing_gateway_url_or_credentials_exit_2(
 
 
 def test_a_file_written_by_policy_get_publishes_over_the_version_it_came_from() -> None:
-    from assets_gateway.client.admin_cli import edited_version
+    from assets_gateway_client.admin_cli import edited_version
 
     header = "# assets-gateway policy version 12, published 2026-11-25T09:00:00Z by x\nteams: {}\n"
     assert edited_version(header) == 12

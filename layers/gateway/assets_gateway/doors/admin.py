@@ -19,9 +19,10 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from assets_gateway.audit import AdminAuditRecord, AdminAuditSink, LoggerAuditSink
-from assets_gateway.envelope import Reply, error_reply, success_reply
-from assets_gateway.errors import (
+from assets_gateway.adapters.audit import AdminAuditRecord, AdminAuditSink, LoggerAuditSink
+from assets_gateway.adapters.policy_history import MAX_VERSIONS_PER_PAGE, PublishedPolicy
+from assets_gateway.domain.envelope import Reply, error_reply, success_reply
+from assets_gateway.domain.errors import (
     AdminNotFound,
     AdminOnly,
     GatewayError,
@@ -32,10 +33,10 @@ from assets_gateway.errors import (
     PolicyVersionConflict,
     PreconditionRequired,
 )
-from assets_gateway.globs import GlobSet
-from assets_gateway.identity import Caller, normalise_principal
-from assets_gateway.manifest import json_pointer, parse_json_body
-from assets_gateway.policy import (
+from assets_gateway.domain.globs import GlobSet
+from assets_gateway.domain.identity import Caller, normalise_principal
+from assets_gateway.domain.manifest import json_pointer, parse_json_body
+from assets_gateway.domain.policy import (
     AccountId,
     ManifestSummary,
     PolicyDocument,
@@ -45,16 +46,15 @@ from assets_gateway.policy import (
     SessionTarget,
     moment,
 )
-from assets_gateway.policy_check import (
+from assets_gateway.domain.policy_check import (
     Validation,
     describe_changes,
     operational_warnings,
     validate_policy,
 )
-from assets_gateway.policy_history import MAX_VERSIONS_PER_PAGE, PublishedPolicy
-from assets_gateway.quota import DAY, MINUTE, BudgetState, Limit, LimitState
-from assets_gateway.service import SessionRequest, SessionService
-from assets_gateway.simulation import RecordedDecision, simulate
+from assets_gateway.domain.quota import DAY, MINUTE, BudgetState, Limit, LimitState
+from assets_gateway.domain.simulation import RecordedDecision, simulate
+from assets_gateway.doors.session import SessionRequest, SessionService
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -38,8 +38,8 @@ from typing import Any, TypedDict
 
 import msgspec
 
-from assets_gateway.errors import InvalidManifest, MalformedRequest, ManifestTooLarge
-from assets_gateway.json_values import holds_at_most
+from assets_gateway.domain.errors import InvalidManifest, MalformedRequest, ManifestTooLarge
+from assets_gateway.domain.json_values import holds_at_most
 
 MAX_FILE_BYTES = 25 * 1024 * 1024
 MAX_ENTRIES = 100_000

@@ -36,12 +36,12 @@ from urllib.parse import quote, unquote_plus
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from assets_gateway.envelope import Reply, error_reply, retry_after_seconds
-from assets_gateway.errors import GatewayError, ManifestTooLarge
-from assets_gateway.identity import Caller
-from assets_gateway.manifest import gunzip
-from assets_gateway.policy import SessionTarget
-from assets_gateway.service import Outcome, SessionRequest, SessionResult, SessionService
+from assets_gateway.domain.envelope import Reply, error_reply, retry_after_seconds
+from assets_gateway.domain.errors import GatewayError, ManifestTooLarge
+from assets_gateway.domain.identity import Caller
+from assets_gateway.domain.manifest import gunzip
+from assets_gateway.domain.policy import SessionTarget
+from assets_gateway.doors.session import Outcome, SessionRequest, SessionResult, SessionService
 
 if TYPE_CHECKING:
     from mypy_boto3_events import EventBridgeClient

@@ -33,14 +33,14 @@ from aws_lambda_powertools.utilities.idempotency.exceptions import (
 from aws_lambda_powertools.utilities.idempotency.persistence.datarecord import DataRecord
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
-from assets_gateway.envelope import Reply, error_reply
-from assets_gateway.errors import (
+from assets_gateway.domain.envelope import Reply, error_reply
+from assets_gateway.domain.errors import (
     GatewayError,
     IdempotencyConflict,
     IdempotencyUnavailable,
     MalformedRequest,
 )
-from assets_gateway.service import Outcome, SessionRequest, SessionResult, SessionService
+from assets_gateway.doors.session import Outcome, SessionRequest, SessionResult, SessionService
 
 logger = Logger(child=True)
 

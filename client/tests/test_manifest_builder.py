@@ -15,17 +15,17 @@ from pathlib import Path
 
 import pytest
 
-from assets_gateway.client.assets_ignore import AssetsIgnore
-from assets_gateway.client.cli import main
-from assets_gateway.client.content_types import content_type_for
-from assets_gateway.client.manifest_builder import (
+from assets_gateway_client.assets_ignore import AssetsIgnore
+from assets_gateway_client.cli import main
+from assets_gateway_client.content_types import content_type_for
+from assets_gateway_client.manifest_builder import (
     MAX_ASSET_SIZE,
     ManifestError,
     build_manifest,
     hash_content,
     node_extension,
 )
-from assets_gateway.client.upload import upload_directory
+from assets_gateway_client.upload import upload_directory
 
 ACCOUNT = "0123456789abcdef0123456789abcdef"
 

@@ -17,11 +17,11 @@ from urllib.parse import quote
 import httpx
 from pydantic import SecretStr
 
-from assets_gateway.circuit import CircuitBreaker
-from assets_gateway.envelope import UpstreamEnvelope, is_upload_session, parse_envelope
-from assets_gateway.errors import CircuitOpen, UpstreamFailure
-from assets_gateway.policy import SessionTarget
-from assets_gateway.redaction import redact_body, redact_text
+from assets_gateway.domain.circuit import CircuitBreaker
+from assets_gateway.domain.envelope import UpstreamEnvelope, is_upload_session, parse_envelope
+from assets_gateway.domain.errors import CircuitOpen, UpstreamFailure
+from assets_gateway.domain.policy import SessionTarget
+from assets_gateway.domain.redaction import redact_body, redact_text
 
 # Headers of Cloudflare's answer that mean something to the caller. Cloudflare's Ratelimit
 # headers describe the org token's budget, not the caller's, so they stay here.

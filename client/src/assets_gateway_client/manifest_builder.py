@@ -30,8 +30,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from assets_gateway.client.assets_ignore import ASSETS_IGNORE_FILENAME, AssetsIgnore
-from assets_gateway.client.content_types import content_type_for
+from assets_gateway_client.assets_ignore import ASSETS_IGNORE_FILENAME, AssetsIgnore
+from assets_gateway_client.content_types import content_type_for
 
 __all__ = [
     "MAX_ASSET_COUNT",

@@ -13,7 +13,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
-from assets_gateway.policy import (
+from assets_gateway.domain.policy import (
     ManifestSummary,
     PolicyDocument,
     SessionTarget,

@@ -1,6 +1,6 @@
 """From a build folder to uploaded Workers assets: the whole direct-upload flow via the gateway.
 
-    from assets_gateway.client.upload import upload_directory
+    from assets_gateway_client.upload import upload_directory
 
     result = upload_directory(
         "dist",
@@ -52,8 +52,8 @@ from urllib.parse import quote
 
 import httpx
 
-from assets_gateway.client.content_types import NULL_CONTENT_TYPE
-from assets_gateway.client.manifest_builder import (
+from assets_gateway_client.content_types import NULL_CONTENT_TYPE
+from assets_gateway_client.manifest_builder import (
     Asset,
     AssetManifest,
     build_manifest,
@@ -66,7 +66,7 @@ if TYPE_CHECKING:
 
     import boto3
 
-    from assets_gateway.client.sigv4 import SigV4Auth
+    from assets_gateway_client.sigv4 import SigV4Auth
 
 __all__ = [
     "DEFAULT_CLOUDFLARE_API_URL",
@@ -444,7 +444,7 @@ def gateway_auth(
     # boto3 takes ~0.3 s to import: only signing needs it, not --manifest-only
     import boto3  # noqa: PLC0415
 
-    from assets_gateway.client.sigv4 import SigV4Auth  # noqa: PLC0415
+    from assets_gateway_client.sigv4 import SigV4Auth  # noqa: PLC0415
 
     aws = session if session is not None else boto3.Session()
     # boto3 reads AWS_DEFAULT_REGION only; AWS_REGION is what Lambda, the SDKs and the message

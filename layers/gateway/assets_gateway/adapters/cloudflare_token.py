@@ -16,7 +16,7 @@ from aws_lambda_powertools.utilities.parameters import SecretsProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
 from pydantic import SecretStr
 
-from assets_gateway.errors import TokenUnavailable
+from assets_gateway.domain.errors import TokenUnavailable
 
 if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient

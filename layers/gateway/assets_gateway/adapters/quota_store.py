@@ -38,8 +38,8 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
-from assets_gateway.errors import GlobalBudgetExceeded, QuotaExceeded, QuotaUnavailable
-from assets_gateway.quota import (
+from assets_gateway.domain.errors import GlobalBudgetExceeded, QuotaExceeded, QuotaUnavailable
+from assets_gateway.domain.quota import (
     GLOBAL_WINDOW,
     MICROS,
     BudgetState,
