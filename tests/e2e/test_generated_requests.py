@@ -31,7 +31,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from assets_gateway.domain.manifest import MAX_FILE_BYTES, json_pointer
+from assets_gateway.domain.manifest import MAX_FILE_BYTES
+from assets_gateway_common.json_pointer import json_pointer
 from gateway_local.api_front import LocalIdentity, lambda_context
 from gateway_local.aws_resources import REPO_ROOT
 from gateway_local.demo import (

@@ -29,7 +29,6 @@ from assets_gateway.domain.manifest import (
     check_content_type,
     check_structure,
     gunzip,
-    json_pointer,
     parse_json_body,
     parse_manifest,
     parse_manifest_body,
@@ -170,10 +169,6 @@ def test_other_content_types_are_refused(content_type: str) -> None:
     assert content_type in refused.value.message
 
 
-def test_json_pointer_escapes_tilde_before_slash() -> None:
-    assert json_pointer("manifest", "/a~/b", "hash") == "/manifest/~1a~0~1b/hash"
-
-
 # --- hostile input (issue #6): strict JSON, bounded echoes -----------------------------------
 
 
@@ -294,10 +289,6 @@ def test_other_charsets_are_refused(content_type: str) -> None:
     with pytest.raises(MalformedRequest) as refused:
         check_content_type(content_type)
     assert "charset" in refused.value.message
-
-
-def test_json_pointer_takes_array_indexes() -> None:
-    assert json_pointer("x", 0, "k") == "/x/0/k"
 
 
 # --- the fast path (issue #7): the strict path's answers in fewer steps ----------------------

@@ -50,6 +50,7 @@ import httpx
 import yaml
 
 from assets_gateway_client.upload import USER_AGENT, UploadError, profile_auth
+from assets_gateway_common.json_pointer import pointer_tokens
 
 if TYPE_CHECKING:
     from assets_gateway_client.sigv4 import SigV4Auth
@@ -280,12 +281,6 @@ def load_manifest_text(text: str, name: str) -> dict[str, Any]:
     return document
 
 
-def _pointer_tokens(pointer: str) -> list[str]:
-    if not pointer.startswith("/"):
-        return []
-    return [t.replace("~1", "/").replace("~0", "~") for t in pointer.split("/")[1:]]
-
-
 def pointer_line(text: str, pointer: str) -> int | None:
     """The 1-based line of `text` (YAML or JSON) where the JSON pointer's target is written, or
     of its deepest existing parent when the target itself is missing; None if unreadable."""
@@ -296,7 +291,7 @@ def pointer_line(text: str, pointer: str) -> int | None:
     if node is None:
         return None
     line = node.start_mark.line + 1
-    for token in _pointer_tokens(pointer):
+    for token in pointer_tokens(pointer):
         if isinstance(node, yaml.MappingNode):
             match = next(
                 (

@@ -40,6 +40,7 @@ import msgspec
 
 from assets_gateway.domain.errors import InvalidManifest, MalformedRequest, ManifestTooLarge
 from assets_gateway.domain.json_values import holds_at_most
+from assets_gateway_common.json_pointer import json_pointer
 
 MAX_FILE_BYTES = 25 * 1024 * 1024
 MAX_ENTRIES = 100_000
@@ -59,7 +60,6 @@ _JSON_TYPES = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
 # What an error message or pointer shows of a caller's key: enough to find it, never megabytes
 # (an answer must stay far below Lambda's 6 MB response limit, whatever the caller sent).
 _SHOWN_KEY_CHARS = 100
-_MAX_POINTER_TOKEN_CHARS = MAX_PATH_BYTES
 
 
 @dataclass(frozen=True)
@@ -107,24 +107,6 @@ class Manifest:
         if body.isascii():  # then byte for byte what json.dumps writes
             return body
         return json.dumps(document, separators=(",", ":")).encode()
-
-
-def json_pointer(*tokens: str | int) -> str:
-    """RFC 6901: `~` → `~0`, `/` → `~1`, so `/index.html` becomes `~1index.html`.
-
-    Only refusals carry pointers, so what they echo is kept sane: a token longer than any valid
-    path is cut (and ends with `…`), and lone surrogates become U+FFFD, which every JSON parser
-    reads (some refuse a lone `\\ud800` escape).
-    """
-    return "".join("/" + _pointer_token(str(token)) for token in tokens)
-
-
-def _pointer_token(token: str) -> str:
-    if len(token) > _MAX_POINTER_TOKEN_CHARS:
-        token = token[:_MAX_POINTER_TOKEN_CHARS] + "…"
-    if _SURROGATES.search(token):
-        token = _SURROGATES.sub("\ufffd", token)
-    return token.replace("~", "~0").replace("/", "~1")
 
 
 def _shown(key: str) -> str:

@@ -25,8 +25,9 @@ from pydantic_core import PydanticCustomError
 from assets_gateway.domain.errors import Problem
 from assets_gateway.domain.globs import GlobSet
 from assets_gateway.domain.identity import normalise_principal
-from assets_gateway.domain.manifest import MAX_ENTRIES, MAX_FILE_BYTES, Manifest, json_pointer
+from assets_gateway.domain.manifest import MAX_ENTRIES, MAX_FILE_BYTES, Manifest
 from assets_gateway.domain.quota import TeamQuotas
+from assets_gateway_common.json_pointer import json_pointer
 
 TeamName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9][a-z0-9_-]{0,62}$")]
 AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]

@@ -18,9 +18,9 @@ from pydantic import BaseModel, ValidationError
 
 from assets_gateway.domain.errors import Problem
 from assets_gateway.domain.identity import normalise_principal
-from assets_gateway.domain.manifest import json_pointer
 from assets_gateway.domain.policy import DUPLICATE_PRINCIPAL, PolicyDocument
 from assets_gateway.domain.quota import GLOBAL_WINDOW, MINUTE
+from assets_gateway_common.json_pointer import json_pointer
 
 # Script and dispatch namespace names hold letters, digits, '-' and '_' (globs add * and ?).
 _NAME_GLOB = re.compile(r"[A-Za-z0-9_*?-]+")

@@ -35,7 +35,7 @@ from assets_gateway.domain.errors import (
 )
 from assets_gateway.domain.globs import GlobSet
 from assets_gateway.domain.identity import Caller, normalise_principal
-from assets_gateway.domain.manifest import json_pointer, parse_json_body
+from assets_gateway.domain.manifest import parse_json_body
 from assets_gateway.domain.policy import (
     AccountId,
     ManifestSummary,
@@ -55,6 +55,7 @@ from assets_gateway.domain.policy_check import (
 from assets_gateway.domain.quota import DAY, MINUTE, BudgetState, Limit, LimitState
 from assets_gateway.domain.simulation import RecordedDecision, simulate
 from assets_gateway.doors.session import SessionRequest, SessionService
+from assets_gateway_common.json_pointer import json_pointer
 
 M = TypeVar("M", bound=BaseModel)
 
