@@ -18,7 +18,8 @@ from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assets_gateway.adapters.audit import AdminAuditRecord
 from assets_gateway.domain.envelope import Reply
-from assets_gateway.doors.admin import AdminRequest, AdminService
+from assets_gateway.doors.admin.door import AdminService
+from assets_gateway.doors.admin.request import AdminRequest
 from assets_gateway.lambda_glue.rest import (
     register_error_handlers,
     request_body,

@@ -27,7 +27,7 @@ from assets_gateway.lambda_glue.api_idempotency import IdempotentSessions
 from assets_gateway.lambda_glue.settings import AdminSettings, ManifestDoorSettings, Settings
 
 if TYPE_CHECKING:
-    from assets_gateway.doors.admin import AdminService
+    from assets_gateway.doors.admin.door import AdminService
 
 # AWS calls must fail well inside the Lambda timeout; standard retry mode backs off on throttling.
 AWS_CLIENT_CONFIG = Config(
@@ -168,7 +168,7 @@ def build_admin_service(
 ) -> AdminService:
     # Only the admin function needs these: the doors' cold starts do not pay for them.
     from assets_gateway.adapters.policy_history import PolicyHistory  # noqa: PLC0415
-    from assets_gateway.doors.admin import AdminService  # noqa: PLC0415
+    from assets_gateway.doors.admin.door import AdminService  # noqa: PLC0415
 
     aws = aws or boto3.Session()
     dynamodb = aws.client("dynamodb", config=AWS_CLIENT_CONFIG)
