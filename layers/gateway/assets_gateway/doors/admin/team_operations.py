@@ -114,7 +114,8 @@ class TeamOperations:
                 return True
 
             publication = self._publisher.amend(add, by=request.principal, reason=body.reason)
-            shown = grant if publication.changed else existing(publication.policy.policy)
+            # As the policy now holds it (published now or before).
+            shown = existing(publication.policy.policy)
             until = body.expires_at.isoformat()
             return change_reply(
                 publication,
@@ -166,7 +167,7 @@ class TeamOperations:
                 return True
 
             publication = self._publisher.amend(change, by=request.principal, reason=body.reason)
-            shown = switch if publication.changed else _switch(publication.policy.policy)
+            shown = _switch(publication.policy.policy)  # as the policy now holds it
             state = "engaged" if engaged else "released"
             return change_reply(
                 publication,
