@@ -25,12 +25,11 @@ from gateway_local.demo import (
     WEB_SCRIPT,
 )
 from gateway_local.stack import LocalStack
-from helpers import HTTP_TIMEOUT, signed_client
+from helpers import HTTP_TIMEOUT, session_url, signed_client
 
 HASH = "0de3dd5df907418e9730fd2bd747bd5e"
 MIB = 1024 * 1024
 VALID = {"manifest": {"/index.html": {"hash": HASH, "size": 17}}}
-SESSION_PATH = f"/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}/assets-upload-session"
 # What the gateway sends Cloudflare: httpx's own headers and ours, nothing of the caller's.
 UPSTREAM_HEADERS = {
     "host",
@@ -48,10 +47,6 @@ UPSTREAM_HEADERS = {
 def web() -> Iterator[httpx.Client]:
     with signed_client(WEB_DEPLOYER) as client:
         yield client
-
-
-def session_url(stack: LocalStack) -> str:
-    return stack.base_url + SESSION_PATH
 
 
 def forwarded(stack: LocalStack) -> list[bytes]:
@@ -477,7 +472,9 @@ def test_caller_headers_never_reach_cloudflare(stack: LocalStack, web: httpx.Cli
     (call,) = stack.emulator.calls_to("/assets-upload-session")
     assert call.headers["authorization"] == f"Bearer {stack.cloudflare_token}"
     assert call.method == "POST"
-    assert call.path == f"/client/v4{SESSION_PATH}"
+    assert call.path == (
+        f"/client/v4/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}/assets-upload-session"
+    )
     assert set(call.headers) <= UPSTREAM_HEADERS, set(call.headers) - UPSTREAM_HEADERS
     sent_values = " ".join(call.headers.values())
     assert all(value not in sent_values for value in HOSTILE_HEADERS.values())
