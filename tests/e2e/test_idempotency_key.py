@@ -154,6 +154,28 @@ def test_a_replay_is_audited_as_a_decision_of_its_own(stack: LocalStack, audit: 
     assert calls(stack) == 1
 
 
+def assert_replay_refused(
+    audit: AuditLines,
+    first: httpx.Response,
+    replay: httpx.Response,
+    *,
+    status: int,
+    code: int,
+    outcome: str,
+) -> dict[str, Any]:
+    """The replay got a refusal of its own, not the first answer (nor its JWT), and was audited
+    as that refusal of a replay; returns its audit record."""
+    assert first.status_code == 200
+    assert replay.status_code == status
+    assert replay.json()["errors"][0]["code"] == code
+    assert first.json()["result"]["jwt"] not in replay.text
+    assert "Idempotent-Replayed" not in replay.headers
+    [refusal] = audit.of(replay.headers["X-Request-Id"])
+    assert (refusal["outcome"], refusal["code"]) == (outcome, code)
+    assert refusal["replay_of"] == first.headers["X-Request-Id"]
+    return refusal
+
+
 def test_a_replay_is_refused_while_the_kill_switch_is_engaged(
     stack: LocalStack, audit: AuditLines
 ) -> None:
@@ -164,14 +186,7 @@ def test_a_replay_is_refused_while_the_kill_switch_is_engaged(
         stopped = web.post(session_url(stack), json=body("a.html"), headers=key)
         admin_post(stack, "kill-switch:release")
         resumed = web.post(session_url(stack), json=body("a.html"), headers=key)
-    assert first.status_code == 200
-    assert stopped.status_code == 503
-    assert stopped.json()["errors"][0]["code"] == 19013
-    assert first.json()["result"]["jwt"] not in stopped.text
-    assert "Idempotent-Replayed" not in stopped.headers
-    [refusal] = audit.of(stopped.headers["X-Request-Id"])
-    assert (refusal["outcome"], refusal["code"]) == ("stopped", 19013)
-    assert refusal["replay_of"] == first.headers["X-Request-Id"]
+    assert_replay_refused(audit, first, stopped, status=503, code=19013, outcome="stopped")
     assert resumed.status_code == 200
     assert resumed.json() == first.json()
     assert calls(stack) == 1
@@ -186,16 +201,10 @@ def test_a_replay_is_refused_while_the_team_is_suspended(
         first = web.post(session_url(stack), json=body("a.html"), headers=key)
         admin_post(stack, "teams/web:suspend")
         suspended = web.post(session_url(stack), json=body("a.html"), headers=key)
-    assert first.status_code == 200
-    assert suspended.status_code == 403
-    assert suspended.json()["errors"][0]["code"] == 19010
-    assert first.json()["result"]["jwt"] not in suspended.text
-    [refusal] = audit.of(suspended.headers["X-Request-Id"])
-    assert (refusal["outcome"], refusal["code"], refusal["team"]) == (
-        "refused_caller",
-        19010,
-        "web",
+    refusal = assert_replay_refused(
+        audit, first, suspended, status=403, code=19010, outcome="refused_caller"
     )
+    assert refusal["team"] == "web"
     assert calls(stack) == 1
 
 

@@ -114,13 +114,15 @@ def used(stack: LocalStack) -> dict[str, int]:
     return totals
 
 
-# Team counters that were charged and given back: present, at zero.
-NOTHING_USED = {
-    "team sessions": 0,
-    "team-day sessions": 0,
-    "team-day entries": 0,
-    "team-day bytes": 0,
+# What `request()` (one 4-byte file) costs the team.
+ONE_FILE_USED = {
+    "team sessions": 1,
+    "team-day sessions": 1,
+    "team-day entries": 1,
+    "team-day bytes": 4,
 }
+# Team counters that were charged and given back: present, at zero.
+NOTHING_USED = dict.fromkeys(ONE_FILE_USED, 0)
 
 
 def envelope_code(body: bytes) -> int:
@@ -265,15 +267,6 @@ def test_fault_matrix_the_budget_counts_every_call_that_reached_cloudflare(  # n
     assert records.items[-1].quota["sessions-minute"] == 1
     kept = 1 if status < 500 and status != 429 else 0
     assert used(stack) == {name: kept * value for name, value in ONE_FILE_USED.items()}
-
-
-# What `request()` (one 4-byte file) costs the team.
-ONE_FILE_USED = {
-    "team sessions": 1,
-    "team-day sessions": 1,
-    "team-day entries": 1,
-    "team-day bytes": 4,
-}
 
 
 def test_cloudflare_refusals_keep_the_charge(stack: LocalStack) -> None:
