@@ -212,6 +212,12 @@ class Observer:
         last = self.stack.emulator.calls_to("/assets-upload-session")[-1]
         assert json.loads(last.body) == {"manifest": manifest}
 
+    def run(self, name: str, prop: Callable[[], None], *, examples: int) -> None:
+        """Run the property (a hypothesis test) on `examples` generated requests, then check
+        the run as a whole."""
+        many(examples)(prop)()
+        self.finish(name, examples=examples)
+
     def finish(self, run: str, *, examples: int) -> None:
         """At least `examples` requests were answered, and the token is in nothing printed and
         in no log record written meanwhile."""
@@ -231,8 +237,13 @@ class Observer:
 
 @pytest.fixture
 def observer(
-    stack: LocalStack, leak_watch: _LeakWatch, capfd: pytest.CaptureFixture[str]
+    stack: LocalStack,
+    roomy_quotas: None,
+    leak_watch: _LeakWatch,
+    capfd: pytest.CaptureFixture[str],
 ) -> Observer:
+    """Every generated run: valid requests get sessions (roomy quotas), every log record is
+    watched for the token."""
     return Observer(stack, leak_watch, capfd)
 
 
@@ -497,12 +508,9 @@ def clients() -> Iterator[dict[str, httpx.Client]]:
 MANIFEST_EXAMPLES = 600
 
 
-@pytest.mark.usefixtures("roomy_quotas")
 def test_generated_manifests_over_http(
     stack: LocalStack, clients: dict[str, httpx.Client], observer: Observer
 ) -> None:
-
-    @many(MANIFEST_EXAMPLES)
     @given(case=manifest_cases, caller=callers, account=accounts)
     def prop(case: ManifestCase, caller: str, account: str) -> None:
         before = observer.forwarded()
@@ -518,20 +526,16 @@ def test_generated_manifests_over_http(
         if expected.status == 200:
             observer.check_forwarded_body(case.document["manifest"])
 
-    prop()
+    observer.run("manifests over HTTP", prop, examples=MANIFEST_EXAMPLES)
     assert observer.tally[(200, None)] > MANIFEST_EXAMPLES / 10
-    observer.finish("manifests over HTTP", examples=MANIFEST_EXAMPLES)
 
 
 BODY_EXAMPLES = 500
 
 
-@pytest.mark.usefixtures("roomy_quotas")
 def test_generated_bodies_and_content_types_over_http(
     stack: LocalStack, clients: dict[str, httpx.Client], observer: Observer
 ) -> None:
-
-    @many(BODY_EXAMPLES)
     @given(
         sample=st.one_of(raw_bodies.map(lambda body: (body, None)), _duplicated()),
         content_type=content_types,
@@ -554,8 +558,7 @@ def test_generated_bodies_and_content_types_over_http(
             assert set(document) == {"manifest"}
             observer.check_forwarded_body(document["manifest"])
 
-    prop()
-    observer.finish("bodies over HTTP", examples=BODY_EXAMPLES)
+    observer.run("bodies over HTTP", prop, examples=BODY_EXAMPLES)
 
 
 # ------------------------------------------------------------------------------ in process
@@ -726,13 +729,11 @@ def handler_call(stack: LocalStack) -> Callable[[dict[str, Any]], dict[str, Any]
 EVENT_EXAMPLES = 600
 
 
-@pytest.mark.usefixtures("roomy_quotas")
 # Paths that match no route (an empty segment) are answered 7003 with no metric: Powertools warns.
 @pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
 def test_generated_events_in_process(stack: LocalStack, observer: Observer) -> None:
     call = handler_call(stack)
 
-    @many(EVENT_EXAMPLES)
     @given(generated=api_requests())
     def prop(generated: GeneratedEvent) -> None:
         event, dry_run = generated.event, generated.dry_run
@@ -753,20 +754,17 @@ def test_generated_events_in_process(stack: LocalStack, observer: Observer) -> N
                 "pointer"
             ] in ("/account_id", "/script_name", "/namespace")
 
-    prop()
-    observer.finish("events in process", examples=EVENT_EXAMPLES)
+    observer.run("events in process", prop, examples=EVENT_EXAMPLES)
 
 
 DRY_RUN_EXAMPLES = 350
 
 
-@pytest.mark.usefixtures("roomy_quotas")
 def test_generated_dry_runs_decide_as_the_real_run_would(
     stack: LocalStack, observer: Observer
 ) -> None:
     call = handler_call(stack)
 
-    @many(DRY_RUN_EXAMPLES)
     @given(case=manifest_cases, caller=callers, account=accounts)
     def prop(case: ManifestCase, caller: str, account: str) -> None:
         event = api_event(
@@ -791,6 +789,5 @@ def test_generated_dry_runs_decide_as_the_real_run_would(
             assert (result["team"], result["entries"]) == ("web", len(manifest))
             assert result["bytes"] == sum(entry["size"] for entry in manifest.values())
 
-    prop()
+    observer.run("dry runs in process", prop, examples=DRY_RUN_EXAMPLES)
     assert observer.forwarded() == 0
-    observer.finish("dry runs in process", examples=DRY_RUN_EXAMPLES)

@@ -154,58 +154,58 @@ def test_a_replay_is_audited_as_a_decision_of_its_own(stack: LocalStack, audit: 
     assert calls(stack) == 1
 
 
-def assert_replay_refused(
+@pytest.mark.parametrize(
+    ("refuse", "restore", "status", "audited"),
+    [
+        # The kill switch stops every request before its caller's team is looked up.
+        pytest.param(
+            "kill-switch:engage",
+            "kill-switch:release",
+            503,
+            ("stopped", 19013, None),
+            id="kill-switch",
+        ),
+        pytest.param(
+            "teams/web:suspend",
+            "teams/web:resume",
+            403,
+            ("refused_caller", 19010, "web"),
+            id="team-suspended",
+        ),
+    ],
+)
+def test_a_replay_is_refused_while_the_gateway_refuses_the_caller(
+    stack: LocalStack,
     audit: AuditLines,
-    first: httpx.Response,
-    replay: httpx.Response,
     *,
+    refuse: str,
+    restore: str,
     status: int,
-    code: int,
-    outcome: str,
-) -> dict[str, Any]:
-    """The replay got a refusal of its own, not the first answer (nor its JWT), and was audited
-    as that refusal of a replay; returns its audit record."""
-    assert first.status_code == 200
-    assert replay.status_code == status
-    assert replay.json()["errors"][0]["code"] == code
-    assert first.json()["result"]["jwt"] not in replay.text
-    assert "Idempotent-Replayed" not in replay.headers
-    [refusal] = audit.of(replay.headers["X-Request-Id"])
-    assert (refusal["outcome"], refusal["code"]) == (outcome, code)
-    assert refusal["replay_of"] == first.headers["X-Request-Id"]
-    return refusal
-
-
-def test_a_replay_is_refused_while_the_kill_switch_is_engaged(
-    stack: LocalStack, audit: AuditLines
+    audited: tuple[str, int, str | None],
 ) -> None:
-    key = {"Idempotency-Key": "deploy-4716"}
+    code = audited[1]
+    key = {"Idempotency-Key": f"deploy-{code}"}
     with signed_client(WEB_DEPLOYER) as web:
         first = web.post(session_url(stack), json=body("a.html"), headers=key)
-        admin_post(stack, "kill-switch:engage")
-        stopped = web.post(session_url(stack), json=body("a.html"), headers=key)
-        admin_post(stack, "kill-switch:release")
+        admin_post(stack, refuse)
+        refused = web.post(session_url(stack), json=body("a.html"), headers=key)
+        admin_post(stack, restore)
         resumed = web.post(session_url(stack), json=body("a.html"), headers=key)
-    assert_replay_refused(audit, first, stopped, status=503, code=19013, outcome="stopped")
+    assert first.status_code == 200
+    # The replay gets a refusal of its own, not the first answer (nor its JWT) ...
+    assert refused.status_code == status
+    assert refused.json()["errors"][0]["code"] == code
+    assert first.json()["result"]["jwt"] not in refused.text
+    assert "Idempotent-Replayed" not in refused.headers
+    # ... audited as that refusal, of a replay ...
+    [refusal] = audit.of(refused.headers["X-Request-Id"])
+    assert (refusal["outcome"], refusal["code"], refusal["team"]) == audited
+    assert refusal["replay_of"] == first.headers["X-Request-Id"]
+    # ... and once the gateway serves the caller again, the replay is the first answer.
     assert resumed.status_code == 200
     assert resumed.json() == first.json()
     assert calls(stack) == 1
     assert sessions_charged(stack) == 1
-
-
-def test_a_replay_is_refused_while_the_team_is_suspended(
-    stack: LocalStack, audit: AuditLines
-) -> None:
-    key = {"Idempotency-Key": "deploy-4717"}
-    with signed_client(WEB_DEPLOYER) as web:
-        first = web.post(session_url(stack), json=body("a.html"), headers=key)
-        admin_post(stack, "teams/web:suspend")
-        suspended = web.post(session_url(stack), json=body("a.html"), headers=key)
-    refusal = assert_replay_refused(
-        audit, first, suspended, status=403, code=19010, outcome="refused_caller"
-    )
-    assert refusal["team"] == "web"
-    assert calls(stack) == 1
 
 
 def test_a_replay_is_refused_once_the_caller_left_its_team(stack: LocalStack) -> None:

@@ -207,48 +207,52 @@ def test_token_rotated_between_two_requests(stack: LocalStack, rotation: str) ->
 UNDECODABLE = Fault(body=b"this is not gzip", headers={"Content-Encoding": "gzip"})
 
 
-def open_breaker(stack: LocalStack, fake_time: FakeTime) -> tuple[Upstream, float]:
-    """A client whose breaker one failure opened for 10 s; returns it and when it half-opens."""
+def half_open_breaker(stack: LocalStack, fake_time: FakeTime) -> Upstream:
+    """A client whose breaker one failure opened for 10 s, with the clock moved on to the
+    moment it half-opens: its next call is the trial."""
     upstream = upstream_client(stack, fake_time, breaker_one_failure_opens(fake_time), attempts=1)
     stack.emulator.inject_fault(Fault(status=500))
     with pytest.raises(UpstreamFailure):
         upstream.create_session()
     with pytest.raises(CircuitOpen):
         upstream.create_session()
-    return upstream, fake_time.now + 10
+    fake_time.now += 10
+    return upstream
 
 
-def test_a_trial_that_meets_a_429_settles_the_breaker(
-    stack: LocalStack, fake_time: FakeTime
+def assert_cloudflare_called_again(
+    stack: LocalStack, fake_time: FakeTime, upstream: Upstream
 ) -> None:
-    upstream, half_open = open_breaker(stack, fake_time)
-    fake_time.now = half_open
-    stack.emulator.inject_fault(Fault(status=429, headers={"Retry-After": "300"}))
-    assert upstream.create_session().status == 429
-
-    # Cloudflare answered: it is up, and its limit is the cool-down's business, not the breaker's.
+    """Ten seconds on (one open interval), a call reaches Cloudflare, and succeeds."""
     fake_time.now += 10
     before = calls(stack)
     assert upstream.create_session().status == 200
     assert calls(stack) == before + 1
 
 
+def test_a_trial_that_meets_a_429_settles_the_breaker(
+    stack: LocalStack, fake_time: FakeTime
+) -> None:
+    upstream = half_open_breaker(stack, fake_time)
+    stack.emulator.inject_fault(Fault(status=429, headers={"Retry-After": "300"}))
+    assert upstream.create_session().status == 429
+
+    # Cloudflare answered: it is up, and its limit is the cool-down's business, not the breaker's.
+    assert_cloudflare_called_again(stack, fake_time, upstream)
+
+
 def test_a_trial_that_meets_an_undecodable_body_reopens_then_recovers(
     stack: LocalStack, fake_time: FakeTime
 ) -> None:
-    upstream, half_open = open_breaker(stack, fake_time)
-    fake_time.now = half_open
+    upstream = half_open_breaker(stack, fake_time)
     stack.emulator.inject_fault(UNDECODABLE)
     with pytest.raises(UpstreamFailure) as failed:
         upstream.create_session()
     assert (failed.value.status, failed.value.code) == (502, 19031)
     with pytest.raises(CircuitOpen):  # the failed trial re-opened the circuit ...
         upstream.create_session()
-
-    fake_time.now += 10  # ... for one more interval, after which Cloudflare is called again
-    before = calls(stack)
-    assert upstream.create_session().status == 200
-    assert calls(stack) == before + 1
+    # ... for one more interval, after which Cloudflare is called again
+    assert_cloudflare_called_again(stack, fake_time, upstream)
 
 
 def test_an_undecodable_2xx_is_retried_and_counted_as_a_failure(
