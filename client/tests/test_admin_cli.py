@@ -15,20 +15,22 @@ import httpx
 import pytest
 
 from assets_gateway_client import cli
-from assets_gateway_client.admin_cli import (
-    AdminAnswer,
-    AdminRefused,
-    AdminUsageError,
+from assets_gateway_client.admin.commands import run_admin
+from assets_gateway_client.admin.errors import AdminRefused
+from assets_gateway_client.admin.http import admin_base_url
+from assets_gateway_client.admin.inputs import (
     PolicySource,
-    add_admin_parser,
-    admin_base_url,
+    edited_version,
     explain_body,
-    format_duration,
     grant_body,
     load_manifest_text,
     load_policy_text,
     parse_instant,
     pointer_line,
+)
+from assets_gateway_client.admin.parser import add_admin_parser
+from assets_gateway_client.admin.render import (
+    format_duration,
     render_explain,
     render_failure,
     render_kill_switch,
@@ -41,8 +43,9 @@ from assets_gateway_client.admin_cli import (
     render_usage,
     render_validation,
     render_versions,
-    run_admin,
 )
+from assets_gateway_client.answers import ApiAnswer
+from assets_gateway_client.console import UsageError
 
 GATEWAY = "https://abc123defg.execute-api.eu-west-1.amazonaws.com/v1/client/v4"
 ADMIN_ROOT = "https://abc123defg.execute-api.eu-west-1.amazonaws.com/v1"
@@ -202,11 +205,11 @@ def test_grant_quota_options_and_expiry() -> None:
 
 
 def test_a_grant_needs_a_quota_and_a_future_expiry() -> None:
-    with pytest.raises(AdminUsageError, match="at least one"):
+    with pytest.raises(UsageError, match="at least one"):
         grant_body(parse("grant", "docs", "--reason", "r", "--hours", "1"), NOW)
     past = parse("grant", "docs", "--reason", "r", "--expires", "2025-06-01T11:00:00Z",
                  "--sessions-per-day", "1")  # fmt: skip
-    with pytest.raises(AdminUsageError, match="in the past"):
+    with pytest.raises(UsageError, match="in the past"):
         grant_body(past, NOW)
 
 
@@ -246,7 +249,7 @@ def test_explain_body_from_a_summary_a_manifest_or_nothing() -> None:
 def test_explain_refuses_mixed_or_partial_descriptions(
     extra: list[str], manifest: dict[str, Any] | None, message: str
 ) -> None:
-    with pytest.raises(AdminUsageError, match=message):
+    with pytest.raises(UsageError, match=message):
         explain_body(explain_args(*extra), manifest)
 
 
@@ -268,7 +271,7 @@ def test_instants_are_sent_in_utc() -> None:
     assert parse_instant("2025-06-01T12:00:00Z", "--since") == "2025-06-01T12:00:00Z"
     assert parse_instant("2025-06-01T14:00:00+02:00", "--since") == "2025-06-01T12:00:00Z"
     assert parse_instant("2025-06-01", "--since") == "2025-06-01T00:00:00Z"
-    with pytest.raises(AdminUsageError, match="--until 'yesterday'"):
+    with pytest.raises(UsageError, match="--until 'yesterday'"):
         parse_instant("yesterday", "--until")
 
 
@@ -297,7 +300,7 @@ def test_yaml_policy_keeps_order_and_reads_timestamps_as_text() -> None:
     ],
 )
 def test_bad_policy_files_are_refused_locally(text: str, name: str, message: str) -> None:
-    with pytest.raises(AdminUsageError, match=message):
+    with pytest.raises(UsageError, match=message):
         load_policy_text(text, name)
 
 
@@ -305,7 +308,7 @@ def test_manifest_files_hold_the_request_body_or_the_bare_manifest() -> None:
     manifest = {"/index.html": {"hash": "0de3dd5df907418e9730fd2bd747bd5e", "size": 17}}
     assert load_manifest_text(json.dumps({"manifest": manifest}), "m") == manifest
     assert load_manifest_text(json.dumps(manifest), "m") == manifest
-    with pytest.raises(AdminUsageError, match="manifest object"):
+    with pytest.raises(UsageError, match="manifest object"):
         load_manifest_text("[]", "m")
 
 
@@ -467,7 +470,7 @@ def test_validation_publish_and_failure_show_pointers_with_file_lines() -> None:
         "changes:",
         "  - team docs added",
     ]
-    answer = AdminAnswer(
+    answer = ApiAnswer(
         status=400,
         errors=(
             {"code": 19051, "message": "not a glob",
@@ -490,11 +493,11 @@ def test_validation_publish_and_failure_show_pointers_with_file_lines() -> None:
 
 
 def test_failures_carry_hints_and_bodies_that_are_not_envelopes() -> None:
-    admin_only = AdminAnswer(status=403, errors=({"code": 19050, "message": "admins only"},))
+    admin_only = ApiAnswer(status=403, errors=({"code": 19050, "message": "admins only"},))
     text = render_failure(AdminRefused("reading usage", admin_only))
     assert "error 19050 admins only" in text
     assert "hint: only the org's admins" in text
-    garbled = render_failure(AdminRefused("reading usage", AdminAnswer(502, text="<html>")))
+    garbled = render_failure(AdminRefused("reading usage", ApiAnswer(502, text="<html>")))
     assert garbled == "assets-gateway: error: reading usage: HTTP 502 '<html>'"
     unreachable = render_failure(AdminRefused("reading usage", None, detail="cannot reach x"))
     assert unreachable == "assets-gateway: error: reading usage: cannot reach x"
@@ -885,8 +888,6 @@ def test_missing_gateway_url_or_credentials_exit_2(
 
 
 def test_a_file_written_by_policy_get_publishes_over_the_version_it_came_from() -> None:
-    from assets_gateway_client.admin_cli import edited_version
-
     header = "# assets-gateway policy version 12, published 2026-11-25T09:00:00Z by x\nteams: {}\n"
     assert edited_version(header) == 12
     assert edited_version("teams: {}\n") is None

@@ -20,18 +20,12 @@ import httpx
 import pytest
 
 from assets_gateway.adapters.cloudflare import RetryPolicy
+from assets_gateway_client.answers import CloudflareUploadError, GatewayError, UploadError
+from assets_gateway_client.gateway import UploadSession, decode_jwt_payload
 from assets_gateway_client.manifest_builder import AssetManifest, build_manifest
 from assets_gateway_client.sigv4 import SigV4Auth
-from assets_gateway_client.upload import (
-    CloudflareUploadError,
-    GatewayError,
-    UploadError,
-    UploadProgress,
-    UploadSession,
-    decode_jwt_payload,
-    upload_assets,
-    upload_directory,
-)
+from assets_gateway_client.upload import upload_directory
+from assets_gateway_client.uploader import UploadProgress, upload_assets
 from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,
