@@ -125,6 +125,14 @@ def run(door: Door, *argv: str, sleeps: Callable[[float], None] | None = None) -
     )
 
 
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """A policy file, as an admin writes it."""
+    written = tmp_path / "policy.yaml"
+    written.write_text(POLICY_YAML)
+    return written
+
+
 def policy_answer(version: int, policy: Any = None) -> httpx.Response:
     return httpx.Response(
         200,
@@ -323,9 +331,7 @@ def test_pointers_land_on_the_lines_of_the_file() -> None:
     assert pointer_line("{a: ]", "/a") is None
 
 
-def test_a_policy_source_locates_pointers_into_the_request_body(tmp_path: Path) -> None:
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY_YAML)
+def test_a_policy_source_locates_pointers_into_the_request_body(path: Path) -> None:
     source = PolicySource.read(str(path))
     assert source.document == POLICY
     assert source.locate("/policy/teams/web/paths/0") == f"{path} line 10"
@@ -604,10 +610,8 @@ def test_team_reset_and_kill_switch_confirmations() -> None:
 
 
 def test_publish_without_if_match_replaces_the_current_version(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY_YAML)
     published = {"version": 4, "published_by": ADMIN_ARN, "published_at": "t", "reason": "why",
                  "changes": ["team docs added"], "warnings": []}  # fmt: skip
     door = Door(policy_answer(3), httpx.Response(200, json=envelope(published)))
@@ -634,10 +638,8 @@ def test_publish_when_nothing_is_published_uses_if_match_0(tmp_path: Path) -> No
 
 
 def test_a_stale_publish_exits_1_with_the_conflict(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY_YAML)
     conflict = httpx.Response(
         409,
         json=envelope(errors=[{"code": 19052, "message": "version 5 is current, not 4"}]),
@@ -654,10 +656,8 @@ def test_a_stale_publish_exits_1_with_the_conflict(
 
 
 def test_an_invalid_policy_exits_1_with_pointers_into_the_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY_YAML)
     invalid = httpx.Response(
         400,
         json=envelope(

@@ -10,6 +10,7 @@ import pytest
 
 from assets_gateway_common.retry import (
     MAX_DELTA_SECONDS,
+    RetryRule,
     RetrySchedule,
     call_with_retries,
     parse_retry_after,
@@ -102,16 +103,11 @@ def advice(answer: Answer) -> float | None:
 SCHEDULE = RetrySchedule(attempts=4, base_delay_seconds=1.0, max_wait_seconds=60.0)
 
 
+RULE = RetryRule(retryable=busy, retry_after=advice, errors=(ConnectionError,))
+
+
 def run(script: Script, schedule: RetrySchedule = SCHEDULE, **options: object) -> Answer:
-    return call_with_retries(
-        script.send,
-        schedule=schedule,
-        sleep=script.sleep,
-        retryable=busy,
-        retry_after=advice,
-        retryable_errors=(ConnectionError,),
-        **options,  # type: ignore[arg-type]
-    )
+    return call_with_retries(script.send, RULE, schedule, sleep=script.sleep, **options)  # type: ignore[arg-type]
 
 
 def test_a_final_answer_comes_back_at_once() -> None:

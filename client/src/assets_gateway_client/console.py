@@ -5,8 +5,11 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Callable
 
+from assets_gateway_client.answers import SetupError
 from assets_gateway_client.environment import GATEWAY_URL_ENV
+from assets_gateway_client.manifest_builder import ManifestError
 
 __all__ = [
     "EXIT_FAILED",
@@ -16,6 +19,7 @@ __all__ = [
     "Console",
     "UsageError",
     "add_connection_options",
+    "exit_status",
 ]
 
 # 0 done; 1 refused or failed; 2 a usage or local problem; 130 interrupted (Ctrl-C).
@@ -41,17 +45,44 @@ class UsageError(Exception):
     """A problem with the command line or a local file, found before any call: exit 2."""
 
 
-def add_connection_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
-    """`--gateway`, `--profile` and `--region`: where the gateway is and who signs for it."""
-    parser.add_argument(
+# `--gateway`, `--profile` and `--region`: where the gateway is and who signs for it.
+_CONNECTION_OPTIONS = (
+    (
         "--gateway",
-        metavar="URL",
-        help=f"the gateway's base URL, ending with /client/v4 (default: ${GATEWAY_URL_ENV})",
-    )
-    parser.add_argument("--profile", metavar="P", help="AWS profile to sign with")
-    parser.add_argument(
+        "URL",
+        f"the gateway's base URL, ending with /client/v4 (default: ${GATEWAY_URL_ENV})",
+    ),
+    ("--profile", "P", "AWS profile to sign with"),
+    (
         "--region",
-        metavar="R",
-        help="AWS region of the gateway (default: from its URL, else the profile's, else "
-        "$AWS_REGION)",
-    )
+        "R",
+        "AWS region of the gateway (default: from its URL, else the profile's, else $AWS_REGION)",
+    ),
+)
+
+
+def add_connection_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    for flag, metavar, text in _CONNECTION_OPTIONS:
+        parser.add_argument(flag, metavar=metavar, help=text)
+
+
+def exit_status(
+    command: Callable[[], int],
+    *,
+    failures: tuple[type[Exception], ...],
+    explain: Callable[[Exception], str],
+    interrupted: str,
+) -> int:
+    """Run `command`; its own exit status, or the one its error means, said on stderr: 2 for a
+    usage or setup problem, 1 for one of `failures` (said by `explain`), 130 for Ctrl-C."""
+    try:
+        return command()
+    except (UsageError, SetupError, ManifestError) as error:
+        Console.error(str(error))
+        return EXIT_USAGE
+    except failures as error:
+        print(explain(error), file=sys.stderr, flush=True)
+        return EXIT_FAILED
+    except KeyboardInterrupt:
+        Console.error(interrupted)
+        return EXIT_INTERRUPTED

@@ -7,7 +7,6 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -17,14 +16,7 @@ from urllib.parse import quote
 import httpx
 
 from assets_gateway_client.answers import ApiAnswer, GatewayError, UploadError, explain
-from assets_gateway_client.http_retry import (
-    MAX_RETRIES,
-    USER_AGENT,
-    Clock,
-    RetryCounter,
-    Sleep,
-    send_with_retries,
-)
+from assets_gateway_client.http_retry import USER_AGENT, Retrying
 
 DRY_RUN_HEADER = "X-Assets-Gateway-Dry-Run"
 IDEMPOTENCY_HEADER = "Idempotency-Key"
@@ -152,10 +144,7 @@ class GatewayClient:
     account_id: str
     script_name: str
     dispatch_namespace: str | None = None
-    sleep: Sleep = time.sleep
-    clock: Clock = time.time
-    max_retries: int = MAX_RETRIES
-    retry_counter: RetryCounter = field(default_factory=RetryCounter)
+    retrying: Retrying = field(default_factory=Retrying)
 
     @property
     def url(self) -> str:
@@ -185,15 +174,11 @@ class GatewayClient:
         if dry_run:
             headers[DRY_RUN_HEADER] = "1"
         url = self.url
-        response = send_with_retries(
+        response = self.retrying.send(
             lambda: self.http.post(url, content=body, headers=headers),
             what=f"cannot reach the gateway at {self.gateway_url}",
-            counter=self.retry_counter,
-            sleep=self.sleep,
-            clock=self.clock,
-            max_retries=self.max_retries,
         )
-        answer = ApiAnswer.read(response, clock=self.clock)
+        answer = ApiAnswer.read(response, clock=self.retrying.clock)
         if not answer.ok:
             what = "the gateway's dry run failed" if dry_run else "no upload session"
             message = explain(what, answer)

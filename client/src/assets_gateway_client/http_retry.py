@@ -5,15 +5,21 @@ reported instead of slept). The loop is the shared one (`assets_gateway_common.r
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import httpx
 
 from assets_gateway_client.answers import UploadError
-from assets_gateway_common.retry import RetrySchedule, call_with_retries, parse_retry_after
+from assets_gateway_common.retry import (
+    RetryRule,
+    RetrySchedule,
+    call_with_retries,
+    parse_retry_after,
+)
 
-__all__ = ["MAX_RETRIES", "USER_AGENT", "Clock", "RetryCounter", "Sleep", "send_with_retries"]
+__all__ = ["MAX_RETRIES", "USER_AGENT", "Clock", "Retrying", "Sleep"]
 
 USER_AGENT = "assets-gateway-client/0.1"
 MAX_RETRIES = 3
@@ -26,71 +32,70 @@ Clock = Callable[[], float]  # wall-clock seconds: JWT expiries, Retry-After dat
 _RETRYABLE_ERRORS = (httpx.TimeoutException, httpx.NetworkError, httpx.RemoteProtocolError)
 
 
-@dataclass
-class RetryCounter:
-    """Retries of one upload (gateway and Cloudflare requests), counted across threads."""
-
-    lock: threading.Lock = field(default_factory=threading.Lock)
-    retries: int = 0
-
-    def retried(self, _wait: float = 0.0) -> None:
-        with self.lock:
-            self.retries += 1
-
-
 def _busy(response: httpx.Response) -> bool:
     return response.status_code == 429 or response.status_code >= 500
 
 
-def send_with_retries(
-    send: Callable[[], httpx.Response],
-    *,
-    what: str,
-    counter: RetryCounter,
-    sleep: Sleep,
-    clock: Clock,
-    max_retries: int,
-    stop: threading.Event | None = None,
-) -> httpx.Response:
-    """Send, retrying 429, 5xx and connection failures. An answer that is still retryable
-    after the last attempt, or asks to wait longer than MAX_RETRY_AFTER_S, is returned; a
-    failure to get any answer is an UploadError. Once `stop` is set (another request failed),
-    nothing more is waited for or sent."""
-    attempts = [0]
+@dataclass
+class Retrying:
+    """How one upload's requests are retried, the gateway's and Cloudflare's alike (`sleep` and
+    `clock` injected: tests wait for nothing), and how many retries it made (across threads)."""
 
-    def attempt() -> httpx.Response:
-        attempts[0] += 1
-        return send()
+    sleep: Sleep = time.sleep
+    clock: Clock = time.time  # wall clock: Retry-After dates, JWT expiries
+    max_retries: int = MAX_RETRIES
+    retries: int = 0
+    _lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
-    def stopped() -> bool:
-        return stop is not None and stop.is_set()
+    def send(
+        self,
+        send: Callable[[], httpx.Response],
+        *,
+        what: str,
+        stop: threading.Event | None = None,
+    ) -> httpx.Response:
+        """Send, retrying 429, 5xx and connection failures. An answer that is still retryable
+        after the last attempt, or asks to wait longer than MAX_RETRY_AFTER_S, is returned; a
+        failure to get any answer is an UploadError. Once `stop` is set (another request
+        failed), nothing more is waited for or sent."""
+        attempts = [0]
 
-    def pause(seconds: float) -> None:
-        if not stopped():
-            sleep(seconds)
+        def attempt() -> httpx.Response:
+            attempts[0] += 1
+            return send()
 
-    try:
-        return call_with_retries(
-            attempt,
-            schedule=RetrySchedule(
-                attempts=max_retries + 1,
-                base_delay_seconds=BACKOFF_S,
-                max_wait_seconds=MAX_RETRY_AFTER_S,
-            ),
-            sleep=pause,
-            retryable=_busy,
-            retry_after=lambda response: parse_retry_after(
-                response.headers.get("retry-after"), clock=clock
-            ),
-            retryable_errors=_RETRYABLE_ERRORS,
-            may_retry=lambda: not stopped(),
-            on_retry=counter.retried,
-        )
-    except _RETRYABLE_ERRORS as error:
-        count = attempts[0]
-        raise UploadError(
-            f"{what}: {type(error).__name__}: {error or 'no answer'} "
-            f"(after {count} attempt{'s' if count > 1 else ''})"
-        ) from error
-    except httpx.HTTPError as error:  # not retryable: a malformed URL, a TLS failure...
-        raise UploadError(f"{what}: {type(error).__name__}: {error}") from error
+        def stopped() -> bool:
+            return stop is not None and stop.is_set()
+
+        def pause(seconds: float) -> None:
+            if not stopped():
+                self.sleep(seconds)
+
+        try:
+            return call_with_retries(
+                attempt,
+                RetryRule(retryable=_busy, retry_after=self._retry_after, errors=_RETRYABLE_ERRORS),
+                RetrySchedule(
+                    attempts=self.max_retries + 1,
+                    base_delay_seconds=BACKOFF_S,
+                    max_wait_seconds=MAX_RETRY_AFTER_S,
+                ),
+                sleep=pause,
+                may_retry=lambda: not stopped(),
+                on_retry=self._count,
+            )
+        except _RETRYABLE_ERRORS as error:
+            count = attempts[0]
+            raise UploadError(
+                f"{what}: {type(error).__name__}: {error or 'no answer'} "
+                f"(after {count} attempt{'s' if count > 1 else ''})"
+            ) from error
+        except httpx.HTTPError as error:  # not retryable: a malformed URL, a TLS failure...
+            raise UploadError(f"{what}: {type(error).__name__}: {error}") from error
+
+    def _retry_after(self, response: httpx.Response) -> float | None:
+        return parse_retry_after(response.headers.get("retry-after"), clock=self.clock)
+
+    def _count(self, _wait: float) -> None:
+        with self._lock:
+            self.retries += 1

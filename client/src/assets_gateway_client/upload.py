@@ -42,7 +42,7 @@ import httpx
 
 from assets_gateway_client import environment
 from assets_gateway_client.gateway import GATEWAY_TIMEOUT, GatewayClient
-from assets_gateway_client.http_retry import MAX_RETRIES, Clock, Sleep
+from assets_gateway_client.http_retry import MAX_RETRIES, Clock, Retrying, Sleep
 from assets_gateway_client.manifest_builder import AssetManifest, build_manifest
 from assets_gateway_client.signing import gateway_auth
 from assets_gateway_client.uploader import UploadProgress, UploadResult, upload_assets
@@ -105,9 +105,7 @@ def upload_manifest(
             account_id,
             script_name,
             dispatch_namespace,
-            sleep=sleep,
-            clock=clock,
-            max_retries=max_retries,
+            Retrying(sleep, clock, max_retries),
         )
         if dry_run:
             return UploadResult(
@@ -118,7 +116,7 @@ def upload_manifest(
                 uploaded_bytes=0,
                 sessions=0,
                 upload_requests=0,
-                retries=gateway.retry_counter.retries,
+                retries=gateway.retrying.retries,
                 single_asset_uploads=False,
                 duration_s=time.perf_counter() - started,
                 dry_run=gateway.dry_run(body),
@@ -130,10 +128,7 @@ def upload_manifest(
             cloudflare_api_url=cloudflare_api_url,
             concurrency=concurrency,
             progress=progress,
-            sleep=sleep,
-            clock=clock,
-            max_retries=max_retries,
-            retry_counter=gateway.retry_counter,
+            retrying=gateway.retrying,  # one count of the retries, gateway and Cloudflare
         )
     return dataclasses.replace(result, duration_s=time.perf_counter() - started)
 

@@ -25,18 +25,17 @@ from pathlib import Path
 from typing import TextIO
 
 from assets_gateway_client import environment
-from assets_gateway_client.answers import SetupError, UploadError
+from assets_gateway_client.answers import UploadError, describe
 from assets_gateway_client.console import (
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_OK,
-    EXIT_USAGE,
     Console,
     UsageError,
     add_connection_options,
+    exit_status,
 )
 from assets_gateway_client.gateway import DryRunDecision
-from assets_gateway_client.manifest_builder import AssetManifest, ManifestError, build_manifest
+from assets_gateway_client.manifest_builder import AssetManifest, build_manifest
 from assets_gateway_client.signing import profile_auth
 from assets_gateway_client.sizes import format_bytes
 from assets_gateway_client.upload import upload_manifest
@@ -99,17 +98,12 @@ def add_upload_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
 def run_upload(args: argparse.Namespace) -> int:
     """Run the `upload` command parsed into `args`; the exit status."""
     console = Console(quiet=args.quiet)
-    try:
-        return _upload(args, console)
-    except (UsageError, SetupError, ManifestError) as error:
-        console.error(str(error))
-        return EXIT_USAGE
-    except UploadError as error:
-        console.error(str(error))
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        console.error("interrupted; what was uploaded is kept, so the next run resumes")
-        return EXIT_INTERRUPTED
+    return exit_status(
+        lambda: _upload(args, console),
+        failures=(UploadError,),
+        explain=lambda error: f"assets-gateway: error: {error}",
+        interrupted="interrupted; what was uploaded is kept, so the next run resumes",
+    )
 
 
 class ProgressBar:
@@ -181,9 +175,7 @@ def _decision_text(decision: DryRunDecision) -> str:
         f"{decision.entries if decision.entries is not None else '-'} entries, "
         f"{format_bytes(decision.bytes) if decision.bytes is not None else '-'})"
     ]
-    for reason in decision.reasons:
-        pointer = f" ({reason['pointer']})" if reason.get("pointer") else ""
-        lines.append(f"  - {reason.get('code')} {reason.get('message')}{pointer}")
+    lines.extend(f"  - {describe(reason)}" for reason in decision.reasons)
     for quota in decision.quotas:
         lines.append(
             f"  quota {quota.get('name')}: {quota.get('used')}/{quota.get('limit')} used, "

@@ -33,14 +33,7 @@ from assets_gateway_client.answers import (
 )
 from assets_gateway_client.content_types import NULL_CONTENT_TYPE
 from assets_gateway_client.gateway import DryRunDecision, UploadSession
-from assets_gateway_client.http_retry import (
-    MAX_RETRIES,
-    USER_AGENT,
-    Clock,
-    RetryCounter,
-    Sleep,
-    send_with_retries,
-)
+from assets_gateway_client.http_retry import USER_AGENT, Retrying
 from assets_gateway_client.manifest_builder import (
     Asset,
     AssetManifest,
@@ -146,10 +139,7 @@ class _Uploader:
     upload_url: str
     manifest: AssetManifest
     progress: _Progress
-    retry_counter: RetryCounter
-    sleep: Sleep
-    clock: Clock
-    max_retries: int
+    retrying: Retrying
     concurrency: int | None
 
     def run(self, session: UploadSession) -> str:
@@ -215,7 +205,7 @@ class _Uploader:
         self, session: UploadSession, job: list[Asset], single: bool, stop: threading.Event
     ) -> str | None:
         expires_at = session.expires_at
-        if expires_at is not None and self.clock() >= expires_at:
+        if expires_at is not None and self.retrying.clock() >= expires_at:
             raise SessionExpired
         headers = {"Authorization": f"Bearer {session.jwt}", "User-Agent": USER_AGENT}
         if single:
@@ -242,18 +232,10 @@ class _Uploader:
                     self.upload_url, params={"base64": "true"}, files=parts, headers=headers
                 )
 
-        response = send_with_retries(
-            send,
-            what=what,
-            counter=self.retry_counter,
-            sleep=self.sleep,
-            clock=self.clock,
-            max_retries=self.max_retries,
-            stop=stop,
-        )
+        response = self.retrying.send(send, what=what, stop=stop)
         if response.status_code == 401:
             raise SessionExpired
-        answer = ApiAnswer.read(response, clock=self.clock)
+        answer = ApiAnswer.read(response, clock=self.retrying.clock)
         if not answer.ok:
             raise CloudflareUploadError(explain(f"Cloudflare refused {what}", answer), answer)
         self.progress.done(job)
@@ -304,23 +286,22 @@ def upload_assets(
     cloudflare_api_url: str | None = None,
     concurrency: int | None = None,
     progress: Callable[[UploadProgress], None] | None = None,
-    sleep: Sleep = time.sleep,
-    clock: Clock = time.time,
-    max_retries: int = MAX_RETRIES,
+    retrying: Retrying | None = None,
     http_client: httpx.Client | None = None,
-    retry_counter: RetryCounter | None = None,
 ) -> UploadResult:
     """Upload what the sessions `open_session` creates ask for, directly to Cloudflare.
 
     `open_session` is called once, and once more if the first session's JWT expires midway.
     `concurrency` bounds parallel requests (default: wrangler's, 3 buckets or the JWT's
     `edge_kv_upload_concurrency`/50 single files). `progress` is called after each request,
-    from worker threads, one call at a time.
+    from worker threads, one call at a time. `retrying` says how requests are retried (and
+    counts the retries; default: wrangler's 3, sleeping for real); `cloudflare_api_url` defaults
+    to $CLOUDFLARE_API_URL, else Cloudflare's API.
     """
     started = time.perf_counter()
     if concurrency is not None and concurrency < 1:
         raise ValueError("concurrency must be at least 1")
-    counter = retry_counter or RetryCounter()
+    retrying = retrying or Retrying()
     cloudflare_api_url = environment.cloudflare_api_url(cloudflare_api_url)
     tracker = _Progress(progress, 0, 0)
     upload_url = f"{cloudflare_api_url.rstrip('/')}/accounts/{quote(account_id, safe='')}"
@@ -329,9 +310,7 @@ def upload_assets(
         timeout=_UPLOAD_TIMEOUT,
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
     )
-    uploader = _Uploader(
-        client, upload_url, manifest, tracker, counter, sleep, clock, max_retries, concurrency
-    )
+    uploader = _Uploader(client, upload_url, manifest, tracker, retrying, concurrency)
     sessions = 0
     single = False
     try:
@@ -363,7 +342,7 @@ def upload_assets(
         uploaded_bytes=tracker.bytes_done,
         sessions=sessions,
         upload_requests=tracker.requests,
-        retries=counter.retries,
+        retries=retrying.retries,
         single_asset_uploads=single,
         duration_s=time.perf_counter() - started,
     )

@@ -15,9 +15,15 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC
-from typing import TypeVar
+from typing import Generic, TypeVar
 
-__all__ = ["MAX_DELTA_SECONDS", "RetrySchedule", "call_with_retries", "parse_retry_after"]
+__all__ = [
+    "MAX_DELTA_SECONDS",
+    "RetryRule",
+    "RetrySchedule",
+    "call_with_retries",
+    "parse_retry_after",
+]
 
 # RFC 9111 §1.2.2: a delta-seconds too large to represent is read as 2^31 seconds (68 years).
 MAX_DELTA_SECONDS = 2**31
@@ -79,12 +85,23 @@ class RetrySchedule:
         return self.jitter(min(self.max_delay_seconds, exponential))
 
 
-def _always() -> bool:
-    return True
-
-
 def _no_advice(_answer: object) -> float | None:
     return None
+
+
+@dataclass(frozen=True)
+class RetryRule(Generic[Answer]):
+    """Which outcomes are worth another attempt: answers `retryable` says so of (waiting what
+    `retry_after` reads from them, else the backoff), and errors of `errors`. Any other error
+    propagates at once."""
+
+    retryable: Callable[[Answer], bool]
+    retry_after: Callable[[Answer], float | None] = _no_advice
+    errors: tuple[type[Exception], ...] = ()
+
+
+def _always() -> bool:
+    return True
 
 
 def _ignore(_wait: float) -> None:
@@ -93,22 +110,19 @@ def _ignore(_wait: float) -> None:
 
 def call_with_retries(
     send: Callable[[], Answer],
-    *,
+    rule: RetryRule[Answer],
     schedule: RetrySchedule,
+    *,
     sleep: Callable[[float], None],
-    retryable: Callable[[Answer], bool],
-    retry_after: Callable[[Answer], float | None] = _no_advice,
-    retryable_errors: tuple[type[Exception], ...] = (),
     clock: Callable[[], float] | None = None,
     deadline: float = math.inf,
     may_retry: Callable[[], bool] = _always,
     on_retry: Callable[[float], None] = _ignore,
 ) -> Answer:
-    """Call `send` until its answer is not `retryable`, or retrying ends; the last answer, or the
-    last error raised again.
+    """Call `send` until `rule` says its outcome is final, or retrying ends; the last answer, or
+    the last error raised again.
 
-    An error of `retryable_errors` is retried after the backoff; any other error propagates at
-    once. Retrying ends after `schedule.attempts` attempts, when a wait exceeds
+    Retrying ends after `schedule.attempts` attempts, when a wait exceeds
     `schedule.max_wait_seconds`, when it would end at or past `deadline` (read on `clock`, which
     a deadline needs), or when `may_retry()` says no. `may_retry` is asked after the wait, right
     before the retry leaves, so a budget counts a call when it is made; `on_retry(wait)` is then
@@ -121,12 +135,12 @@ def call_with_retries(
         error: Exception | None = None
         try:
             answer = send()
-        except retryable_errors as failed:
+        except rule.errors as failed:
             error, wait = failed, schedule.backoff(attempt)
         else:
-            if not retryable(answer):
+            if not rule.retryable(answer):
                 return answer
-            advised = retry_after(answer)
+            advised = rule.retry_after(answer)
             wait = advised if advised is not None else schedule.backoff(attempt)
         ends_too_late = clock is not None and clock() + wait >= deadline
         if attempt >= schedule.attempts or wait > schedule.max_wait_seconds or ends_too_late:

@@ -48,15 +48,8 @@ from assets_gateway_client.admin.render import (
     render_validation,
     render_versions,
 )
-from assets_gateway_client.answers import ApiAnswer, Locate, SetupError
-from assets_gateway_client.console import (
-    EXIT_FAILED,
-    EXIT_INTERRUPTED,
-    EXIT_OK,
-    EXIT_USAGE,
-    Console,
-    UsageError,
-)
+from assets_gateway_client.answers import ApiAnswer, Locate
+from assets_gateway_client.console import EXIT_FAILED, EXIT_OK, UsageError, exit_status
 from assets_gateway_client.signing import profile_auth
 
 __all__ = ["run_admin"]
@@ -81,6 +74,11 @@ class _Context:
     def note(self, text: str) -> None:
         print(text, file=sys.stderr, flush=True)
 
+    def show(self, answer: ApiAnswer, render: Callable[[Mapping[str, Any]], str]) -> int:
+        """Print a 2xx answer (`render` reads its result); the exit status: done."""
+        self.emit(answer.result, render(mapping_of(answer.result)))
+        return EXIT_OK
+
     def emit(self, result: Any, text: str) -> None:
         """stdout: the result as JSON with --json, else the readable text."""
         if self.args.json:
@@ -89,22 +87,18 @@ class _Context:
             print(text)
 
 
-def _result_mapping(answer: ApiAnswer) -> Mapping[str, Any]:
-    return mapping_of(answer.result)
+def _read_version(ctx: _Context, version: int) -> ApiAnswer:
+    path = f"/admin/policy/versions/{version}"
+    return ctx.client.call("GET", path, what=f"reading policy version {version}", retry=True)
 
 
 def _policy_get(ctx: _Context) -> int:
     args = ctx.args
     if args.version is not None:
-        answer = ctx.client.call(
-            "GET",
-            f"/admin/policy/versions/{args.version}",
-            what=f"reading policy version {args.version}",
-            retry=True,
-        )
+        answer = _read_version(ctx, args.version)
     else:
         answer = ctx.client.call("GET", "/admin/policy", what="reading the policy", retry=True)
-    result = _result_mapping(answer)
+    result = mapping_of(answer.result)
     if args.json:
         text = json.dumps(answer.result, indent=2, ensure_ascii=False) + "\n"
     else:
@@ -136,7 +130,7 @@ def _policy_versions(ctx: _Context) -> int:
         params=params,
         retry=True,
     )
-    result = _result_mapping(answer)
+    result = mapping_of(answer.result)
     ctx.emit(answer.result, render_versions(result))
     versions = items_of(result.get("versions"))
     if len(versions) >= ctx.args.limit and isinstance(versions[-1].get("version"), int):
@@ -154,8 +148,7 @@ def _policy_validate(ctx: _Context) -> int:
         retry=True,
         locate=source.locate,
     )
-    ctx.emit(answer.result, render_validation(_result_mapping(answer), source.locate))
-    return EXIT_OK
+    return ctx.show(answer, lambda result: render_validation(result, source.locate))
 
 
 def _current_version(ctx: _Context) -> int:
@@ -166,7 +159,7 @@ def _current_version(ctx: _Context) -> int:
         return 0
     if not answer.ok:
         raise AdminRefused("reading the current version", answer)
-    version = _result_mapping(answer).get("version")
+    version = mapping_of(answer.result).get("version")
     if isinstance(version, int) and not isinstance(version, bool):
         return version
     if answer.etag is not None:
@@ -188,8 +181,7 @@ def _publish(
         headers={"If-Match": f'"{if_match}"'},
         locate=locate,
     )
-    ctx.emit(answer.result, render_publish(_result_mapping(answer), locate))
-    return EXIT_OK
+    return ctx.show(answer, lambda result: render_publish(result, locate))
 
 
 def _policy_publish(ctx: _Context) -> int:
@@ -208,13 +200,8 @@ def _policy_publish(ctx: _Context) -> int:
 
 def _policy_rollback(ctx: _Context) -> int:
     target = ctx.args.version
-    answer = ctx.client.call(
-        "GET",
-        f"/admin/policy/versions/{target}",
-        what=f"reading policy version {target}",
-        retry=True,
-    )
-    policy = _result_mapping(answer).get("policy")
+    answer = _read_version(ctx, target)
+    policy = mapping_of(answer.result).get("policy")
     if not isinstance(policy, Mapping):
         raise AdminRefused(f"reading policy version {target}", answer, detail="no policy in it")
     current = _current_version(ctx)
@@ -240,8 +227,7 @@ def _policy_simulate(ctx: _Context) -> int:
         retry=True,
         locate=source.locate,
     )
-    ctx.emit(answer.result, render_simulation(_result_mapping(answer)))
-    return EXIT_OK
+    return ctx.show(answer, render_simulation)
 
 
 def _explain(ctx: _Context) -> int:
@@ -259,7 +245,7 @@ def _explain(ctx: _Context) -> int:
     answer = ctx.client.call(
         "POST", "/admin/explain", what="explaining the decision", body=body, retry=True
     )
-    result = _result_mapping(answer)
+    result = mapping_of(answer.result)
     ctx.emit(answer.result, render_explain(result))
     return EXIT_OK if result.get("allowed") is True else EXIT_FAILED
 
@@ -271,8 +257,7 @@ def _usage(ctx: _Context) -> int:
     if ctx.args.window:
         params["window"] = ctx.args.window
     answer = ctx.client.call("GET", "/admin/usage", what="reading usage", params=params, retry=True)
-    ctx.emit(answer.result, render_usage(_result_mapping(answer)))
-    return EXIT_OK
+    return ctx.show(answer, render_usage)
 
 
 def _grant(ctx: _Context) -> int:
@@ -281,8 +266,7 @@ def _grant(ctx: _Context) -> int:
     answer = ctx.client.call(
         "POST", f"/admin/teams/{_segment(team)}/grants", what=f"granting team {team}", body=body
     )
-    ctx.emit(answer.result, render_grant(team, _result_mapping(answer)))
-    return EXIT_OK
+    return ctx.show(answer, lambda result: render_grant(team, result))
 
 
 def _reset_usage(ctx: _Context) -> int:
@@ -293,32 +277,26 @@ def _reset_usage(ctx: _Context) -> int:
         what=f"resetting team {team}'s usage",
         params={"window": ctx.args.window, "reason": ctx.args.reason},
     )
-    ctx.emit(answer.result, render_reset(_result_mapping(answer)))
-    return EXIT_OK
+    return ctx.show(answer, render_reset)
+
+
+def _post_reason(ctx: _Context, path: str, what: str) -> ApiAnswer:
+    """The changes whose only body is their reason: suspend, resume, the kill switch."""
+    return ctx.client.call("POST", path, what=what, body={"reason": ctx.args.reason})
 
 
 def _team_state(ctx: _Context) -> int:
     team, action = ctx.args.team, ctx.args.admin_action  # "suspend" or "resume"
-    answer = ctx.client.call(
-        "POST",
-        f"/admin/teams/{_segment(team)}:{action}",
-        what=f"{'suspending' if action == 'suspend' else 'resuming'} team {team}",
-        body={"reason": ctx.args.reason},
-    )
-    ctx.emit(answer.result, render_team_state(_result_mapping(answer)))
-    return EXIT_OK
+    doing = "suspending" if action == "suspend" else "resuming"
+    answer = _post_reason(ctx, f"/admin/teams/{_segment(team)}:{action}", f"{doing} team {team}")
+    return ctx.show(answer, render_team_state)
 
 
 def _kill_switch(ctx: _Context) -> int:
     action = ctx.args.switch_action  # "engage" or "release"
-    answer = ctx.client.call(
-        "POST",
-        f"/admin/kill-switch:{action}",
-        what=f"{'engaging' if action == 'engage' else 'releasing'} the kill switch",
-        body={"reason": ctx.args.reason},
-    )
-    ctx.emit(answer.result, render_kill_switch(_result_mapping(answer)))
-    return EXIT_OK
+    doing = "engaging" if action == "engage" else "releasing"
+    answer = _post_reason(ctx, f"/admin/kill-switch:{action}", f"{doing} the kill switch")
+    return ctx.show(answer, render_kill_switch)
 
 
 _ACTIONS: dict[str, Callable[[_Context], int]] = {
@@ -363,18 +341,18 @@ def run_admin(
         clients.append(http)
         return AdminClient(http, base_url[0], sleep=sleep)
 
-    try:
+    def run() -> int:
         base_url.append(admin_base_url(environment.gateway_url(args.gateway)))
         return _ACTIONS[args.admin_action](_Context(args, make_client, now))
-    except (UsageError, SetupError) as error:
-        Console.error(str(error))
-        return EXIT_USAGE
-    except AdminRefused as refusal:
-        print(render_failure(refusal), file=sys.stderr, flush=True)
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        Console.error("interrupted")
-        return EXIT_INTERRUPTED
+
+    try:
+        return exit_status(
+            run, failures=(AdminRefused,), explain=_failure_text, interrupted="interrupted"
+        )
     finally:
         for http in clients:
             http.close()
+
+
+def _failure_text(error: Exception) -> str:
+    return render_failure(error) if isinstance(error, AdminRefused) else str(error)

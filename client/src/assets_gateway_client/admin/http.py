@@ -14,7 +14,7 @@ import httpx
 from assets_gateway_client.admin.errors import AdminRefused
 from assets_gateway_client.answers import ApiAnswer, Locate
 from assets_gateway_client.http_retry import USER_AGENT
-from assets_gateway_common.retry import RetrySchedule, call_with_retries
+from assets_gateway_common.retry import RetryRule, RetrySchedule, call_with_retries
 
 __all__ = ["TIMEOUT", "AdminClient", "Request", "Sleep", "admin_base_url"]
 CLIENT_PREFIX = "/client/v4"
@@ -55,6 +55,11 @@ def _worth_retrying(answer: ApiAnswer) -> bool:
 
 def _advised_wait(answer: ApiAnswer) -> float | None:
     return answer.retry_after
+
+
+_READ_RETRIES = RetryRule(
+    retryable=_worth_retrying, retry_after=_advised_wait, errors=_RETRYABLE_ERRORS
+)
 
 
 @dataclass
@@ -100,14 +105,7 @@ class AdminClient:
 
         schedule = self.reads if request.get("retry") else replace(self.reads, attempts=1)
         try:
-            return call_with_retries(
-                attempt,
-                schedule=schedule,
-                sleep=self.sleep,
-                retryable=_worth_retrying,
-                retry_after=_advised_wait,
-                retryable_errors=_RETRYABLE_ERRORS,
-            )
+            return call_with_retries(attempt, _READ_RETRIES, schedule, sleep=self.sleep)
         except _RETRYABLE_ERRORS as error:
             detail = f"cannot reach {url}: {type(error).__name__}: {error}"
             raise AdminRefused(request["what"], None, detail=detail) from error

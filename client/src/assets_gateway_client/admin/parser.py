@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from assets_gateway_client.admin.commands import run_admin
 from assets_gateway_client.admin.inputs import QUOTA_OPTIONS, version_tag
@@ -49,15 +50,44 @@ def _common_options() -> argparse.ArgumentParser:
     return common
 
 
-def _reason(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--reason", required=True, metavar="TEXT", help="why: recorded in the audit trail"
-    )
+_POLICY_FILE_HELP = "the policy document (YAML or JSON; -)"
+
+
+@dataclass(frozen=True)
+class _Adder:
+    """Adds commands that share the connection and output options; each names its action."""
+
+    subcommands: argparse._SubParsersAction[argparse.ArgumentParser]
+    common: argparse.ArgumentParser
+    prefix: str = ""  # "policy " for `policy get`, `policy publish`...
+
+    def add(
+        self,
+        name: str,
+        text: str,
+        *,
+        reason: bool = False,
+        policy_file: bool = False,
+        description: str | None = None,
+    ) -> argparse.ArgumentParser:
+        """`reason`: a change, recorded with why; `policy_file`: takes a policy FILE."""
+        parser = self.subcommands.add_parser(
+            name, parents=[self.common], help=text, description=description
+        )
+        parser.set_defaults(admin_action=self.prefix + name)
+        if policy_file:
+            parser.add_argument(
+                "file", metavar="FILE", help="the policy document (YAML or JSON; -)"
+            )
+        if reason:
+            parser.add_argument(
+                "--reason", required=True, metavar="TEXT", help="why: recorded in the audit trail"
+            )
+        return parser
 
 
 def _add_policy_parsers(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
+    commands: argparse._SubParsersAction[argparse.ArgumentParser], common: argparse.ArgumentParser
 ) -> None:
     policy = commands.add_parser(
         "policy",
@@ -66,37 +96,24 @@ def _add_policy_parsers(
         "paths, with which limits and quotas. Files are YAML or JSON.",
     )
     actions = policy.add_subparsers(dest="policy_action", required=True, metavar="ACTION")
+    adder = _Adder(actions, common, "policy ")
 
-    get = actions.add_parser(
-        "get", parents=[common], help="print the current (or an earlier) policy document"
-    )
+    get = adder.add("get", "print the current (or an earlier) policy document")
     get.add_argument("--version", type=_positive_int, metavar="N", help="an earlier version")
     get.add_argument("--output", metavar="FILE", help="write it to FILE, not stdout")
     get.add_argument(
         "--format", choices=("yaml", "json"), default="yaml", help="the document's format"
     )
-    get.set_defaults(admin_action="policy get")
 
-    versions = actions.add_parser(
-        "versions", parents=[common], help="the policy's history, newest first"
-    )
+    versions = adder.add("versions", "the policy's history, newest first")
     versions.add_argument("--limit", type=_positive_int, default=20, metavar="N")
     versions.add_argument("--before", type=_positive_int, metavar="N", help="versions older than N")
-    versions.set_defaults(admin_action="policy versions")
 
-    validate = actions.add_parser(
-        "validate",
-        parents=[common],
-        help="check a policy file without publishing it (exit 1 when invalid)",
-    )
-    validate.add_argument("file", metavar="FILE", help="the policy document (YAML or JSON; -)")
-    validate.set_defaults(admin_action="policy validate")
+    text = "check a policy file without publishing it (exit 1 when invalid)"
+    adder.add("validate", text, policy_file=True)
 
-    publish = actions.add_parser(
-        "publish", parents=[common], help="publish a policy file as the next version"
-    )
-    publish.add_argument("file", metavar="FILE", help="the policy document (YAML or JSON; -)")
-    _reason(publish)
+    text = "publish a policy file as the next version (nothing when it changes nothing)"
+    publish = adder.add("publish", text, policy_file=True, reason=True)
     publish.add_argument(
         "--if-match",
         type=version_tag,
@@ -104,36 +121,21 @@ def _add_policy_parsers(
         help="the version this file replaces; refused (409) if another was published since "
         "(default: the current version, read just before publishing)",
     )
-    publish.set_defaults(admin_action="policy publish")
 
-    rollback = actions.add_parser(
-        "rollback",
-        parents=[common],
-        help="publish an earlier version's policy again, as the next version",
-    )
+    text = "publish an earlier version's policy again, as the next version"
+    rollback = adder.add("rollback", text, reason=True)
     rollback.add_argument("version", type=_positive_int, metavar="VERSION")
-    _reason(rollback)
-    rollback.set_defaults(admin_action="policy rollback")
 
-    simulate = actions.add_parser(
-        "simulate",
-        parents=[common],
-        help="replay recorded decisions against a policy file: what would change, by team",
-    )
-    simulate.add_argument("file", metavar="FILE", help="the policy document (YAML or JSON; -)")
+    text = "replay recorded decisions against a policy file: what would change, by team"
+    simulate = adder.add("simulate", text, policy_file=True)
     simulate.add_argument("--since", metavar="ISO", help="start (default: 24 hours ago)")
     simulate.add_argument("--until", metavar="ISO", help="end (default: now; 30 days at most)")
-    simulate.set_defaults(admin_action="policy simulate")
 
 
-def _add_explain_parser(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
-    explain = commands.add_parser(
+def _add_explain_parser(adder: _Adder) -> None:
+    explain = adder.add(
         "explain",
-        parents=[common],
-        help="the decision the gateway would make now for a caller's request (exit 1: refused)",
+        "the decision the gateway would make now for a caller's request (exit 1: refused)",
         description="Ask the gateway what it would decide now for this caller and request, "
         "with every reason, the team's rules and its quota state; nothing is forwarded or "
         "charged. Describe the request with --manifest FILE, or a summary (--entries, --bytes, "
@@ -157,27 +159,16 @@ def _add_explain_parser(
     explain.add_argument(
         "--largest-file-bytes", type=_non_negative_int, metavar="N", help="the largest file"
     )
-    explain.set_defaults(admin_action="explain")
 
 
-def _add_team_parsers(
-    commands: argparse._SubParsersAction[argparse.ArgumentParser],
-    common: argparse.ArgumentParser,
-) -> None:
-    usage = commands.add_parser(
-        "usage", parents=[common], help="quota counters per team and window, and the org budget"
-    )
+def _add_team_parsers(adder: _Adder) -> None:
+    usage = adder.add("usage", "quota counters per team and window, and the org budget")
     usage.add_argument("--team", metavar="T", help="only this team")
     usage.add_argument("--window", choices=("minute", "day"), help="only this window")
-    usage.set_defaults(admin_action="usage")
 
-    grant = commands.add_parser(
-        "grant",
-        parents=[common],
-        help="a temporary quota increase (added to the team's quotas until it expires)",
-    )
+    text = "a temporary quota increase (added to the team's quotas until it expires)"
+    grant = adder.add("grant", text, reason=True)
     grant.add_argument("team", metavar="TEAM")
-    _reason(grant)
     until = grant.add_mutually_exclusive_group(required=True)
     until.add_argument("--expires", metavar="ISO", help="when it ends (ISO 8601)")
     until.add_argument("--hours", type=_positive_hours, metavar="H", help="ends in H hours")
@@ -189,33 +180,20 @@ def _add_team_parsers(
             metavar="N",
             help=f"add N to {name}",
         )
-    grant.set_defaults(admin_action="grant")
 
-    reset = commands.add_parser(
-        "reset-usage", parents=[common], help="reset a team's quota counters"
-    )
+    reset = adder.add("reset-usage", "reset a team's quota counters", reason=True)
     reset.add_argument("team", metavar="TEAM")
     reset.add_argument("--window", required=True, choices=("minute", "day", "all"))
-    _reason(reset)
-    reset.set_defaults(admin_action="reset-usage")
 
     for action, text in (
         ("suspend", "refuse every request of a team (19010) until it is resumed"),
         ("resume", "lift a team's suspension"),
     ):
-        parser = commands.add_parser(action, parents=[common], help=text)
-        parser.add_argument("team", metavar="TEAM")
-        _reason(parser)
-        parser.set_defaults(admin_action=action)
+        adder.add(action, text, reason=True).add_argument("team", metavar="TEAM")
 
-    kill = commands.add_parser(
-        "kill-switch",
-        parents=[common],
-        help="stop (engage) or restart (release) the session door for everyone",
-    )
+    text = "stop (engage) or restart (release) the session door for everyone"
+    kill = adder.add("kill-switch", text, reason=True)
     kill.add_argument("switch_action", choices=("engage", "release"), metavar="engage|release")
-    _reason(kill)
-    kill.set_defaults(admin_action="kill-switch")
 
 
 def add_admin_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -232,5 +210,5 @@ def add_admin_parser(commands: argparse._SubParsersAction[argparse.ArgumentParse
     common = _common_options()
     admin_commands = admin.add_subparsers(dest="admin_command", required=True, metavar="COMMAND")
     _add_policy_parsers(admin_commands, common)
-    _add_explain_parser(admin_commands, common)
-    _add_team_parsers(admin_commands, common)
+    _add_explain_parser(_Adder(admin_commands, common))
+    _add_team_parsers(_Adder(admin_commands, common))

@@ -214,7 +214,18 @@ def render_validation(result: Mapping[str, Any], locate: Locate | None = None) -
     return "\n".join(lines)
 
 
+def _unchanged(result: Mapping[str, Any], state: str) -> str | None:
+    """A change that changed nothing (the door answers `"changed": false`, and the version is the
+    current one) says so plainly; None when something changed (or the door predates `changed`)."""
+    if result.get("changed") is not False:
+        return None
+    return f"unchanged: {state}; no new version published"
+
+
 def render_publish(result: Mapping[str, Any], locate: Locate | None = None) -> str:
+    version = cell(result.get("version"))
+    if unchanged := _unchanged(result, f"version {version} is already the current policy"):
+        return unchanged
     lines = [
         f"published policy version {cell(result.get('version'))} "
         f"(by {cell(result.get('published_by'))} at {cell(result.get('published_at'))})",
@@ -308,8 +319,9 @@ def _mapping_lines(mapping: Mapping[str, Any]) -> list[str]:
 
 
 def render_grant(team: str, result: Mapping[str, Any]) -> str:
-    grant = result.get("grant")
-    lines = [f"grant recorded for team {team} (policy version {cell(result.get('version'))})"]
+    grant, version = result.get("grant"), cell(result.get("version"))
+    unchanged = _unchanged(result, f"version {version} already holds this grant for team {team}")
+    lines = [unchanged or f"grant recorded for team {team} (policy version {version})"]
     if isinstance(grant, Mapping):
         lines += _mapping_lines(grant)
     return "\n".join(lines)
@@ -326,6 +338,9 @@ def render_reset(result: Mapping[str, Any]) -> str:
 
 def render_team_state(result: Mapping[str, Any]) -> str:
     team, version = cell(result.get("team")), cell(result.get("version"))
+    state = "suspended" if result.get("suspended") is True else "not suspended"
+    if unchanged := _unchanged(result, f"team {team} is already {state} in version {version}"):
+        return unchanged
     if result.get("suspended") is True:
         return f"team {team} is suspended (policy version {version}): its callers get 19010"
     return f"team {team} is not suspended (policy version {version})"
@@ -334,6 +349,9 @@ def render_team_state(result: Mapping[str, Any]) -> str:
 def render_kill_switch(result: Mapping[str, Any]) -> str:
     switch = mapping_of(result.get("kill_switch"))
     version = cell(result.get("version"))
+    state = "engaged" if switch.get("engaged") is True else "released"
+    if unchanged := _unchanged(result, f"the kill switch is already {state} in version {version}"):
+        return unchanged
     if switch.get("engaged") is True:
         head = f"kill switch ENGAGED (policy version {version}): the session door answers 503"
         head += " (19013) to every request"

@@ -22,7 +22,12 @@ from assets_gateway.domain.envelope import UpstreamEnvelope, is_upload_session, 
 from assets_gateway.domain.errors import CircuitOpen, UpstreamFailure
 from assets_gateway.domain.policy import SessionTarget
 from assets_gateway.domain.redaction import redact_body, redact_text
-from assets_gateway_common.retry import RetrySchedule, call_with_retries, parse_retry_after
+from assets_gateway_common.retry import (
+    RetryRule,
+    RetrySchedule,
+    call_with_retries,
+    parse_retry_after,
+)
 
 # Headers of Cloudflare's answer that mean something to the caller. Cloudflare's Ratelimit
 # headers describe the org token's budget, not the caller's, so they stay here.
@@ -149,11 +154,9 @@ class CloudflareClient:
 
         answer = call_with_retries(
             attempt,
-            schedule=self._retry,
+            _UPSTREAM_RETRIES,
+            self._retry,
             sleep=self._sleep,
-            retryable=_throttled_or_failed,
-            retry_after=_retry_after,
-            retryable_errors=(UpstreamFailure,),
             clock=self._clock,
             deadline=deadline,
             # the org's budget must have room for each retry, else the last answer stands
@@ -240,6 +243,12 @@ def _retry_after(answer: UpstreamAnswer) -> float | None:
 
 def _always() -> bool:
     return True
+
+
+# Connection errors, timeouts and garbage (an UpstreamFailure), 429 and 5xx are retried.
+_UPSTREAM_RETRIES = RetryRule(
+    retryable=_throttled_or_failed, retry_after=_retry_after, errors=(UpstreamFailure,)
+)
 
 
 def _server_error(answer: UpstreamAnswer) -> UpstreamFailure:
