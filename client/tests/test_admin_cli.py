@@ -33,6 +33,7 @@ from assets_gateway_client.admin.render import (
     format_duration,
     render_explain,
     render_failure,
+    render_grant,
     render_kill_switch,
     render_policy_document,
     render_publish,
@@ -891,3 +892,66 @@ def test_a_file_written_by_policy_get_publishes_over_the_version_it_came_from() 
     header = "# assets-gateway policy version 12, published 2026-11-25T09:00:00Z by x\nteams: {}\n"
     assert edited_version(header) == 12
     assert edited_version("teams: {}\n") is None
+
+
+# ------------------------------------------------------------------- changes that change nothing
+
+
+def unchanged(result: dict[str, Any]) -> dict[str, Any]:
+    return {**result, "version": 7, "changed": False}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            render_publish(unchanged({"published_by": ADMIN_ARN, "changes": []})),
+            "unchanged: version 7 is already the current policy; no new version published",
+        ),
+        (
+            render_team_state(unchanged({"team": "web", "suspended": True})),
+            "unchanged: team web is already suspended in version 7; no new version published",
+        ),
+        (
+            render_team_state(unchanged({"team": "web", "suspended": False})),
+            "unchanged: team web is already not suspended in version 7; no new version published",
+        ),
+        (
+            render_kill_switch(unchanged({"kill_switch": {"engaged": True}})),
+            "unchanged: the kill switch is already engaged in version 7; no new version published",
+        ),
+        (
+            render_grant("docs", unchanged({"grant": {"reason": "launch"}})).splitlines()[0],
+            "unchanged: version 7 already holds this grant for team docs; no new version published",
+        ),
+    ],
+)
+def test_a_change_that_changes_nothing_says_so_plainly(text: str, expected: str) -> None:
+    assert text.splitlines()[0] == expected
+
+
+@pytest.mark.parametrize("changed", [True, None])
+def test_a_change_made_reads_as_before(changed: bool | None) -> None:
+    result: dict[str, Any] = {"version": 8, "team": "web", "suspended": True}
+    if changed is not None:
+        result["changed"] = changed
+    assert render_team_state(result) == (
+        "team web is suspended (policy version 8): its callers get 19010"
+    )
+    published = render_publish({**result, "published_by": "a", "published_at": "t"})
+    assert published.startswith("published policy version 8 (by a at t)")
+
+
+def test_publishing_the_current_policy_again_prints_unchanged(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_op = {"version": 7, "changed": False, "published_by": ADMIN_ARN, "changes": []}
+    message = {"code": 19056, "message": "the policy is version 7's: no new version published"}
+    door = Door(httpx.Response(200, json=envelope(no_op, messages=[message])))
+    assert run(door, "policy", "publish", str(path), "--reason", "x", "--if-match", "7") == 0
+    assert capsys.readouterr().out == (
+        "unchanged: version 7 is already the current policy; no new version published\n"
+    )
+    door = Door(httpx.Response(200, json=envelope(no_op, messages=[message])))
+    assert run(door, "suspend", "web", "--reason", "x", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is False  # --json: the result as is

@@ -41,7 +41,14 @@ from assets_gateway_client.sizes import format_bytes
 from assets_gateway_client.upload import upload_manifest
 from assets_gateway_client.uploader import UploadProgress, UploadResult
 
-__all__ = ["ProgressBar", "add_upload_parser", "run_upload"]
+__all__ = [
+    "ProgressBar",
+    "add_upload_parser",
+    "decision_text",
+    "manifest_summary",
+    "run_upload",
+    "upload_summary",
+]
 
 
 def add_upload_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -153,7 +160,7 @@ class ProgressBar:
                 self._drawn = False
 
 
-def _manifest_summary(manifest: AssetManifest) -> str:
+def manifest_summary(manifest: AssetManifest) -> str:
     files = "file" if manifest.entries == 1 else "files"
     lines = [
         f"{manifest.entries:,} {files}, {format_bytes(manifest.total_bytes)} "
@@ -168,7 +175,7 @@ def _manifest_summary(manifest: AssetManifest) -> str:
     return "\n".join(lines)
 
 
-def _decision_text(decision: DryRunDecision) -> str:
+def decision_text(decision: DryRunDecision) -> str:
     verdict = "ALLOWED" if decision.allowed else "REFUSED"
     lines = [
         f"dry run: {verdict} (team {decision.team or '-'}, "
@@ -182,6 +189,16 @@ def _decision_text(decision: DryRunDecision) -> str:
             f"{quota.get('remaining')} left, resets in {quota.get('reset_seconds')} s"
         )
     return "\n".join(lines)
+
+
+def upload_summary(result: UploadResult) -> str:
+    files = "file" if result.uploaded_files == 1 else "files"
+    return (
+        f"uploaded {result.uploaded_files:,} {files} ({format_bytes(result.uploaded_bytes)}) "
+        f"in {result.duration_s:.1f} s; {result.already_uploaded:,} already on Cloudflare"
+        + (f"; {result.sessions} sessions (the first expired)" if result.sessions > 1 else "")
+        + (f"; {result.retries} retries" if result.retries else "")
+    )
 
 
 def _write_result(text: str, output: str | None) -> None:
@@ -202,7 +219,7 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
     if args.manifest_only is None and (not args.account or not args.script):
         raise UsageError("--account and --script are required (except with --manifest-only)")
     manifest = build_manifest(args.directory)
-    console.info(_manifest_summary(manifest))
+    console.info(manifest_summary(manifest))
     if args.manifest_only is not None:
         text = json.dumps(manifest.to_request_body(), separators=(",", ":")) + "\n"
         if args.manifest_only == "-":
@@ -244,15 +261,9 @@ def _report(args: argparse.Namespace, console: Console, result: UploadResult) ->
         if args.json:
             _write_result(json.dumps(document, indent=2) + "\n", args.output)
         else:
-            _write_result(_decision_text(result.dry_run) + "\n", args.output)
+            _write_result(decision_text(result.dry_run) + "\n", args.output)
         return EXIT_OK if result.dry_run.allowed else EXIT_FAILED
-    files = "file" if result.uploaded_files == 1 else "files"
-    console.info(
-        f"uploaded {result.uploaded_files:,} {files} ({format_bytes(result.uploaded_bytes)}) "
-        f"in {result.duration_s:.1f} s; {result.already_uploaded:,} already on Cloudflare"
-        + (f"; {result.sessions} sessions (the first expired)" if result.sessions > 1 else "")
-        + (f"; {result.retries} retries" if result.retries else "")
-    )
+    console.info(upload_summary(result))
     text = json.dumps(document, indent=2) + "\n" if args.json else f"{result.jwt}\n"
     _write_result(text, args.output)
     if args.output is not None:
