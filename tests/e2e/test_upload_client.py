@@ -540,3 +540,68 @@ def test_jwt_payload_is_read_without_verification() -> None:
     assert decode_jwt_payload(f"h.{payload.decode()}.s") == {"exp": 5, "x": "ü"}
     assert decode_jwt_payload("not-a-jwt") == {}
     assert decode_jwt_payload("a.!!!.c") == {}
+
+
+# ----------------------------------------------------------------------------- the README
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+EXPORT = re.compile(r"([A-Z_][A-Z0-9_]*)=(\S+)")
+
+
+def readme_block(section: str, after: str, language: str) -> str:
+    """The first ```language block after `after` in the README's `## section`."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"\n## {section}\n")
+    body = text[start : text.index("\n## ", start + 1)]
+    fence = f"```{language}\n"
+    opened = body.index(fence, body.index(after)) + len(fence)
+    return body[opened : body.index("```", opened)]
+
+
+def test_the_readmes_python_snippet_runs_as_written_against_the_local_stack(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given the README's Python snippet and the environment its "Locally" block exports
+    snippet = readme_block("The team client", "**Python API**", "python")
+    exports = dict(
+        EXPORT.findall(
+            "\n".join(
+                line.removeprefix("export ")
+                for line in readme_block("The team client", "**Locally**", "sh").splitlines()
+                if line.startswith("export ")
+            )
+        )
+    )
+    assert "gateway_url=" not in snippet.split("#")[0], "the snippet reads the environment"
+    assert set(exports) == {
+        "ASSETS_GATEWAY_URL",
+        "CLOUDFLARE_API_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+    }
+    # make run's URLs are this stack's (its ports are free ones); the keys are the README's own
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ASSETS_GATEWAY"))}
+    env.update(exports, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    env.update(ASSETS_GATEWAY_URL=stack.base_url, CLOUDFLARE_API_URL=stack.cloudflare_url)
+    make_site(tmp_path / "dist", 6)
+
+    # When the snippet runs as written, from the folder holding dist/
+    done = subprocess.run(
+        [sys.executable, "-c", snippet],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # Then it prints the completion JWT and what it uploaded, signed as the web deployer
+    assert done.returncode == 0, done.stderr
+    jwt, uploaded, already = done.stdout.split()
+    assert stack.emulator.verify_token(jwt)["purpose"] == "completion"
+    assert (int(uploaded), int(already)) == (7, 1)  # 8 files, the two home pages alike
+    (session_call,) = stack.emulator.calls_to("/assets-upload-session")
+    assert f"/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}/" in session_call.path
