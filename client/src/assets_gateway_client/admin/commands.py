@@ -19,6 +19,7 @@ from urllib.parse import quote
 import httpx
 
 from assets_gateway_client import environment
+from assets_gateway_client.admin import render
 from assets_gateway_client.admin.errors import AdminRefused
 from assets_gateway_client.admin.http import TIMEOUT, AdminClient, Sleep, admin_base_url
 from assets_gateway_client.admin.inputs import (
@@ -31,23 +32,7 @@ from assets_gateway_client.admin.inputs import (
     read_text,
     version_tag,
 )
-from assets_gateway_client.admin.render import (
-    cell,
-    items_of,
-    mapping_of,
-    render_explain,
-    render_failure,
-    render_grant,
-    render_kill_switch,
-    render_policy_document,
-    render_publish,
-    render_reset,
-    render_simulation,
-    render_team_state,
-    render_usage,
-    render_validation,
-    render_versions,
-)
+from assets_gateway_client.admin.render import cell, items_of, mapping_of
 from assets_gateway_client.answers import ApiAnswer, Locate
 from assets_gateway_client.console import EXIT_FAILED, EXIT_OK, UsageError, exit_status
 from assets_gateway_client.signing import profile_auth
@@ -102,7 +87,7 @@ def _policy_get(ctx: _Context) -> int:
     if args.json:
         text = json.dumps(answer.result, indent=2, ensure_ascii=False) + "\n"
     else:
-        text = render_policy_document(result, args.format)
+        text = render.render_policy_document(result, args.format)
     if args.output is None:
         sys.stdout.write(text)
         sys.stdout.flush()
@@ -131,7 +116,7 @@ def _policy_versions(ctx: _Context) -> int:
         retry=True,
     )
     result = mapping_of(answer.result)
-    ctx.emit(answer.result, render_versions(result))
+    ctx.emit(answer.result, render.render_versions(result))
     versions = items_of(result.get("versions"))
     if len(versions) >= ctx.args.limit and isinstance(versions[-1].get("version"), int):
         ctx.note(f"older versions: --before {versions[-1]['version']}")
@@ -148,7 +133,7 @@ def _policy_validate(ctx: _Context) -> int:
         retry=True,
         locate=source.locate,
     )
-    return ctx.show(answer, lambda result: render_validation(result, source.locate))
+    return ctx.show(answer, lambda result: render.render_validation(result, source.locate))
 
 
 def _current_version(ctx: _Context) -> int:
@@ -181,7 +166,7 @@ def _publish(
         headers={"If-Match": f'"{if_match}"'},
         locate=locate,
     )
-    return ctx.show(answer, lambda result: render_publish(result, locate))
+    return ctx.show(answer, lambda result: render.render_publish(result, locate))
 
 
 def _policy_publish(ctx: _Context) -> int:
@@ -227,7 +212,7 @@ def _policy_simulate(ctx: _Context) -> int:
         retry=True,
         locate=source.locate,
     )
-    return ctx.show(answer, render_simulation)
+    return ctx.show(answer, render.render_simulation)
 
 
 def _explain(ctx: _Context) -> int:
@@ -246,7 +231,7 @@ def _explain(ctx: _Context) -> int:
         "POST", "/admin/explain", what="explaining the decision", body=body, retry=True
     )
     result = mapping_of(answer.result)
-    ctx.emit(answer.result, render_explain(result))
+    ctx.emit(answer.result, render.render_explain(result))
     return EXIT_OK if result.get("allowed") is True else EXIT_FAILED
 
 
@@ -257,7 +242,7 @@ def _usage(ctx: _Context) -> int:
     if ctx.args.window:
         params["window"] = ctx.args.window
     answer = ctx.client.call("GET", "/admin/usage", what="reading usage", params=params, retry=True)
-    return ctx.show(answer, render_usage)
+    return ctx.show(answer, render.render_usage)
 
 
 def _grant(ctx: _Context) -> int:
@@ -266,7 +251,7 @@ def _grant(ctx: _Context) -> int:
     answer = ctx.client.call(
         "POST", f"/admin/teams/{_segment(team)}/grants", what=f"granting team {team}", body=body
     )
-    return ctx.show(answer, lambda result: render_grant(team, result))
+    return ctx.show(answer, lambda result: render.render_grant(team, result))
 
 
 def _reset_usage(ctx: _Context) -> int:
@@ -277,7 +262,7 @@ def _reset_usage(ctx: _Context) -> int:
         what=f"resetting team {team}'s usage",
         params={"window": ctx.args.window, "reason": ctx.args.reason},
     )
-    return ctx.show(answer, render_reset)
+    return ctx.show(answer, render.render_reset)
 
 
 def _post_reason(ctx: _Context, path: str, what: str) -> ApiAnswer:
@@ -289,14 +274,14 @@ def _team_state(ctx: _Context) -> int:
     team, action = ctx.args.team, ctx.args.admin_action  # "suspend" or "resume"
     doing = "suspending" if action == "suspend" else "resuming"
     answer = _post_reason(ctx, f"/admin/teams/{_segment(team)}:{action}", f"{doing} team {team}")
-    return ctx.show(answer, render_team_state)
+    return ctx.show(answer, render.render_team_state)
 
 
 def _kill_switch(ctx: _Context) -> int:
     action = ctx.args.switch_action  # "engage" or "release"
     doing = "engaging" if action == "engage" else "releasing"
     answer = _post_reason(ctx, f"/admin/kill-switch:{action}", f"{doing} the kill switch")
-    return ctx.show(answer, render_kill_switch)
+    return ctx.show(answer, render.render_kill_switch)
 
 
 _ACTIONS: dict[str, Callable[[_Context], int]] = {
@@ -355,4 +340,4 @@ def run_admin(
 
 
 def _failure_text(error: Exception) -> str:
-    return render_failure(error) if isinstance(error, AdminRefused) else str(error)
+    return render.render_failure(error) if isinstance(error, AdminRefused) else str(error)
