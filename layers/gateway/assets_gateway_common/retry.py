@@ -100,10 +100,6 @@ class RetryRule(Generic[Answer]):
     errors: tuple[type[Exception], ...] = ()
 
 
-def _always() -> bool:
-    return True
-
-
 def _ignore(_wait: float) -> None:
     return None
 
@@ -116,7 +112,7 @@ def call_with_retries(
     sleep: Callable[[float], None],
     clock: Callable[[], float] | None = None,
     deadline: float = math.inf,
-    may_retry: Callable[[], bool] = _always,
+    may_retry: Callable[[], bool] | None = None,
     on_retry: Callable[[float], None] = _ignore,
 ) -> Answer:
     """Call `send` until `rule` says its outcome is final, or retrying ends; the last answer, or
@@ -124,9 +120,9 @@ def call_with_retries(
 
     Retrying ends after `schedule.attempts` attempts, when a wait exceeds
     `schedule.max_wait_seconds`, when it would end at or past `deadline` (read on `clock`, which
-    a deadline needs), or when `may_retry()` says no. `may_retry` is asked after the wait, right
-    before the retry leaves, so a budget counts a call when it is made; `on_retry(wait)` is then
-    told of it.
+    a deadline needs), or when `may_retry()` (if given) says no. It is asked after the wait,
+    right before the retry leaves, so a budget counts a call when it is made; `on_retry(wait)` is
+    then told of it.
     """
     if deadline != math.inf and clock is None:
         raise ValueError("a deadline needs a clock")
@@ -146,7 +142,7 @@ def call_with_retries(
         if attempt >= schedule.attempts or wait > schedule.max_wait_seconds or ends_too_late:
             break
         sleep(wait)
-        if not may_retry():
+        if may_retry is not None and not may_retry():
             break
         on_retry(wait)
         attempt += 1

@@ -160,7 +160,7 @@ class CloudflareClient:
             clock=self._clock,
             deadline=deadline,
             # the org's budget must have room for each retry, else the last answer stands
-            may_retry=meter.may_retry if meter is not None else _always,
+            may_retry=meter.may_retry if meter is not None else None,
         )
         if answer.status >= 500:
             raise _server_error(answer)
@@ -239,10 +239,6 @@ def _retry_after(answer: UpstreamAnswer) -> float | None:
     """Cloudflare's advice; `0` is none (retrying at once, in step with every other instance,
     is what the jittered backoff avoids)."""
     return parse_retry_after(answer.headers.get("retry-after"), clock=time.time) or None
-
-
-def _always() -> bool:
-    return True
 
 
 # Connection errors, timeouts and garbage (an UpstreamFailure), 429 and 5xx are retried.
