@@ -26,7 +26,8 @@ import boto3
 
 from assets_gateway_client.manifest_builder import build_manifest
 from assets_gateway_client.sigv4 import SigV4Auth
-from assets_gateway_client.upload import BULK_CONCURRENCY, UploadResult, upload_manifest
+from assets_gateway_client.upload import upload_manifest
+from assets_gateway_client.uploader import BULK_CONCURRENCY, UploadResult
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
 from gateway_local.stack import LocalStack, StackOptions
 

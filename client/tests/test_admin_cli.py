@@ -15,22 +15,25 @@ import httpx
 import pytest
 
 from assets_gateway_client import cli
-from assets_gateway_client.admin_cli import (
-    AdminAnswer,
-    AdminRefused,
-    AdminUsageError,
+from assets_gateway_client.admin.commands import run_admin
+from assets_gateway_client.admin.errors import AdminRefused
+from assets_gateway_client.admin.http import admin_base_url
+from assets_gateway_client.admin.inputs import (
     PolicySource,
-    add_admin_parser,
-    admin_base_url,
+    edited_version,
     explain_body,
-    format_duration,
     grant_body,
     load_manifest_text,
     load_policy_text,
     parse_instant,
     pointer_line,
+)
+from assets_gateway_client.admin.parser import add_admin_parser
+from assets_gateway_client.admin.render import (
+    format_duration,
     render_explain,
     render_failure,
+    render_grant,
     render_kill_switch,
     render_policy_document,
     render_publish,
@@ -41,8 +44,9 @@ from assets_gateway_client.admin_cli import (
     render_usage,
     render_validation,
     render_versions,
-    run_admin,
 )
+from assets_gateway_client.answers import ApiAnswer
+from assets_gateway_client.console import UsageError
 
 GATEWAY = "https://abc123defg.execute-api.eu-west-1.amazonaws.com/v1/client/v4"
 ADMIN_ROOT = "https://abc123defg.execute-api.eu-west-1.amazonaws.com/v1"
@@ -120,6 +124,14 @@ def run(door: Door, *argv: str, sleeps: Callable[[float], None] | None = None) -
         sleep=sleeps if sleeps is not None else Sleeps(),
         now=lambda: NOW,
     )
+
+
+@pytest.fixture
+def path(tmp_path: Path) -> Path:
+    """A policy file, as an admin writes it."""
+    written = tmp_path / "policy.yaml"
+    written.write_text(POLICY_YAML)
+    return written
 
 
 def policy_answer(version: int, policy: Any = None) -> httpx.Response:
@@ -202,11 +214,11 @@ def test_grant_quota_options_and_expiry() -> None:
 
 
 def test_a_grant_needs_a_quota_and_a_future_expiry() -> None:
-    with pytest.raises(AdminUsageError, match="at least one"):
+    with pytest.raises(UsageError, match="at least one"):
         grant_body(parse("grant", "docs", "--reason", "r", "--hours", "1"), NOW)
     past = parse("grant", "docs", "--reason", "r", "--expires", "2025-06-01T11:00:00Z",
                  "--sessions-per-day", "1")  # fmt: skip
-    with pytest.raises(AdminUsageError, match="in the past"):
+    with pytest.raises(UsageError, match="in the past"):
         grant_body(past, NOW)
 
 
@@ -246,7 +258,7 @@ def test_explain_body_from_a_summary_a_manifest_or_nothing() -> None:
 def test_explain_refuses_mixed_or_partial_descriptions(
     extra: list[str], manifest: dict[str, Any] | None, message: str
 ) -> None:
-    with pytest.raises(AdminUsageError, match=message):
+    with pytest.raises(UsageError, match=message):
         explain_body(explain_args(*extra), manifest)
 
 
@@ -268,7 +280,7 @@ def test_instants_are_sent_in_utc() -> None:
     assert parse_instant("2025-06-01T12:00:00Z", "--since") == "2025-06-01T12:00:00Z"
     assert parse_instant("2025-06-01T14:00:00+02:00", "--since") == "2025-06-01T12:00:00Z"
     assert parse_instant("2025-06-01", "--since") == "2025-06-01T00:00:00Z"
-    with pytest.raises(AdminUsageError, match="--until 'yesterday'"):
+    with pytest.raises(UsageError, match="--until 'yesterday'"):
         parse_instant("yesterday", "--until")
 
 
@@ -297,7 +309,7 @@ def test_yaml_policy_keeps_order_and_reads_timestamps_as_text() -> None:
     ],
 )
 def test_bad_policy_files_are_refused_locally(text: str, name: str, message: str) -> None:
-    with pytest.raises(AdminUsageError, match=message):
+    with pytest.raises(UsageError, match=message):
         load_policy_text(text, name)
 
 
@@ -305,7 +317,7 @@ def test_manifest_files_hold_the_request_body_or_the_bare_manifest() -> None:
     manifest = {"/index.html": {"hash": "0de3dd5df907418e9730fd2bd747bd5e", "size": 17}}
     assert load_manifest_text(json.dumps({"manifest": manifest}), "m") == manifest
     assert load_manifest_text(json.dumps(manifest), "m") == manifest
-    with pytest.raises(AdminUsageError, match="manifest object"):
+    with pytest.raises(UsageError, match="manifest object"):
         load_manifest_text("[]", "m")
 
 
@@ -320,9 +332,7 @@ def test_pointers_land_on_the_lines_of_the_file() -> None:
     assert pointer_line("{a: ]", "/a") is None
 
 
-def test_a_policy_source_locates_pointers_into_the_request_body(tmp_path: Path) -> None:
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY_YAML)
+def test_a_policy_source_locates_pointers_into_the_request_body(path: Path) -> None:
     source = PolicySource.read(str(path))
     assert source.document == POLICY
     assert source.locate("/policy/teams/web/paths/0") == f"{path} line 10"
@@ -467,7 +477,7 @@ def test_validation_publish_and_failure_show_pointers_with_file_lines() -> None:
         "changes:",
         "  - team docs added",
     ]
-    answer = AdminAnswer(
+    answer = ApiAnswer(
         status=400,
         errors=(
             {"code": 19051, "message": "not a glob",
@@ -490,11 +500,11 @@ def test_validation_publish_and_failure_show_pointers_with_file_lines() -> None:
 
 
 def test_failures_carry_hints_and_bodies_that_are_not_envelopes() -> None:
-    admin_only = AdminAnswer(status=403, errors=({"code": 19050, "message": "admins only"},))
+    admin_only = ApiAnswer(status=403, errors=({"code": 19050, "message": "admins only"},))
     text = render_failure(AdminRefused("reading usage", admin_only))
     assert "error 19050 admins only" in text
     assert "hint: only the org's admins" in text
-    garbled = render_failure(AdminRefused("reading usage", AdminAnswer(502, text="<html>")))
+    garbled = render_failure(AdminRefused("reading usage", ApiAnswer(502, text="<html>")))
     assert garbled == "assets-gateway: error: reading usage: HTTP 502 '<html>'"
     unreachable = render_failure(AdminRefused("reading usage", None, detail="cannot reach x"))
     assert unreachable == "assets-gateway: error: reading usage: cannot reach x"
@@ -601,10 +611,8 @@ def test_team_reset_and_kill_switch_confirmations() -> None:
 
 
 def test_publish_without_if_match_replaces_the_current_version(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY_YAML)
     published = {"version": 4, "published_by": ADMIN_ARN, "published_at": "t", "reason": "why",
                  "changes": ["team docs added"], "warnings": []}  # fmt: skip
     door = Door(policy_answer(3), httpx.Response(200, json=envelope(published)))
@@ -631,10 +639,8 @@ def test_publish_when_nothing_is_published_uses_if_match_0(tmp_path: Path) -> No
 
 
 def test_a_stale_publish_exits_1_with_the_conflict(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY_YAML)
     conflict = httpx.Response(
         409,
         json=envelope(errors=[{"code": 19052, "message": "version 5 is current, not 4"}]),
@@ -651,10 +657,8 @@ def test_a_stale_publish_exits_1_with_the_conflict(
 
 
 def test_an_invalid_policy_exits_1_with_pointers_into_the_file(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+    path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "policy.yaml"
-    path.write_text(POLICY_YAML)
     invalid = httpx.Response(
         400,
         json=envelope(
@@ -885,8 +889,69 @@ def test_missing_gateway_url_or_credentials_exit_2(
 
 
 def test_a_file_written_by_policy_get_publishes_over_the_version_it_came_from() -> None:
-    from assets_gateway_client.admin_cli import edited_version
-
     header = "# assets-gateway policy version 12, published 2026-11-25T09:00:00Z by x\nteams: {}\n"
     assert edited_version(header) == 12
     assert edited_version("teams: {}\n") is None
+
+
+# ------------------------------------------------------------------- changes that change nothing
+
+
+def unchanged(result: dict[str, Any]) -> dict[str, Any]:
+    return {**result, "version": 7, "changed": False}
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        (
+            render_publish(unchanged({"published_by": ADMIN_ARN, "changes": []})),
+            "unchanged: version 7 is already the current policy; no new version published",
+        ),
+        (
+            render_team_state(unchanged({"team": "web", "suspended": True})),
+            "unchanged: team web is already suspended in version 7; no new version published",
+        ),
+        (
+            render_team_state(unchanged({"team": "web", "suspended": False})),
+            "unchanged: team web is already not suspended in version 7; no new version published",
+        ),
+        (
+            render_kill_switch(unchanged({"kill_switch": {"engaged": True}})),
+            "unchanged: the kill switch is already engaged in version 7; no new version published",
+        ),
+        (
+            render_grant("docs", unchanged({"grant": {"reason": "launch"}})).splitlines()[0],
+            "unchanged: version 7 already holds this grant for team docs; no new version published",
+        ),
+    ],
+)
+def test_a_change_that_changes_nothing_says_so_plainly(text: str, expected: str) -> None:
+    assert text.splitlines()[0] == expected
+
+
+@pytest.mark.parametrize("changed", [True, None])
+def test_a_change_made_reads_as_before(changed: bool | None) -> None:
+    result: dict[str, Any] = {"version": 8, "team": "web", "suspended": True}
+    if changed is not None:
+        result["changed"] = changed
+    assert render_team_state(result) == (
+        "team web is suspended (policy version 8): its callers get 19010"
+    )
+    published = render_publish({**result, "published_by": "a", "published_at": "t"})
+    assert published.startswith("published policy version 8 (by a at t)")
+
+
+def test_publishing_the_current_policy_again_prints_unchanged(
+    path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    no_op = {"version": 7, "changed": False, "published_by": ADMIN_ARN, "changes": []}
+    message = {"code": 19056, "message": "the policy is version 7's: no new version published"}
+    door = Door(httpx.Response(200, json=envelope(no_op, messages=[message])))
+    assert run(door, "policy", "publish", str(path), "--reason", "x", "--if-match", "7") == 0
+    assert capsys.readouterr().out == (
+        "unchanged: version 7 is already the current policy; no new version published\n"
+    )
+    door = Door(httpx.Response(200, json=envelope(no_op, messages=[message])))
+    assert run(door, "suspend", "web", "--reason", "x", "--json") == 0
+    assert json.loads(capsys.readouterr().out)["changed"] is False  # --json: the result as is

@@ -21,15 +21,9 @@ import pytest
 import yaml
 
 from assets_gateway_client.cli import main
+from gateway_local import demo
 from gateway_local.api_front import LocalIdentity
-from gateway_local.demo import (
-    DEMO_ACCOUNT_ID,
-    DOCS_CI,
-    PLATFORM_ADMIN,
-    WEB_DEPLOYER,
-    WEB_SCRIPT,
-    demo_policy,
-)
+from gateway_local.demo import DEMO_ACCOUNT_ID, DOCS_CI, PLATFORM_ADMIN, WEB_DEPLOYER, WEB_SCRIPT
 from gateway_local.stack import LocalStack
 from helpers import in_one_window, manifest_of, signed_client
 
@@ -120,7 +114,7 @@ def write_policy(path: Path, policy: dict[str, Any]) -> Path:
 
 @pytest.fixture
 def small_docs_policy(tmp_path: Path) -> Path:
-    policy = demo_policy()
+    policy = demo.demo_policy()
     policy["teams"]["docs"]["max_entries"] = 2
     return write_policy(tmp_path / "policy.yaml", policy)
 
@@ -173,7 +167,7 @@ def test_a_publish_over_a_stale_version_is_refused(admin: Admin, small_docs_poli
 def test_an_invalid_policy_is_refused_with_pointers_into_the_file(
     admin: Admin, tmp_path: Path
 ) -> None:
-    policy = demo_policy()
+    policy = demo.demo_policy()
     policy["teams"]["docs"]["accounts"] = ["not-an-account"]
     path = write_policy(tmp_path / "invalid.yaml", policy)
     line = next(

@@ -13,6 +13,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,18 +21,13 @@ import httpx
 import pytest
 
 from assets_gateway.adapters.cloudflare import RetryPolicy
+from assets_gateway_client.answers import CloudflareUploadError, GatewayError, UploadError
+from assets_gateway_client.gateway import UploadSession, decode_jwt_payload
+from assets_gateway_client.http_retry import Retrying
 from assets_gateway_client.manifest_builder import AssetManifest, build_manifest
 from assets_gateway_client.sigv4 import SigV4Auth
-from assets_gateway_client.upload import (
-    CloudflareUploadError,
-    GatewayError,
-    UploadError,
-    UploadProgress,
-    UploadSession,
-    decode_jwt_payload,
-    upload_assets,
-    upload_directory,
-)
+from assets_gateway_client.upload import upload_directory
+from assets_gateway_client.uploader import UploadProgress, UploadResult, upload_assets
 from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,
@@ -318,37 +314,61 @@ def own_emulator(
         yield emulator, server.url + "/client/v4"
 
 
-def direct_sessions(api_url: str, manifest: AssetManifest) -> tuple[Callable[[], Any], list[str]]:
-    """A session opener calling the emulator with the org token, and the JWTs it handed out."""
-    handed_out: list[str] = []
+@dataclass
+class DirectSessions:
+    """Sessions for `manifest` opened on our own emulator with its token (standing in for the
+    gateway), the JWTs they handed out, and uploads through them."""
 
-    def open_session() -> UploadSession:
+    api_url: str
+    manifest: AssetManifest
+    jwts: list[str] = field(default_factory=list)
+
+    def open(self) -> UploadSession:
         answer = httpx.post(
-            f"{api_url}/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}"
+            f"{self.api_url}/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}"
             "/assets-upload-session",
-            json=manifest.to_request_body(),
+            json=self.manifest.to_request_body(),
             headers={"Authorization": f"Bearer {TOKEN}"},
             timeout=HTTP_TIMEOUT,
         )
         answer.raise_for_status()
         session = UploadSession.from_result(answer.json()["result"])
-        handed_out.append(session.jwt)
+        self.jwts.append(session.jwt)
         return session
 
-    return open_session, handed_out
+    def upload(self, **options: Any) -> UploadResult:
+        """`upload_assets` through these sessions (one request at a time unless told)."""
+        return upload_assets(
+            self.manifest,
+            open_session=self.open,
+            account_id=DEMO_ACCOUNT_ID,
+            cloudflare_api_url=self.api_url,
+            **{"concurrency": 1, **options},
+        )
+
+
+SessionsFor = Callable[[int], DirectSessions]
+
+
+@pytest.fixture
+def sessions_for(own_emulator: tuple[CloudflareEmulator, str], tmp_path: Path) -> SessionsFor:
+    """Direct sessions for a site of `count` files (and two home pages) on our own emulator."""
+
+    def make(count: int) -> DirectSessions:
+        return DirectSessions(own_emulator[1], build_manifest(make_site(tmp_path, count)))
+
+    return make
 
 
 @pytest.mark.parametrize("own_emulator", [{"single_asset_uploads": True}], indirect=True)
 def test_single_asset_path_when_the_jwt_says_so(
-    own_emulator: tuple[CloudflareEmulator, str], tmp_path: Path
+    own_emulator: tuple[CloudflareEmulator, str], sessions_for: SessionsFor
 ) -> None:
-    emulator, api_url = own_emulator
-    manifest = build_manifest(make_site(tmp_path, 12))
-    open_session, jwts = direct_sessions(api_url, manifest)
-    result = upload_assets(
-        manifest, open_session=open_session, account_id=DEMO_ACCOUNT_ID, cloudflare_api_url=api_url
-    )
-    assert decode_jwt_payload(jwts[0])["wrangler_single_asset_uploads"] is True
+    emulator = own_emulator[0]
+    sessions = sessions_for(12)
+    manifest = sessions.manifest
+    result = sessions.upload(concurrency=None)
+    assert decode_jwt_payload(sessions.jwts[0])["wrangler_single_asset_uploads"] is True
     assert result.single_asset_uploads
     calls = [c for c in emulator.calls if "/workers/assets/upload/" in c.path]
     assert sorted(c.path.rsplit("/", 1)[-1] for c in calls) == sorted(
@@ -365,24 +385,16 @@ def test_single_asset_path_when_the_jwt_says_so(
 
 
 def test_an_expired_jwt_gets_one_fresh_session_for_what_is_missing(
-    own_emulator: tuple[CloudflareEmulator, str], clock: list[float], tmp_path: Path
+    own_emulator: tuple[CloudflareEmulator, str], sessions_for: SessionsFor, clock: list[float]
 ) -> None:
-    emulator, api_url = own_emulator
-    manifest = build_manifest(make_site(tmp_path, 28))  # 29 hashes: 6 buckets of up to 5
-    open_session, jwts = direct_sessions(api_url, manifest)
+    emulator = own_emulator[0]
+    sessions = sessions_for(28)  # 29 hashes: 6 buckets of up to 5
 
     def an_hour_passes_after_the_first_bucket(progress: UploadProgress) -> None:
-        if progress.files_done == 5 and len(jwts) == 1:
+        if progress.files_done == 5 and len(sessions.jwts) == 1:
             clock[0] += 3601  # Cloudflare's clock only: the client learns it from the 401
 
-    result = upload_assets(
-        manifest,
-        open_session=open_session,
-        account_id=DEMO_ACCOUNT_ID,
-        cloudflare_api_url=api_url,
-        concurrency=1,
-        progress=an_hour_passes_after_the_first_bucket,
-    )
+    result = sessions.upload(progress=an_hour_passes_after_the_first_bucket)
     assert result.sessions == 2
     assert [c.status for c in emulator.calls_to(UPLOAD_SUFFIX)] == [
         202,
@@ -394,31 +406,25 @@ def test_an_expired_jwt_gets_one_fresh_session_for_what_is_missing(
         201,
     ]
     assert result.uploaded_files == 29
-    assert emulator.stored_hashes(DEMO_ACCOUNT_ID) == {a.hash for a in manifest.assets}
+    assert emulator.stored_hashes(DEMO_ACCOUNT_ID) == {a.hash for a in sessions.manifest.assets}
     claims = emulator.verify_token(result.jwt or "")
     assert claims["purpose"] == "completion"
-    assert claims["session_id"] == decode_jwt_payload(jwts[1])["session_id"]
+    assert claims["session_id"] == decode_jwt_payload(sessions.jwts[1])["session_id"]
 
 
 def test_a_jwt_past_its_exp_is_not_even_sent(
-    own_emulator: tuple[CloudflareEmulator, str], clock: list[float], tmp_path: Path
+    own_emulator: tuple[CloudflareEmulator, str], sessions_for: SessionsFor, clock: list[float]
 ) -> None:
-    emulator, api_url = own_emulator
-    manifest = build_manifest(make_site(tmp_path, 9))
-    open_session, jwts = direct_sessions(api_url, manifest)
+    emulator = own_emulator[0]
+    sessions = sessions_for(9)
 
     def an_hour_passes(progress: UploadProgress) -> None:
-        if progress.files_done == 5 and len(jwts) == 1:
+        if progress.files_done == 5 and len(sessions.jwts) == 1:
             clock[0] += 3600
 
-    result = upload_assets(
-        manifest,
-        open_session=open_session,
-        account_id=DEMO_ACCOUNT_ID,
-        cloudflare_api_url=api_url,
-        concurrency=1,
+    result = sessions.upload(
         progress=an_hour_passes,
-        clock=lambda: clock[0],  # the client reads `exp` with the same clock
+        retrying=Retrying(clock=lambda: clock[0]),  # the client reads `exp` with this clock
     )
     assert result.sessions == 2
     assert 401 not in [c.status for c in emulator.calls_to(UPLOAD_SUFFIX)]
@@ -426,45 +432,27 @@ def test_a_jwt_past_its_exp_is_not_even_sent(
 
 
 def test_a_second_expiry_stops_with_a_clear_error(
-    own_emulator: tuple[CloudflareEmulator, str], clock: list[float], tmp_path: Path
+    sessions_for: SessionsFor, clock: list[float]
 ) -> None:
-    _emulator, api_url = own_emulator
-    manifest = build_manifest(make_site(tmp_path, 20))
-    open_session, jwts = direct_sessions(api_url, manifest)
+    sessions = sessions_for(20)
 
     def every_bucket_takes_an_hour(_progress: UploadProgress) -> None:
         clock[0] += 3601
 
     with pytest.raises(UploadError, match="the fresh upload session expired too"):
-        upload_assets(
-            manifest,
-            open_session=open_session,
-            account_id=DEMO_ACCOUNT_ID,
-            cloudflare_api_url=api_url,
-            concurrency=1,
-            progress=every_bucket_takes_an_hour,
-        )
-    assert len(jwts) == 2
+        sessions.upload(progress=every_bucket_takes_an_hour)
+    assert len(sessions.jwts) == 2
 
 
 def test_a_file_changed_after_the_manifest_is_never_sent(
-    own_emulator: tuple[CloudflareEmulator, str], tmp_path: Path
+    own_emulator: tuple[CloudflareEmulator, str], sessions_for: SessionsFor, tmp_path: Path
 ) -> None:
-    emulator, api_url = own_emulator
-    site = make_site(tmp_path, 3)
-    manifest = build_manifest(site)
-    (site / "section-1" / "part-1" / "file-1.css").write_text("CONTENT 1")  # same size
-    open_session, _jwts = direct_sessions(api_url, manifest)
+    sessions = sessions_for(3)
+    (tmp_path / "section-1" / "part-1" / "file-1.css").write_text("CONTENT 1")  # same size
     with pytest.raises(UploadError, match=r"file-1\.css changed after the manifest was built"):
-        upload_assets(
-            manifest,
-            open_session=open_session,
-            account_id=DEMO_ACCOUNT_ID,
-            cloudflare_api_url=api_url,
-            concurrency=1,
-        )
-    changed = manifest.to_manifest()["/section-1/part-1/file-1.css"]["hash"]
-    assert emulator.stored_asset(DEMO_ACCOUNT_ID, str(changed)) is None
+        sessions.upload()
+    changed = sessions.manifest.to_manifest()["/section-1/part-1/file-1.css"]["hash"]
+    assert own_emulator[0].stored_asset(DEMO_ACCOUNT_ID, str(changed)) is None
 
 
 # ----------------------------------------------------------------------------- the CLI
@@ -552,3 +540,68 @@ def test_jwt_payload_is_read_without_verification() -> None:
     assert decode_jwt_payload(f"h.{payload.decode()}.s") == {"exp": 5, "x": "ü"}
     assert decode_jwt_payload("not-a-jwt") == {}
     assert decode_jwt_payload("a.!!!.c") == {}
+
+
+# ----------------------------------------------------------------------------- the README
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+EXPORT = re.compile(r"([A-Z_][A-Z0-9_]*)=(\S+)")
+
+
+def readme_block(section: str, after: str, language: str) -> str:
+    """The first ```language block after `after` in the README's `## section`."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(f"\n## {section}\n")
+    body = text[start : text.index("\n## ", start + 1)]
+    fence = f"```{language}\n"
+    opened = body.index(fence, body.index(after)) + len(fence)
+    return body[opened : body.index("```", opened)]
+
+
+def test_the_readmes_python_snippet_runs_as_written_against_the_local_stack(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    # Given the README's Python snippet and the environment its "Locally" block exports
+    snippet = readme_block("The team client", "**Python API**", "python")
+    exports = dict(
+        EXPORT.findall(
+            "\n".join(
+                line.removeprefix("export ")
+                for line in readme_block("The team client", "**Locally**", "sh").splitlines()
+                if line.startswith("export ")
+            )
+        )
+    )
+    assert "gateway_url=" not in snippet.split("#")[0], "the snippet reads the environment"
+    assert set(exports) == {
+        "ASSETS_GATEWAY_URL",
+        "CLOUDFLARE_API_URL",
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_DEFAULT_REGION",
+    }
+    # make run's URLs are this stack's (its ports are free ones); the keys are the README's own
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ASSETS_GATEWAY"))}
+    env.update(exports, AWS_CONFIG_FILE=os.devnull, AWS_SHARED_CREDENTIALS_FILE=os.devnull)
+    env.update(ASSETS_GATEWAY_URL=stack.base_url, CLOUDFLARE_API_URL=stack.cloudflare_url)
+    make_site(tmp_path / "dist", 6)
+
+    # When the snippet runs as written, from the folder holding dist/
+    done = subprocess.run(
+        [sys.executable, "-c", snippet],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+
+    # Then it prints the completion JWT and what it uploaded, signed as the web deployer
+    assert done.returncode == 0, done.stderr
+    jwt, uploaded, already = done.stdout.split()
+    assert stack.emulator.verify_token(jwt)["purpose"] == "completion"
+    assert (int(uploaded), int(already)) == (7, 1)  # 8 files, the two home pages alike
+    (session_call,) = stack.emulator.calls_to("/assets-upload-session")
+    assert f"/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}/" in session_call.path

@@ -1,57 +1,25 @@
 """`assets-gateway`: the team client's command line, and the org admins' (`admin`).
 
-    assets-gateway upload DIST --account ACCOUNT_ID --script NAME [--namespace NS]
-        [--gateway URL] [--cloudflare-api URL] [--profile P] [--region R] [--concurrency N]
-        [--json] [--output FILE] [--dry-run] [--manifest-only FILE] [--[no-]progress] [--quiet]
-
-stdout carries only the result — the completion JWT, or with `--json` a JSON object — so
-`JWT=$(assets-gateway upload dist ...)` works; `--output FILE` writes it to FILE (mode 0600)
-instead. Everything for people (summary, progress bar, errors) goes to stderr.
-
-Exit status: 0 done (or, for `--dry-run`, allowed); 1 refused or failed (the gateway's or
-Cloudflare's reasons are printed); 2 a usage or local problem (bad folder, file too large,
-no gateway URL, no AWS credentials); 130 interrupted.
-
+    assets-gateway upload DIST --account ACCOUNT_ID --script NAME ...   (see `upload_command`)
     assets-gateway admin policy|explain|usage|grant|reset-usage|suspend|resume|kill-switch ...
+                                                                        (see `admin`)
 
-The admin door's commands (see `admin_cli`): same `--gateway`, `--profile`, `--region` and
-`--json`, readable tables on stdout, errors on stderr, the same exit statuses.
+Both read the gateway's URL from `--gateway` or $ASSETS_GATEWAY_URL, sign with the standard AWS
+credential chain (`--profile`, `--region`), print results on stdout and everything for people on
+stderr, and exit 0 (done), 1 (refused or failed), 2 (a usage or local problem) or 130
+(interrupted).
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import os
 import sys
-import threading
-import time
 from collections.abc import Sequence
-from pathlib import Path
-from typing import TYPE_CHECKING, TextIO
 
-from assets_gateway_client.admin_cli import add_admin_parser, run_admin
-from assets_gateway_client.manifest_builder import AssetManifest, ManifestError, build_manifest
-from assets_gateway_client.upload import (
-    DEFAULT_CLOUDFLARE_API_URL,
-    DryRunDecision,
-    UploadError,
-    UploadProgress,
-    UploadResult,
-    profile_auth,
-    upload_manifest,
-)
+from assets_gateway_client.admin.parser import add_admin_parser
+from assets_gateway_client.upload_command import add_upload_parser
 
-if TYPE_CHECKING:
-    from assets_gateway_client.sigv4 import SigV4Auth
-
-GATEWAY_URL_ENV = "ASSETS_GATEWAY_URL"
-CLOUDFLARE_API_URL_ENV = "CLOUDFLARE_API_URL"
-EXIT_OK, EXIT_FAILED, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
-
-
-class _UsageError(Exception):
-    """A problem with the command line or the machine's setup: exit 2."""
+__all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -61,286 +29,15 @@ def _parser() -> argparse.ArgumentParser:
         "assets gateway (your AWS identity; no Cloudflare token needed).",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    upload = commands.add_parser(
-        "upload",
-        help="upload a build folder's assets and print the completion JWT",
-        description="Build the manifest as wrangler does, create the upload session through "
-        "the gateway, upload only what Cloudflare is missing, print the completion JWT "
-        "(the script upload's assets.jwt).",
-    )
-    upload.add_argument("directory", metavar="DIR", help="the build folder (the assets root)")
-    upload.add_argument("--account", metavar="ID", help="Cloudflare account id (32 hex)")
-    upload.add_argument("--script", metavar="NAME", help="the Worker's script name")
-    upload.add_argument(
-        "--namespace", metavar="NS", help="Workers for Platforms dispatch namespace"
-    )
-    upload.add_argument(
-        "--gateway",
-        metavar="URL",
-        help=f"the gateway's base URL, ending with /client/v4 (default: ${GATEWAY_URL_ENV})",
-    )
-    upload.add_argument(
-        "--cloudflare-api",
-        metavar="URL",
-        help=f"where files are uploaded (default: ${CLOUDFLARE_API_URL_ENV}, else "
-        f"{DEFAULT_CLOUDFLARE_API_URL})",
-    )
-    upload.add_argument("--profile", metavar="P", help="AWS profile to sign with")
-    upload.add_argument(
-        "--region",
-        metavar="R",
-        help="AWS region of the gateway (default: from its URL, else the profile's)",
-    )
-    upload.add_argument(
-        "--concurrency",
-        metavar="N",
-        type=int,
-        help="parallel upload requests (default: wrangler's, 3 buckets or 50 single files)",
-    )
-    upload.add_argument("--json", action="store_true", help="print the result as JSON")
-    upload.add_argument("--output", metavar="FILE", help="write the result to FILE, not stdout")
-    modes = upload.add_mutually_exclusive_group()
-    modes.add_argument(
-        "--dry-run",
-        action="store_true",
-        help="show the manifest summary and the gateway's decision; create no session",
-    )
-    modes.add_argument(
-        "--manifest-only",
-        metavar="FILE",
-        help='write {"manifest": ...} to FILE ("-": stdout) for the S3 door; call nothing',
-    )
-    upload.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="draw a progress bar on stderr (default: when stderr is a terminal)",
-    )
-    upload.add_argument("--quiet", "-q", action="store_true", help="print only errors on stderr")
+    add_upload_parser(commands)
     add_admin_parser(commands)
     return parser
 
 
-# ----------------------------------------------------------------------------- output
-
-
-def _format_bytes(size: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if size < 1000 or unit == "GB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1000
-    raise AssertionError("unreachable")
-
-
-class ProgressBar:
-    """A self-drawn bar on one terminal line: files, bytes and throughput."""
-
-    WIDTH = 24
-    INTERVAL_S = 0.1
-
-    def __init__(self, stream: TextIO, *, enabled: bool) -> None:
-        self._stream = stream
-        self._enabled = enabled
-        self._lock = threading.Lock()
-        self._started = time.monotonic()
-        self._drawn_at = 0.0
-        self._drawn = False
-
-    def __call__(self, progress: UploadProgress) -> None:
-        if not self._enabled:
-            return
-        with self._lock:
-            now = time.monotonic()
-            final = progress.files_done >= progress.files_total
-            if not final and now - self._drawn_at < self.INTERVAL_S:
-                return
-            self._drawn_at = now
-            self._draw(progress, now)
-
-    def _draw(self, progress: UploadProgress, now: float) -> None:
-        share = progress.bytes_done / progress.bytes_total if progress.bytes_total else 1.0
-        filled = round(share * self.WIDTH)
-        rate = progress.bytes_done / max(now - self._started, 1e-6)
-        line = (
-            f"\ruploading [{'#' * filled}{'-' * (self.WIDTH - filled)}] "
-            f"{progress.files_done}/{progress.files_total} files  "
-            f"{_format_bytes(progress.bytes_done)}/{_format_bytes(progress.bytes_total)}  "
-            f"{_format_bytes(rate)}/s"
-        )
-        self._stream.write(line.ljust(90))
-        self._stream.flush()
-        self._drawn = True
-
-    def close(self) -> None:
-        with self._lock:
-            if self._drawn:
-                self._stream.write("\n")
-                self._stream.flush()
-                self._drawn = False
-
-
-class _Console:
-    def __init__(self, quiet: bool) -> None:
-        self.quiet = quiet
-
-    def info(self, text: str) -> None:
-        if not self.quiet:
-            print(text, file=sys.stderr, flush=True)
-
-    @staticmethod
-    def error(text: str) -> None:
-        print(f"assets-gateway: error: {text}", file=sys.stderr, flush=True)
-
-
-def _manifest_summary(manifest: AssetManifest) -> str:
-    files = "file" if manifest.entries == 1 else "files"
-    lines = [
-        f"{manifest.entries:,} {files}, {_format_bytes(manifest.total_bytes)} "
-        f"in {manifest.directory}"
-    ]
-    if manifest.ignored:
-        shown = ", ".join(manifest.ignored[:5]) + (" ..." if len(manifest.ignored) > 5 else "")
-        lines.append(f"  left out by .assetsignore and wrangler's rules: {shown}")
-    if manifest.symlinks:
-        shown = ", ".join(manifest.symlinks[:5]) + (" ..." if len(manifest.symlinks) > 5 else "")
-        lines.append(f"  symbolic links skipped: {shown}")
-    return "\n".join(lines)
-
-
-def _decision_text(decision: DryRunDecision) -> str:
-    verdict = "ALLOWED" if decision.allowed else "REFUSED"
-    lines = [
-        f"dry run: {verdict} (team {decision.team or '-'}, "
-        f"{decision.entries if decision.entries is not None else '-'} entries, "
-        f"{_format_bytes(decision.bytes) if decision.bytes is not None else '-'})"
-    ]
-    for reason in decision.reasons:
-        pointer = f" ({reason['pointer']})" if reason.get("pointer") else ""
-        lines.append(f"  - {reason.get('code')} {reason.get('message')}{pointer}")
-    for quota in decision.quotas:
-        lines.append(
-            f"  quota {quota.get('name')}: {quota.get('used')}/{quota.get('limit')} used, "
-            f"{quota.get('remaining')} left, resets in {quota.get('reset_seconds')} s"
-        )
-    return "\n".join(lines)
-
-
-def _write_result(text: str, output: str | None) -> None:
-    if output is None:
-        sys.stdout.write(text)
-        sys.stdout.flush()
-        return
-    path = Path(output)
-    # The completion JWT authorises attaching these assets: keep it private to its owner.
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with os.fdopen(descriptor, "w", encoding="utf-8") as handle:
-        handle.write(text)
-
-
-# ----------------------------------------------------------------------------- the command
-
-
-def _resolve_urls(args: argparse.Namespace) -> tuple[str, str]:
-    gateway = args.gateway or os.environ.get(GATEWAY_URL_ENV)
-    if not gateway:
-        raise _UsageError(
-            f"no gateway URL: pass --gateway URL or set {GATEWAY_URL_ENV} "
-            "(the stack's ApiBaseUrl, ending with /client/v4; locally, base_url in "
-            ".local/stack.json)"
-        )
-    cloudflare = (
-        args.cloudflare_api or os.environ.get(CLOUDFLARE_API_URL_ENV) or DEFAULT_CLOUDFLARE_API_URL
-    )
-    return gateway, cloudflare
-
-
-def _auth(args: argparse.Namespace, gateway_url: str) -> SigV4Auth:
-    try:
-        return profile_auth(gateway_url, profile=args.profile, region=args.region)
-    except UploadError as error:
-        raise _UsageError(str(error)) from error
-
-
-def _upload_command(args: argparse.Namespace, console: _Console) -> int:
-    if args.concurrency is not None and args.concurrency < 1:
-        raise _UsageError("--concurrency must be at least 1")
-    if args.manifest_only is None and (not args.account or not args.script):
-        raise _UsageError("--account and --script are required (except with --manifest-only)")
-    manifest = build_manifest(args.directory)
-    console.info(_manifest_summary(manifest))
-    if args.manifest_only is not None:
-        text = json.dumps(manifest.to_request_body(), separators=(",", ":")) + "\n"
-        if args.manifest_only == "-":
-            sys.stdout.write(text)
-        else:
-            Path(args.manifest_only).write_text(text, encoding="utf-8")
-            console.info(f"manifest written to {args.manifest_only}")
-        return EXIT_OK
-    gateway_url, cloudflare_url = _resolve_urls(args)
-    auth = _auth(args, gateway_url)
-    show_bar = args.progress if args.progress is not None else sys.stderr.isatty()
-    bar = ProgressBar(sys.stderr, enabled=bool(show_bar) and not args.quiet and not args.dry_run)
-    try:
-        result = upload_manifest(
-            manifest,
-            account_id=args.account,
-            script_name=args.script,
-            gateway_url=gateway_url,
-            auth=auth,
-            dispatch_namespace=args.namespace,
-            cloudflare_api_url=cloudflare_url,
-            concurrency=args.concurrency,
-            progress=bar,
-            dry_run=args.dry_run,
-        )
-    finally:
-        bar.close()
-    return _report(args, console, result)
-
-
-def _report(args: argparse.Namespace, console: _Console, result: UploadResult) -> int:
-    document = {
-        "account_id": args.account,
-        "script_name": args.script,
-        "dispatch_namespace": args.namespace,
-        **result.to_json(),
-    }
-    if result.dry_run is not None:
-        if args.json:
-            _write_result(json.dumps(document, indent=2) + "\n", args.output)
-        else:
-            _write_result(_decision_text(result.dry_run) + "\n", args.output)
-        return EXIT_OK if result.dry_run.allowed else EXIT_FAILED
-    files = "file" if result.uploaded_files == 1 else "files"
-    console.info(
-        f"uploaded {result.uploaded_files:,} {files} ({_format_bytes(result.uploaded_bytes)}) "
-        f"in {result.duration_s:.1f} s; {result.already_uploaded:,} already on Cloudflare"
-        + (f"; {result.sessions} sessions (the first expired)" if result.sessions > 1 else "")
-        + (f"; {result.retries} retries" if result.retries else "")
-    )
-    text = json.dumps(document, indent=2) + "\n" if args.json else f"{result.jwt}\n"
-    _write_result(text, args.output)
-    if args.output is not None:
-        console.info(f"completion token written to {args.output}")
-    return EXIT_OK
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    if args.command == "admin":
-        return run_admin(args)
-    console = _Console(quiet=getattr(args, "quiet", False))
-    try:
-        return _upload_command(args, console)
-    except (_UsageError, ManifestError) as error:
-        console.error(str(error))
-        return EXIT_USAGE
-    except UploadError as error:
-        console.error(str(error))
-        return EXIT_FAILED
-    except KeyboardInterrupt:
-        console.error("interrupted; what was uploaded is kept, so the next run resumes")
-        return EXIT_INTERRUPTED
+    status: int = args.run(args)
+    return status
 
 
 if __name__ == "__main__":

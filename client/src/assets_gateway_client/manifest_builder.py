@@ -32,6 +32,7 @@ from pathlib import Path
 
 from assets_gateway_client.assets_ignore import ASSETS_IGNORE_FILENAME, AssetsIgnore
 from assets_gateway_client.content_types import content_type_for
+from assets_gateway_client.sizes import format_bytes
 
 __all__ = [
     "MAX_ASSET_COUNT",
@@ -127,16 +128,6 @@ def hash_encoded(encoded: bytes, extension: str) -> str:
     return blake3(encoded + extension.encode("utf-8")).hexdigest()[:HASH_LENGTH]
 
 
-def _format_bytes(size: int) -> str:
-    """Binary units, like wrangler's `prettyBytes(..., {binary: true})`."""
-    value = float(size)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if value < 1024 or unit == "GiB":
-            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
-        value /= 1024
-    raise AssertionError("unreachable")
-
-
 @dataclass(frozen=True)
 class _Found:
     relative: str
@@ -222,11 +213,11 @@ def _check_sizes(files: list[_Found], root: Path, max_file_bytes: int) -> None:
     too_large = sorted((f for f in files if f.size > max_file_bytes), key=lambda f: f.relative)
     if not too_large:
         return
-    listed = "\n".join(f"  /{f.relative} ({_format_bytes(f.size)})" for f in too_large[:20])
+    listed = "\n".join(f"  /{f.relative} ({format_bytes(f.size)})" for f in too_large[:20])
     more = f"\n  ... and {len(too_large) - 20} more" if len(too_large) > 20 else ""
     raise ManifestError(
         f"Asset too large: Cloudflare Workers accepts assets of up to "
-        f"{_format_bytes(max_file_bytes)} ({max_file_bytes:,} bytes), and {len(too_large)} "
+        f"{format_bytes(max_file_bytes)} ({max_file_bytes:,} bytes), and {len(too_large)} "
         f"file{'s' if len(too_large) > 1 else ''} in {root} "
         f"{'are' if len(too_large) > 1 else 'is'} larger:\n{listed}{more}\n"
         f"Remove, split or compress {'them' if len(too_large) > 1 else 'it'}, or leave "

@@ -10,7 +10,7 @@ from __future__ import annotations
 import random
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 from urllib.parse import quote
 
@@ -22,6 +22,12 @@ from assets_gateway.domain.envelope import UpstreamEnvelope, is_upload_session, 
 from assets_gateway.domain.errors import CircuitOpen, UpstreamFailure
 from assets_gateway.domain.policy import SessionTarget
 from assets_gateway.domain.redaction import redact_body, redact_text
+from assets_gateway_common.retry import (
+    RetryRule,
+    RetrySchedule,
+    call_with_retries,
+    parse_retry_after,
+)
 
 # Headers of Cloudflare's answer that mean something to the caller. Cloudflare's Ratelimit
 # headers describe the org token's budget, not the caller's, so they stay here.
@@ -71,20 +77,21 @@ def build_http_client(*, connect_timeout: float, read_timeout: float) -> httpx.C
     )
 
 
+def _full_jitter(ceiling: float) -> float:
+    """Spread retries so instances do not retry in step."""
+    return random.uniform(0, ceiling)  # noqa: S311 - jitter, not security
+
+
 @dataclass(frozen=True)
-class RetryPolicy:
+class RetryPolicy(RetrySchedule):
     """Retries for connection errors, timeouts, 429 and 5xx, all within one deadline that fits
     inside the Lambda timeout (25 s) with room for the rest of the pipeline."""
 
     attempts: int = 3
     base_delay_seconds: float = 0.2
     max_delay_seconds: float = 2.0
+    jitter: Callable[[float], float] = field(default=_full_jitter, repr=False, compare=False)
     deadline_seconds: float = 20.0
-
-    def backoff(self, attempt: int) -> float:
-        """Full jitter: spread retries so instances do not retry in step."""
-        ceiling = min(self.max_delay_seconds, self.base_delay_seconds * 2 ** (attempt - 1))
-        return random.uniform(0, ceiling)  # noqa: S311 - jitter, not security
 
 
 class CloudflareClient:
@@ -133,33 +140,32 @@ class CloudflareClient:
     ) -> UpstreamAnswer:
         deadline = self._clock() + self._retry.deadline_seconds
         started = time.perf_counter()
-        failure: UpstreamFailure | None = None
-        throttled: UpstreamAnswer | None = None
-        for attempt in range(1, self._retry.attempts + 1):
-            if attempt > 1 and meter is not None and not meter.may_retry():
-                break  # the org's budget has no room for another call: the last answer stands
+
+        def attempt() -> UpstreamAnswer:
             try:
                 answer = self._attempt(target, body, token, deadline, started)
             except UpstreamFailure as error:
                 if meter is not None:
                     meter.record(reached=error.reached, ratelimit=None)
-                failure, throttled = error, None
-                wait = self._retry.backoff(attempt)
-            else:
-                if meter is not None:
-                    meter.record(reached=True, ratelimit=answer.ratelimit)
-                if answer.status != 429 and answer.status < 500:
-                    return answer
-                throttled = answer if answer.status == 429 else None
-                failure = None if throttled else _server_error(answer)
-                wait = _retry_after(answer.headers) or self._retry.backoff(attempt)
-            if attempt == self._retry.attempts or self._clock() + wait >= deadline:
-                break
-            self._sleep(wait)
-        if throttled is not None:
-            # Cloudflare is limiting the org token: the service opens the cool-down.
-            return throttled
-        raise failure or UpstreamFailure("Cloudflare could not be reached")
+                raise
+            if meter is not None:
+                meter.record(reached=True, ratelimit=answer.ratelimit)
+            return answer
+
+        answer = call_with_retries(
+            attempt,
+            _UPSTREAM_RETRIES,
+            self._retry,
+            sleep=self._sleep,
+            clock=self._clock,
+            deadline=deadline,
+            # the org's budget must have room for each retry, else the last answer stands
+            may_retry=meter.may_retry if meter is not None else None,
+        )
+        if answer.status >= 500:
+            raise _server_error(answer)
+        # A 429: Cloudflare is limiting the org token; the service opens the cool-down.
+        return answer
 
     def _attempt(
         self, target: SessionTarget, body: bytes, token: SecretStr, deadline: float, started: float
@@ -225,11 +231,20 @@ def _within(timeout: httpx.Timeout, remaining: float) -> httpx.Timeout:
     )
 
 
-def _retry_after(headers: dict[str, str]) -> float | None:
-    try:
-        return max(0.0, float(headers["retry-after"]))
-    except (KeyError, ValueError):
-        return None
+def _throttled_or_failed(answer: UpstreamAnswer) -> bool:
+    return answer.status == 429 or answer.status >= 500
+
+
+def _retry_after(answer: UpstreamAnswer) -> float | None:
+    """Cloudflare's advice; `0` is none (retrying at once, in step with every other instance,
+    is what the jittered backoff avoids)."""
+    return parse_retry_after(answer.headers.get("retry-after"), clock=time.time) or None
+
+
+# Connection errors, timeouts and garbage (an UpstreamFailure), 429 and 5xx are retried.
+_UPSTREAM_RETRIES = RetryRule(
+    retryable=_throttled_or_failed, retry_after=_retry_after, errors=(UpstreamFailure,)
+)
 
 
 def _server_error(answer: UpstreamAnswer) -> UpstreamFailure:

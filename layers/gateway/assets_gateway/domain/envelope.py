@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from assets_gateway.domain.errors import GatewayError, PolicyInvalid, Problem
+from assets_gateway_common.retry import parse_retry_after
 
 JSON_CONTENT_TYPE = "application/json"
 
@@ -29,17 +31,16 @@ class Reply:
         return next((value for key, value in self.headers.items() if key.lower() == wanted), None)
 
 
-# A Retry-After that is absent or not whole seconds means a minute.
+# A Retry-After that is absent or unreadable means a minute.
 DEFAULT_RETRY_AFTER_SECONDS = 60
 
 
 def retry_after_seconds(value: str | None, *, ceiling: int | None = None) -> int:
-    """A `Retry-After` in whole seconds: at least 1, at most `ceiling` when one is given."""
-    try:
-        seconds = int(value) if value is not None else DEFAULT_RETRY_AFTER_SECONDS
-    except ValueError:
-        seconds = DEFAULT_RETRY_AFTER_SECONDS
-    seconds = max(seconds, 1)
+    """A `Retry-After` in whole seconds, as the gateway repeats it in its own answers: at least 1,
+    at most `ceiling` when one is given. The domain has no wall clock, so an HTTP-date is read as
+    no advice (the default minute)."""
+    parsed = parse_retry_after(value)
+    seconds = DEFAULT_RETRY_AFTER_SECONDS if parsed is None else max(math.ceil(parsed), 1)
     return seconds if ceiling is None else min(seconds, ceiling)
 
 
