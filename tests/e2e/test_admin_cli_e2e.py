@@ -285,6 +285,25 @@ def test_suspend_refuses_the_team_until_it_is_resumed(admin: Admin, stack: Local
     assert web_session(stack).status_code == 200
 
 
+def test_a_change_that_changes_nothing_publishes_nothing_and_says_so(
+    admin: Admin, small_docs_policy: Path
+) -> None:
+    # Given a policy just published from a file
+    code, _, err = admin("policy", "publish", str(small_docs_policy), "--reason", "first")
+    assert code == 0, err
+    version = current_version(admin)
+    # When the same file is published again, and an active team is resumed
+    code, out, err = admin("policy", "publish", str(small_docs_policy), "--reason", "again")
+    assert code == 0, err
+    assert out.startswith(f"unchanged: version {version} is already the current policy"), out
+    code, out, err = admin("resume", "web", "--reason", "nothing to resume")
+    assert code == 0, err
+    assert out.startswith("unchanged: team web is already not suspended"), out
+    assert f"in version {version}; no new version published" in out
+    # Then no version was published
+    assert current_version(admin) == version
+
+
 @pytest.fixture
 def release_kill_switch(admin: Admin) -> Iterator[None]:
     yield
