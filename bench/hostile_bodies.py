@@ -39,8 +39,8 @@ from typing import Any
 
 from assets_gateway.adapters.policy_store import StoredPolicy
 from assets_gateway.domain.errors import GatewayError
-from assets_gateway.domain.manifest import gunzip
 from assets_gateway.domain.policy import PolicyDocument
+from assets_gateway.domain.request_body import gunzip
 from assets_gateway.doors.session import SessionService
 from bench_support import (
     AdmitAll,

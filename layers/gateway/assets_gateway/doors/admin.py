@@ -35,7 +35,6 @@ from assets_gateway.domain.errors import (
 )
 from assets_gateway.domain.globs import GlobSet
 from assets_gateway.domain.identity import Caller, normalise_principal
-from assets_gateway.domain.manifest import parse_json_body
 from assets_gateway.domain.policy import (
     AccountId,
     ManifestSummary,
@@ -53,6 +52,7 @@ from assets_gateway.domain.policy_check import (
     validate_policy,
 )
 from assets_gateway.domain.quota import DAY, MINUTE, BudgetState, Limit, LimitState
+from assets_gateway.domain.request_body import parse_json_body
 from assets_gateway.domain.simulation import RecordedDecision, simulate
 from assets_gateway.doors.session import SessionRequest, SessionService
 from assets_gateway_common.json_pointer import json_pointer

@@ -39,8 +39,8 @@ from botocore.exceptions import BotoCoreError, ClientError
 from assets_gateway.domain.envelope import Reply, error_reply, retry_after_seconds
 from assets_gateway.domain.errors import GatewayError, ManifestTooLarge
 from assets_gateway.domain.identity import Caller
-from assets_gateway.domain.manifest import gunzip
 from assets_gateway.domain.policy import SessionTarget
+from assets_gateway.domain.request_body import gunzip
 from assets_gateway.doors.session import Outcome, SessionRequest, SessionResult, SessionService
 
 if TYPE_CHECKING:

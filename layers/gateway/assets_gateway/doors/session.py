@@ -39,13 +39,7 @@ from assets_gateway.domain.errors import (
     QuotaUnavailable,
 )
 from assets_gateway.domain.identity import Caller
-from assets_gateway.domain.manifest import (
-    Manifest,
-    ManifestLimits,
-    check_content_type,
-    gunzip,
-    parse_manifest_body,
-)
+from assets_gateway.domain.manifest import Manifest, ManifestLimits, parse_manifest_body
 from assets_gateway.domain.policy import (
     EffectiveLimits,
     ManifestSummary,
@@ -65,6 +59,7 @@ from assets_gateway.domain.quota import (
     parse_ratelimit,
     ratelimit_headers,
 )
+from assets_gateway.domain.request_body import check_content_type, gunzip
 from assets_gateway.domain.simulation import RecordedDecision
 
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
