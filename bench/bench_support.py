@@ -13,10 +13,6 @@ import boto3
 import httpx
 from pydantic import SecretStr
 
-from assets_gateway.adapters.audit import AuditRecord
-from assets_gateway.adapters.cloudflare import AttemptMeter, UpstreamAnswer
-from assets_gateway.adapters.policy_store import StoredPolicy
-from assets_gateway.adapters.quota_store import Ticket
 from assets_gateway.domain.policy import SessionTarget
 from assets_gateway.domain.quota import (
     BudgetState,
@@ -26,6 +22,10 @@ from assets_gateway.domain.quota import (
     LimitState,
     RatelimitItem,
 )
+from assets_gateway.ports.audit import AuditRecord
+from assets_gateway.ports.policy_source import StoredPolicy
+from assets_gateway.ports.quota import Ticket
+from assets_gateway.ports.upstream import AttemptMeter, UpstreamAnswer
 from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local.api_front import LocalIdentity
 from gateway_local.demo import demo_policy
@@ -131,10 +131,6 @@ class FixedCloudflare:
         self._answer = answer
 
     def create_upload_session(
-        self,
-        target: SessionTarget,
-        body: bytes,
-        token: SecretStr,
-        meter: AttemptMeter | None = None,
+        self, target: SessionTarget, body: bytes, token: SecretStr, meter: AttemptMeter | None
     ) -> UpstreamAnswer:
         return UpstreamAnswer(200, self._answer, {"content-type": "application/json"}, 0.0)

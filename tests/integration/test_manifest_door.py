@@ -659,7 +659,7 @@ def test_a_result_writer_that_loses_the_race_decides_again_and_never_goes_backwa
             return
         version = put(stack, key, manifest(2))
         newer.append(replace(older, version_id=version, revision=version, sequencer="FF"))
-        answered = stack.manifest_events.door.process(
+        answered = stack.manifest_events.records.door.process(
             newer[0], request_id="newer", final_attempt=False
         )
         assert answered.disposition == Disposition.ANSWERED

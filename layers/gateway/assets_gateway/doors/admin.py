@@ -19,7 +19,7 @@ from typing import Any, Protocol, TypeVar
 
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
-from assets_gateway.adapters.audit import AdminAuditRecord, AdminAuditSink, LoggerAuditSink
+from assets_gateway.adapters.audit import LoggerAuditSink
 from assets_gateway.adapters.policy_history import MAX_VERSIONS_PER_PAGE, PublishedPolicy
 from assets_gateway.domain.envelope import Reply, error_reply, success_reply
 from assets_gateway.domain.errors import (
@@ -54,7 +54,9 @@ from assets_gateway.domain.policy_check import (
 from assets_gateway.domain.quota import DAY, MINUTE, BudgetState, Limit, LimitState
 from assets_gateway.domain.request_body import parse_json_body
 from assets_gateway.domain.simulation import RecordedDecision, simulate
-from assets_gateway.doors.session import SessionRequest, SessionService
+from assets_gateway.doors.session import SessionService
+from assets_gateway.ports.audit import AdminAuditRecord, AdminAuditSink
+from assets_gateway.ports.sessions import SessionRequest
 from assets_gateway_common.json_pointer import json_pointer
 
 M = TypeVar("M", bound=BaseModel)

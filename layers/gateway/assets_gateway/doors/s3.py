@@ -30,24 +30,22 @@ import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote_plus
-
-from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import Any
+from urllib.parse import unquote_plus
 
 from assets_gateway.domain.envelope import Reply, error_reply, retry_after_seconds
 from assets_gateway.domain.errors import GatewayError, ManifestTooLarge
 from assets_gateway.domain.identity import Caller
 from assets_gateway.domain.policy import SessionTarget
 from assets_gateway.domain.request_body import gunzip
-from assets_gateway.doors.session import Outcome, SessionRequest, SessionResult, SessionService
-
-if TYPE_CHECKING:
-    from mypy_boto3_events import EventBridgeClient
-    from mypy_boto3_s3 import S3Client
-
-logger = Logger(child=True)
+from assets_gateway.ports.manifest_bucket import (
+    BucketUnavailable,
+    ManifestBucket,
+    ResultMetadata,
+    ResultState,
+)
+from assets_gateway.ports.outcome_events import OutcomeEvents
+from assets_gateway.ports.sessions import Outcome, SessionRequest, SessionResult, Sessions
 
 INCOMING_PREFIX, RESULTS_PREFIX = "incoming/", "results/"
 # Set on every upload (the bucket policy refuses a PutObject whose tag is not the caller's own
@@ -59,15 +57,7 @@ _MANIFEST_KEY = re.compile(
 )
 # S3's sequencer: a hex string; its length varies (compare after left-padding with zeros).
 _SEQUENCER = re.compile(r"^[0-9A-Fa-f]{1,64}$")
-EVENT_SOURCE = "assets-gateway"
 CREATED, REFUSED = "AssetsUploadSessionCreated", "AssetsUploadSessionRefused"
-# A named version that is not there: S3 answers 404, 405 for a delete marker, 400 for an id
-# that cannot be a version id (a forged one).
-_MISSING_VERSION_CODES = {"NoSuchKey", "NoSuchVersion", "404", "405", "InvalidArgument", "400"}
-# A key with no current object (never written, or deleted: its latest version a delete marker).
-_MISSING_KEY_CODES = {"NoSuchKey", "404"}
-# Another writer changed the result between our read and our write: read and decide again.
-_LOST_RACE_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _QUOTA_CODES = {19020, 19021}
 _WRITE_ROUNDS = 5
 
@@ -237,36 +227,23 @@ class ObjectOutcome:
         return asdict(self)
 
 
-@dataclass(frozen=True)
-class _ResultState:
-    etag: str | None  # None: no result yet
-    source_key: str | None
-    source_version: str | None
-
-
 def _retriable(status: int) -> bool:
     return status == 429 or status >= 500
-
-
-def _error_of(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
 
 
 class ManifestDoor:
     def __init__(
         self,
         *,
-        service: SessionService,
-        s3: S3Client,
-        events: EventBridgeClient,
-        event_bus: str,
+        sessions: Sessions,
+        bucket: ManifestBucket,
+        events: OutcomeEvents,
         max_object_bytes: int,
         now: Callable[[], float] = time.time,
     ) -> None:
-        self._service = service
-        self._s3 = s3
+        self._sessions = sessions
+        self._bucket = bucket
         self._events = events
-        self._event_bus = event_bus
         self._max_bytes = max_object_bytes
         self._now = now
 
@@ -280,14 +257,23 @@ class ManifestDoor:
     ) -> ObjectOutcome:
         """Check the notification against S3, run the pipeline on the object version and write
         its result. `wait_until` (epoch seconds): how long a quota refusal may still be waited
-        out (`QuotaWait`); past it, or without it, the refusal is written as the result."""
+        out (`QuotaWait`); past it, or without it, the refusal is written as the result. An
+        outcome that is not an answer carries its reason (the caller logs it)."""
+        try:
+            return self._process(obj, request_id, final_attempt, wait_until)
+        except BucketUnavailable as error:
+            raise RetryLater(str(error)) from None
+
+    def _process(
+        self, obj: ManifestObject, request_id: str, final_attempt: bool, wait_until: float | None
+    ) -> ObjectOutcome:
         size = self._verify(obj, request_id)
         if isinstance(size, ObjectOutcome):
             return size
         if (stale := self._not_current(obj, request_id)) is not None:
             return stale
         if self._result_state(obj).source_version == obj.version_id:
-            return self._skipped(obj, request_id, Disposition.ALREADY_ANSWERED, "answered before")
+            return _skipped(obj, request_id, Disposition.ALREADY_ANSWERED, "answered before")
         try:
             result = self._session(obj, request_id, size)
         except GatewayError as refusal:  # the object itself is unusable: a permanent refusal
@@ -329,101 +315,37 @@ class ManifestDoor:
         if self._now() + seconds <= wait_until:
             raise QuotaWait(seconds, outcome=outcome)
 
-    def _skipped(
-        self, obj: ManifestObject, request_id: str, disposition: Disposition, reason: str
-    ) -> ObjectOutcome:
-        logger.info(
-            "manifest notification not answered",
-            extra={
-                "key": obj.key,
-                "version_id": obj.version_id,
-                "disposition": disposition.value,
-                "reason": reason,
-                "uploader": obj.uploader,
-            },
-        )
-        return ObjectOutcome(
-            key=obj.key,
-            result_key=obj.result_key,
-            disposition=disposition.value,
-            request_id=request_id,
-            reason=reason,
-        )
-
     def _verify(self, obj: ManifestObject, request_id: str) -> int | ObjectOutcome:
-        """The notified version must exist (HeadObject with its VersionId): its size, or a
-        rejection that writes nothing."""
-        try:
-            head = self._s3.head_object(Bucket=obj.bucket, Key=obj.key, VersionId=obj.version_id)
-        except ClientError as error:
-            if _error_of(error) in _MISSING_VERSION_CODES:
-                why = "the notified object version does not exist"
-                return self._skipped(obj, request_id, Disposition.REJECTED, why)
-            raise RetryLater(f"checking {obj.key}: {_error_of(error)}") from None
-        except BotoCoreError as error:
-            raise RetryLater(f"checking {obj.key}: {type(error).__name__}") from None
-        if head.get("VersionId") not in (None, obj.version_id):
-            why = "S3 answered another version"
-            return self._skipped(obj, request_id, Disposition.REJECTED, why)
-        return int(head.get("ContentLength", 0))
+        """The notified version must exist: its size, or a rejection that writes nothing."""
+        stored = self._bucket.head_version(obj.bucket, obj.key, obj.version_id)
+        if stored is None:
+            why = "the notified object version does not exist"
+            return _skipped(obj, request_id, Disposition.REJECTED, why)
+        if stored.version_id not in (None, obj.version_id):
+            return _skipped(obj, request_id, Disposition.REJECTED, "S3 answered another version")
+        return stored.size
 
     def _not_current(self, obj: ManifestObject, request_id: str) -> ObjectOutcome | None:
         """Only the key's current version is answered: an older one's answer would be stale the
         moment it was written (its newer version's own notification answers the key)."""
-        current = self._current_version(obj)
+        current = self._bucket.current_version(obj.bucket, obj.key)
         if current == obj.version_id:
             return None
         reason = "the key was deleted" if current is None else f"version {current} is current"
-        return self._skipped(obj, request_id, Disposition.SUPERSEDED, reason)
+        return _skipped(obj, request_id, Disposition.SUPERSEDED, reason)
 
-    def _current_version(self, obj: ManifestObject) -> str | None:
-        try:
-            head = self._s3.head_object(Bucket=obj.bucket, Key=obj.key)
-        except ClientError as error:
-            if _error_of(error) in _MISSING_KEY_CODES:
-                return None  # deleted: its latest version is a delete marker
-            raise RetryLater(f"checking {obj.key}: {_error_of(error)}") from None
-        except BotoCoreError as error:
-            raise RetryLater(f"checking {obj.key}: {type(error).__name__}") from None
-        version: str | None = head.get("VersionId")
-        return version
-
-    def _result_state(self, obj: ManifestObject) -> _ResultState:
-        try:
-            head = self._s3.head_object(Bucket=obj.bucket, Key=obj.result_key)
-        except ClientError as error:
-            if _error_of(error) in _MISSING_KEY_CODES:
-                return _ResultState(None, None, None)
-            raise RetryLater(f"reading {obj.result_key}: {_error_of(error)}") from None
-        except BotoCoreError as error:
-            raise RetryLater(f"reading {obj.result_key}: {type(error).__name__}") from None
-        metadata = head.get("Metadata", {})
-        return _ResultState(
-            etag=head.get("ETag"),
-            source_key=metadata.get("source-key"),
-            source_version=metadata.get("source-version"),
-        )
-
-    def _writer(self, obj: ManifestObject) -> str:
-        try:
-            tags = self._s3.get_object_tagging(
-                Bucket=obj.bucket, Key=obj.key, VersionId=obj.version_id
-            )["TagSet"]
-        except ClientError as error:
-            if _error_of(error) in _MISSING_VERSION_CODES:
-                return ""
-            raise RetryLater(f"reading the tags of {obj.key}: {_error_of(error)}") from None
-        except BotoCoreError as error:
-            raise RetryLater(f"reading the tags of {obj.key}: {type(error).__name__}") from None
-        return next((tag["Value"] for tag in tags if tag["Key"] == WRITER_TAG), "")
+    def _result_state(self, obj: ManifestObject) -> ResultState:
+        return self._bucket.result_state(obj.bucket, obj.result_key)
 
     def _session(self, obj: ManifestObject, request_id: str, size: int) -> SessionResult:
         # The caller is the object's writer (an unknown one maps to no team: 19010), and the
         # service also holds it to the key's team.
-        writer = self._writer(obj) or f"s3-object-without-{WRITER_TAG}"
-        caller = Caller(principal_arn=writer, source="s3", team=obj.team)
+        writer = self._bucket.tag(obj.bucket, obj.key, obj.version_id, WRITER_TAG)
+        caller = Caller(
+            principal_arn=writer or f"s3-object-without-{WRITER_TAG}", source="s3", team=obj.team
+        )
         body = self._read(obj, size)
-        return self._service.create_session(
+        return self._sessions.create_session(
             SessionRequest(
                 caller=caller,
                 target=SessionTarget(obj.account_id, obj.script_name),
@@ -438,13 +360,7 @@ class ManifestDoor:
             raise ManifestTooLarge(
                 f"the manifest object is {size} bytes; at most {self._max_bytes} are read"
             )
-        try:
-            answer = self._s3.get_object(Bucket=obj.bucket, Key=obj.key, VersionId=obj.version_id)
-            data = answer["Body"].read(self._max_bytes + 1)
-        except ClientError as error:
-            raise RetryLater(f"reading {obj.key}: {_error_of(error)}") from None
-        except BotoCoreError as error:
-            raise RetryLater(f"reading {obj.key}: {type(error).__name__}") from None
+        data = self._bucket.read(obj.bucket, obj.key, obj.version_id, self._max_bytes)
         if len(data) > self._max_bytes:
             raise ManifestTooLarge(f"the manifest object is over {self._max_bytes} bytes")
         return gunzip(data, self._max_bytes, what="the .json.gz object") if obj.gzipped else data
@@ -455,42 +371,27 @@ class ManifestDoor:
         """Write the result while this version is still the key's current one, conditionally on
         the result read just before deciding: None once written, else why not."""
         body = with_source(reply.body, obj)
+        metadata = ResultMetadata(
+            status=reply.status,
+            request_id=request_id,
+            source_key=obj.key,
+            source_version=obj.version_id,
+            source_sequencer=obj.sequencer,
+        )
         for _ in range(_WRITE_ROUNDS):
             state = self._result_state(obj)
             if state.source_version == obj.version_id:
-                return self._skipped(obj, request_id, Disposition.ALREADY_ANSWERED, "raced")
+                return _skipped(obj, request_id, Disposition.ALREADY_ANSWERED, "raced")
             if (stale := self._not_current(obj, request_id)) is not None:
                 return stale
-            condition = {"IfMatch": state.etag} if state.etag else {"IfNoneMatch": "*"}
-            try:
-                self._s3.put_object(
-                    Bucket=obj.bucket,
-                    Key=obj.result_key,
-                    Body=body,
-                    ContentType="application/json",
-                    Metadata={
-                        "status": str(reply.status),
-                        "request-id": request_id,
-                        # Metadata is ASCII: the source key is percent-encoded.
-                        "source-key": quote(obj.key, safe="/"),
-                        "source-version": obj.version_id,
-                        "source-sequencer": obj.sequencer,
-                    },
-                    **condition,  # type: ignore[arg-type]
-                )
-            except ClientError as error:
-                # If-Match on a result deleted meanwhile answers 404: decide again as well.
-                if _error_of(error) in _LOST_RACE_CODES | _MISSING_KEY_CODES:
-                    continue  # another version's result landed in between: decide again
-                raise RetryLater(f"writing {obj.result_key}: {_error_of(error)}") from None
-            except BotoCoreError as error:
-                raise RetryLater(f"writing {obj.result_key}: {type(error).__name__}") from None
-            return None
+            if self._bucket.put_result(obj.bucket, obj.result_key, body, metadata, over=state.etag):
+                return None
+            # Another version's result landed in between: decide again.
         raise RetryLater(f"writing {obj.result_key}: lost {_WRITE_ROUNDS} races in a row")
 
     def _publish(self, obj: ManifestObject, outcome: ObjectOutcome) -> None:
-        """Teams subscribe to these; the result object stays the record, so a failure only logs.
-        The session JWT is not in the event: it stays in the team's own result object."""
+        """Teams subscribe to these. The session JWT is not in the event: it stays in the
+        team's own result object."""
         detail = {
             "team": obj.team,
             "account_id": obj.account_id,
@@ -503,25 +404,21 @@ class ManifestDoor:
             "code": outcome.code,
             "request_id": outcome.request_id,
         }
-        try:
-            answer = self._events.put_events(
-                Entries=[
-                    {
-                        "Source": EVENT_SOURCE,
-                        "DetailType": outcome.detail_type or REFUSED,
-                        "Detail": json.dumps(detail),
-                        "EventBusName": self._event_bus,
-                        "Resources": [f"arn:aws:s3:::{obj.bucket}/{obj.key}"],
-                    }
-                ]
-            )
-            failed = answer.get("FailedEntryCount", 0)
-        except (ClientError, BotoCoreError) as error:
-            failed, cause = 1, type(error).__name__
-        else:
-            cause = "FailedEntryCount"
-        if failed:
-            logger.error("outcome event not published", extra={"key": obj.key, "cause": cause})
+        self._events.publish(
+            outcome.detail_type or REFUSED, detail, f"arn:aws:s3:::{obj.bucket}/{obj.key}"
+        )
+
+
+def _skipped(
+    obj: ManifestObject, request_id: str, disposition: Disposition, reason: str
+) -> ObjectOutcome:
+    return ObjectOutcome(
+        key=obj.key,
+        result_key=obj.result_key,
+        disposition=disposition.value,
+        request_id=request_id,
+        reason=reason,
+    )
 
 
 def with_source(body: bytes, obj: ManifestObject) -> bytes:
