@@ -24,14 +24,8 @@ from aws_lambda_powertools.utilities.idempotency import (
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assets_gateway.adapters.s3_holds import HoldFailed, HoldState, ManifestHolds
-from assets_gateway.doors.s3 import (
-    Disposition,
-    ManifestDoor,
-    ManifestObject,
-    QuotaWait,
-    RetryLater,
-    read_notification,
-)
+from assets_gateway.domain.manifest_objects import ManifestObject, read_notification
+from assets_gateway.doors.s3 import Disposition, ManifestDoor, ObjectOutcome, QuotaWait, RetryLater
 
 logger = Logger(child=True)
 
@@ -69,7 +63,7 @@ class ManifestRecords:
             expires_after_seconds=idempotency_hours * 3600,
         )
         # The stored outcome answers duplicates; a raise (RetryLater, QuotaWait) stores nothing.
-        self._once: Callable[..., dict[str, Any]] = idempotent_function(
+        self._once: Callable[..., ObjectOutcome] = idempotent_function(
             data_keyword_argument="manifest",
             persistence_store=persistence,
             config=self._config,
@@ -122,14 +116,13 @@ class ManifestRecords:
         request_id: str,
         final_attempt: bool,
         wait_until: float | None,
-    ) -> dict[str, Any]:
-        outcome = self.door.process(
+    ) -> ObjectOutcome:
+        return self.door.process(
             ManifestObject(**manifest),
             request_id=request_id,
             final_attempt=final_attempt,
             wait_until=wait_until,
         )
-        return outcome.as_dict()
 
     def _hold(
         self, holds: ManifestHolds, record: SQSRecord, state: HoldState, seconds: int
@@ -147,7 +140,7 @@ class ManifestRecords:
         )
         self._count("ManifestWaited")
 
-    def _report(self, manifest: ManifestObject, outcome: dict[str, Any]) -> None:
+    def _report(self, manifest: ManifestObject, outcome: ObjectOutcome) -> None:
         not_answered = _NOT_ANSWERED_METRICS.get(str(outcome.get("disposition")))
         if not_answered is not None:
             logger.info(
