@@ -20,6 +20,10 @@ raise `RetryLater` so only that record goes back to the queue, and the last atte
 its failure as the result before the record moves to the dead-letter queue. A quota refusal
 (19020/19021) is not a failure: `QuotaWait` asks the caller to hold the record until its
 Retry-After (see `s3_holds`).
+
+The bucket is read and written through `ports.manifest_bucket` and outcomes announced through
+`ports.outcome_events`; the door logs nothing itself: what became of each object, with the
+reason when it was not answered, is its `ObjectOutcome`, which the caller logs and counts.
 """
 
 from __future__ import annotations

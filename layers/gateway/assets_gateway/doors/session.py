@@ -5,6 +5,9 @@
 
 Identity comes before the manifest so an unknown caller learns nothing about validation; the
 team's limits (e.g. full hashes) shape manifest validation.
+
+Pure: everything outside goes through the ports it is given (policy source, quota gate, token
+source, upstream, audit sink, decision recorder), so it imports only domain and ports.
 """
 
 from __future__ import annotations
