@@ -9,7 +9,6 @@ same version: exactly one wins, the other gets 409 and re-reads.
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
@@ -142,7 +141,14 @@ class PolicyHistory:
             raise _unavailable(error) from None
         except BotoCoreError as error:
             raise _unavailable(error) from None
-        return _published(attributes, policy)  # as a read of the version just written sees it
+        return PublishedPolicy(
+            version=version,
+            policy=policy,
+            published_by=by,
+            published_at=at.isoformat(),
+            reason=reason,
+            changes=tuple(changes),
+        )
 
     def _get(self, item_id: str) -> PublishedPolicy | None:
         try:
@@ -157,7 +163,7 @@ class PolicyHistory:
         return _published(item, stored.get("policy", {}))
 
 
-def _published(item: Mapping[str, Any], policy: dict[str, Any]) -> PublishedPolicy:
+def _published(item: dict[str, Any], policy: dict[str, Any]) -> PublishedPolicy:
     return PublishedPolicy(
         version=int(item["version"]["N"]),
         policy=policy,
