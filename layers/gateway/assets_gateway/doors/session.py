@@ -57,9 +57,9 @@ from assets_gateway.domain.redaction import fingerprint
 from assets_gateway.domain.request_body import check_content_type, gunzip
 from assets_gateway.domain.simulation import RecordedDecision
 from assets_gateway.ports.audit import AuditRecord, AuditSink
-from assets_gateway.ports.decisions import DecisionRecorder
 from assets_gateway.ports.policy_source import PolicySource, StoredPolicy
 from assets_gateway.ports.quota import QuotaGate, Ticket
+from assets_gateway.ports.recorded_decisions import DecisionRecorder
 from assets_gateway.ports.sessions import Outcome, SessionRequest, SessionResult
 from assets_gateway.ports.token import TokenSource
 from assets_gateway.ports.upstream import Upstream, UpstreamAnswer

@@ -1,4 +1,5 @@
-"""Where the session door keeps what the policy judged, for admins replaying a proposed policy."""
+"""The session door's recorded decisions: what the policy judged, kept for admins replaying a
+proposed policy (`decision_log` implements it over DynamoDB)."""
 
 from __future__ import annotations
 
