@@ -6,8 +6,8 @@ and under `TYPE_CHECKING` included: a type is a dependency too) and held to five
 (a) pure layers: `assets_gateway.domain` and `assets_gateway.ports` import no AWS, HTTP,
     Powertools or X-Ray library; `assets_gateway_common` imports the standard library only;
 (b) no layer imports a higher one (common < domain < ports < adapters, doors < lambda_glue <
-    functions), doors never import adapters nor adapters doors, and every module of the core
-    lives in a layer's folder;
+    functions), doors never import adapters nor adapters doors, every module of the core lives
+    in a layer's folder, and nothing that ships to Lambda imports the client or the local stack;
 (c) the session and S3 doors import only domain, ports and common of ours, and no I/O library;
 (d) the team client (`client/src/assets_gateway_client`) imports nothing of the gateway's core
     or local stack, none of Powertools, pydantic, msgspec or moto, and no third-party package
@@ -195,7 +195,10 @@ def layer_violations(imports: list[Import], known: set[str]) -> Iterator[Violati
         elif layer in ("domain", "ports") and top(target) in IO_LIBRARIES:
             why = f"{layer} is pure: no AWS, HTTP, Powertools or X-Ray library"
             yield Violation("a", found.module, target, f"{named}: {why}")
-        if ours:
+        if top(target) in ("assets_gateway_client", "gateway_local"):
+            why = "what ships to Lambda never imports the team client or the local stack"
+            yield Violation("b", found.module, target, f"{named}: {why}")
+        elif ours:
             other = layer_of(own_module(target, known))
             if other is not None and (
                 RANK[other] > RANK[layer] or {layer, other} == {"doors", "adapters"}
@@ -345,6 +348,11 @@ BROKEN = {
         CORE + "lambda_glue/wiring.py",
         "from functions.api.app import app\n",
         ("assets_gateway.lambda_glue.wiring", "functions.api.app.app"),
+    ),
+    "b: a function imports the local stack": (
+        "functions/api/app.py",
+        "from gateway_local.demo import demo_policy\n",
+        ("functions.api.app", "gateway_local.demo.demo_policy"),
     ),
     "b: a module outside every layer": (CORE + "helpers.py", "", ("assets_gateway.helpers", "")),
     "c: the session door imports another door": (
