@@ -37,11 +37,11 @@ from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault, busiest
 from gateway_local.demo import DEMO_ACCOUNT_ID, web_session_request
 from gateway_local.http_server import BackgroundServer
 from gateway_local.stack import LocalStack, StackOptions
+from window_edges import EDGE, edge_schedule, fixed_windows
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
 
-EDGE = 1_795_608_000.0  # a multiple of 300 s
 BODY = b'{"manifest": {"/index.html": {"hash": "0de3dd5df907418e9730fd2bd747bd5e", "size": 17}}}'
 
 
@@ -72,29 +72,6 @@ class Arrivals:
         return self.app(environ, start_response)
 
 
-def schedule(edges: int, burst: int, steady: float) -> list[float]:
-    moments: list[float] = []
-    for n in range(edges):
-        edge = EDGE + 300 * (n + 1)
-        moments += [edge - 1 + i / burst for i in range(burst)]
-        moments += [edge + i / burst for i in range(burst)]
-        between = int(298 * steady)
-        moments += [edge + 1 + i / steady for i in range(between)]
-    return moments
-
-
-def fixed_windows(ceiling: int, arrivals: list[float]) -> list[float]:
-    """What the gateway let through before: `ceiling` per clock-aligned 300 s window."""
-    counts: dict[int, int] = {}
-    passed = []
-    for arrival in arrivals:
-        window = int(arrival // 300)
-        if counts.get(window, 0) < ceiling:
-            counts[window] = counts.get(window, 0) + 1
-            passed.append(arrival)
-    return passed
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--budget", type=int, default=1000)
@@ -103,7 +80,7 @@ def main() -> None:
     parser.add_argument("--steady", type=float, default=5.0)
     parser.add_argument("--faults", action="store_true")
     args = parser.parse_args()
-    moments = schedule(args.edges, args.burst, args.steady)
+    moments = edge_schedule(args.edges, args.burst, args.steady)
     clock = SimClock(moments[0])
     statuses: dict[int, int] = {}
     started = time.perf_counter()

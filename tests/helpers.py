@@ -14,8 +14,11 @@ import httpx
 
 from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local.api_front import LocalIdentity
+from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_SCRIPT
 
 if TYPE_CHECKING:
+    import cloudflare
+
     from gateway_local.stack import LocalStack
 
 # Every test's HTTP client waits this long for an answer: far above any answer on a busy
@@ -48,6 +51,27 @@ def aws_session(identity: LocalIdentity) -> boto3.Session:
 def signed_client(identity: LocalIdentity) -> httpx.Client:
     """An httpx client that signs every request with the identity's SigV4 credentials."""
     return httpx.Client(auth=SigV4Auth.from_session(aws_session(identity)), timeout=HTTP_TIMEOUT)
+
+
+def session_url(
+    stack: LocalStack, script: str = WEB_SCRIPT, *, account: str = DEMO_ACCOUNT_ID
+) -> str:
+    """The API door's create-session URL on the local stack (the demo account's web script
+    unless told otherwise)."""
+    return f"{stack.base_url}/accounts/{account}/workers/scripts/{script}/assets-upload-session"
+
+
+def cloudflare_sdk(stack: LocalStack, identity: LocalIdentity) -> cloudflare.Cloudflare:
+    """Cloudflare's official Python SDK pointed at the gateway and signing as `identity`: the
+    SDK's own token goes unused, the gateway holds the org's."""
+    import cloudflare  # the SDK is large: only the tests that use it pay for the import
+
+    return cloudflare.Cloudflare(
+        api_token="unused-the-gateway-holds-the-token",
+        base_url=stack.base_url,
+        http_client=signed_client(identity),
+        max_retries=0,
+    )
 
 
 @contextlib.contextmanager

@@ -17,6 +17,7 @@ from types import ModuleType
 from typing import Any
 
 from assets_gateway.adapters.policy_history import PolicyHistory
+from assets_gateway.ports.policy_versions import PublishedPolicy
 from gateway_local.api_front import ApiFront, LocalIdentity, Route
 from gateway_local.aws_resources import (
     REGION,
@@ -252,15 +253,17 @@ class LocalStack:
         """Publish as the admin door does (a new version over the current one), unvalidated so
         tests can also store what the admin door would refuse."""
         current = self.policy_history.current()
-        published = self.policy_history.publish(
-            policy,
-            expected_version=current.version if current else 0,
-            by="local-stack",
-            reason=reason,
-            changes=[],
-            at=datetime.now(UTC),
+        version = (current.version if current else 0) + 1
+        self.policy_history.publish(
+            PublishedPolicy(
+                version=version,
+                policy=policy,
+                published_by="local-stack",
+                published_at=datetime.now(UTC).isoformat(),
+                reason=reason,
+            )
         )
-        return published.version
+        return version
 
     def clear_quotas(self) -> None:
         """Forget every counter and cool-down (tests start from unused quotas)."""

@@ -3,6 +3,7 @@ front, the admin function, moto and, for comparisons, the session door next to i
 
 from __future__ import annotations
 
+import copy
 import io
 import json
 import logging
@@ -28,6 +29,11 @@ from gateway_local.stack import LocalStack
 from helpers import every_log_record, in_one_window, manifest_of, signed_client
 
 REASON = {"reason": "e2e test"}
+GRANT = {
+    "quotas": {"sessions_per_minute": 2},
+    "reason": "release day",
+    "expires_at": "2099-01-01T00:00:00Z",
+}
 
 
 def admin_url(stack: LocalStack, path: str) -> str:
@@ -64,6 +70,49 @@ def publish(
 
 def codes(answer: httpx.Response) -> list[int]:
     return [error["code"] for error in answer.json()["errors"]]
+
+
+def explain(
+    admin: httpx.Client, stack: LocalStack, caller: LocalIdentity, script: str, **what: Any
+) -> httpx.Response:
+    """Ask the admin door what the session door would decide (`what`: a manifest or a summary)."""
+    return admin.post(
+        admin_url(stack, "explain"),
+        json={
+            "principal": caller.principal_arn,
+            "account_id": DEMO_ACCOUNT_ID,
+            "script_name": script,
+            **what,
+        },
+    )
+
+
+def admin_audit_records(captured: io.StringIO) -> dict[str, dict[str, Any]]:
+    """The admin door's audit records among captured log lines, by action (the last of each)."""
+    return {
+        record["action"]: record
+        for record in (
+            json.loads(line)["audit"]
+            for line in captured.getvalue().splitlines()
+            if line.startswith("{") and '"audit"' in line
+        )
+        if record.get("door") == "admin"
+    }
+
+
+def assert_no_new_version(answer: httpx.Response, version: int) -> None:
+    """A change to what already is: 200, `changed` false, the current version, one message."""
+    assert answer.status_code == 200
+    envelope = answer.json()
+    assert (envelope["result"]["changed"], envelope["result"]["version"]) == (False, version)
+    (message,) = envelope["messages"]
+    assert message["code"] == 19056
+    assert "no new version" in message["message"]
+
+
+def listed_versions(admin: httpx.Client, stack: LocalStack) -> tuple[int, list[int]]:
+    history = admin.get(admin_url(stack, "policy/versions")).json()["result"]
+    return history["current"], [v["version"] for v in history["versions"]]
 
 
 ROUTES: list[tuple[str, str, Any]] = [
@@ -125,6 +174,7 @@ def test_invalid_policy_is_400_with_pointers_and_nothing_is_published(
     policy = demo_policy()
     policy["teams"]["docs"]["scripts"] = ["docs.site"]
     policy["teams"]["web"]["accounts"] = ["not-hex"]
+    policy["grants"] = [{**GRANT, "team": "ghosts"}]
     for answer in (
         admin.post(admin_url(stack, "policy:validate"), json={"policy": policy}),
         publish(admin, stack, policy, version),
@@ -132,13 +182,13 @@ def test_invalid_policy_is_400_with_pointers_and_nothing_is_published(
         assert answer.status_code == 400
         errors = answer.json()["errors"]
         assert {e["code"] for e in errors} == {19051}
-        assert "/policy/teams/web/accounts/0" in {e["source"]["pointer"] for e in errors}
-    # With the schema error fixed, the glob that matches nothing is what is left.
-    policy["teams"]["web"]["accounts"] = [DEMO_ACCOUNT_ID]
-    answer = admin.post(admin_url(stack, "policy:validate"), json={"policy": policy})
-    assert [e["source"]["pointer"] for e in answer.json()["errors"]] == [
-        "/policy/teams/docs/scripts/0"
-    ]
+        # The schema error (the account id) hides neither the grant to an unknown team nor the
+        # glob that matches nothing: one answer lists every problem.
+        assert sorted(e["source"]["pointer"] for e in errors) == [
+            "/policy/grants/0/team",
+            "/policy/teams/docs/scripts/0",
+            "/policy/teams/web/accounts/0",
+        ]
     assert current_version(admin, stack) == version
 
 
@@ -166,7 +216,8 @@ def test_publish_history_and_rollback(stack: LocalStack, admin: httpx.Client) ->
     answer = publish(admin, stack, changed, version)
     assert answer.status_code == 200
     result = answer.json()["result"]
-    assert result["version"] == version + 1
+    assert (result["version"], result["changed"]) == (version + 1, True)
+    assert answer.json()["messages"] == []
     assert result["published_by"] == PLATFORM_ADMIN.principal_arn
     assert result["changes"] == [
         "team 'docs': scripts ['docs', 'docs-*'] → ['docs', 'docs-*', 'handbook']"
@@ -214,6 +265,75 @@ def test_concurrent_publishes_over_the_same_version_exactly_one_wins(
     assert current["policy"]["teams"]["docs"]["description"].startswith("racer ")
 
 
+def test_publishing_the_current_policy_again_publishes_no_version(
+    stack: LocalStack, admin: httpx.Client
+) -> None:
+    # Given the current policy, read back as the CLI reads it
+    version = current_version(admin, stack)
+    same = admin.get(admin_url(stack, "policy")).json()["result"]["policy"]
+    spelled_out = copy.deepcopy(same)
+    spelled_out["teams"]["docs"]["suspended"] = False  # a default written out: the same policy
+    captured = io.StringIO()
+    with every_log_record(logging.StreamHandler(captured)):
+        # When it is published again, as it is or with a default written out
+        answers = [publish(admin, stack, policy, version) for policy in (same, spelled_out)]
+    # Then no version is published: the answer, the history and the audit say so
+    for answer in answers:
+        assert_no_new_version(answer, version)
+        assert answer.headers["ETag"] == f'"{version}"'
+        assert answer.json()["result"]["changes"] == []
+    current, versions = listed_versions(admin, stack)
+    assert (current, versions[0]) == (version, version)
+    assert current_version(admin, stack) == version
+    audit = admin_audit_records(captured)["policy.publish"]
+    assert (audit["outcome"], audit["status"], audit["code"]) == ("done", 200, 19056)
+    assert (audit["policy_version"], audit["changes"]) == (version, [])
+    assert "no new version" in audit["message"]
+    # A stale If-Match is still refused, even for the same document.
+    stale = publish(admin, stack, same, version - 1)
+    assert (stale.status_code, codes(stale)) == (409, [19052])
+
+
+# (route, body, whether the first call changes the policy); the second call never does.
+CHANGES_TO_WHAT_IS = [
+    ("teams/docs:suspend", REASON, True),
+    ("teams/docs:resume", REASON, False),
+    ("teams/docs/grants", GRANT, True),
+    ("kill-switch:engage", REASON, True),
+    ("kill-switch:release", REASON, False),
+]
+
+
+@pytest.mark.parametrize(
+    ("path", "body", "first_changes"),
+    CHANGES_TO_WHAT_IS,
+    ids=[
+        "suspend a suspended team",
+        "resume an active team",
+        "a grant the team has",
+        "engage an engaged kill switch",
+        "release a released kill switch",
+    ],
+)
+def test_a_change_to_what_already_is_publishes_no_version(
+    stack: LocalStack, admin: httpx.Client, path: str, body: dict[str, Any], first_changes: bool
+) -> None:
+    version = current_version(admin, stack)
+    first = admin.post(admin_url(stack, path), json=body)
+    assert first.status_code == 200
+    now = version + 1 if first_changes else version
+    assert (first.json()["result"]["changed"], first.json()["result"]["version"]) == (
+        first_changes,
+        now,
+    )
+    again = admin.post(admin_url(stack, path), json={**body, "reason": "once more"})
+    assert_no_new_version(again, now)
+    assert again.json()["result"] == {**first.json()["result"], "changed": False}
+    current, versions = listed_versions(admin, stack)
+    assert (current, versions[0]) == (now, now)
+    assert current_version(admin, stack) == now
+
+
 EXPLAINED = [
     ("allowed", DOCS_CI, DOCS_SCRIPT, {"/docs/a.html": b"a"}),
     ("path outside", DOCS_CI, DOCS_SCRIPT, {"/docs/a.html": b"a", "/private/x": b"x"}),
@@ -235,15 +355,7 @@ def test_explain_says_what_the_session_door_then_does(
     files: dict[str, bytes],
 ) -> None:
     manifest = manifest_of(files)
-    explained = admin.post(
-        admin_url(stack, "explain"),
-        json={
-            "principal": caller.principal_arn,
-            "account_id": DEMO_ACCOUNT_ID,
-            "script_name": script,
-            "manifest": manifest,
-        },
-    )
+    explained = explain(admin, stack, caller, script, manifest=manifest)
     assert explained.status_code == 200
     decision = explained.json()["result"]
     assert stack.emulator.calls == []  # explained, not forwarded
@@ -277,15 +389,8 @@ def explain_from_a_summary_and_its_quota_state(stack: LocalStack, admin: httpx.C
             session_url(stack, DOCS_SCRIPT), json={"manifest": manifest_of({"/docs/a": b"a"})}
         )
     assert first.status_code == 200
-    explained = admin.post(
-        admin_url(stack, "explain"),
-        json={
-            "principal": DOCS_CI.principal_arn,
-            "account_id": DEMO_ACCOUNT_ID,
-            "script_name": DOCS_SCRIPT,
-            "summary": {"entries": 5000, "bytes": 10, "paths": ["/docs/a", "/other"]},
-        },
-    ).json()["result"]
+    summary = {"entries": 5000, "bytes": 10, "paths": ["/docs/a", "/other"]}
+    explained = explain(admin, stack, DOCS_CI, DOCS_SCRIPT, summary=summary).json()["result"]
     assert explained["allowed"] is False
     reasons = {(r["code"], r.get("pointer")) for r in explained["reasons"]}
     assert (19011, "/manifest") in reasons  # 5000 entries > docs' 1000
@@ -352,14 +457,7 @@ def usage_grants_and_reset(stack: LocalStack, admin: httpx.Client) -> None:
         ]
         assert usage.json()["result"]["cloudflare_budget"]["used"] == 5
 
-        granted = admin.post(
-            admin_url(stack, "teams/docs/grants"),
-            json={
-                "quotas": {"sessions_per_minute": 2},
-                "reason": "release day",
-                "expires_at": "2099-01-01T00:00:00Z",
-            },
-        )
+        granted = admin.post(admin_url(stack, "teams/docs/grants"), json=GRANT)
         assert granted.status_code == 200
         # The team's own usage route counts the grant, as its quota charge does.
         own = docs.get(f"{stack.base_url}/gateway/usage").json()["result"]["quotas"]
@@ -411,12 +509,7 @@ def test_every_admin_action_is_one_audit_record(stack: LocalStack, admin: httpx.
     with every_log_record(handler), signed_client(WEB_DEPLOYER) as web:
         admin.post(admin_url(stack, "teams/docs:suspend"), json={"reason": "audit me"})
         web.get(admin_url(stack, "policy"))
-    records = [
-        json.loads(line)["audit"]
-        for line in captured.getvalue().splitlines()
-        if line.startswith("{") and '"audit"' in line and '"door":"admin"' in line.replace(" ", "")
-    ]
-    by_action = {record["action"]: record for record in records}
+    by_action = admin_audit_records(captured)
     suspend = by_action["team.suspend"]
     assert (suspend["outcome"], suspend["status"], suspend["team"]) == ("done", 200, "docs")
     assert suspend["reason"] == "audit me"

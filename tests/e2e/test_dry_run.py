@@ -3,32 +3,33 @@ quota state, with nothing forwarded and nothing charged."""
 
 from __future__ import annotations
 
+import httpx
 import pytest
 
 from gateway_local.demo import (
-    DEMO_ACCOUNT_ID,
     DOCS_CI,
     OUTSIDER,
     WEB_DEPLOYER,
-    WEB_SCRIPT,
     demo_policy,
 )
 from gateway_local.stack import LocalStack
-from helpers import manifest_of, quota_items, signed_client
+from helpers import manifest_of, quota_items, session_url, signed_client
 
 DRY_RUN = {"X-Assets-Gateway-Dry-Run": "1"}
 
 
-def url(stack: LocalStack, script: str = WEB_SCRIPT) -> str:
-    account = f"{stack.base_url}/accounts/{DEMO_ACCOUNT_ID}"
-    return f"{account}/workers/scripts/{script}/assets-upload-session"
+def web_asks_with_dry_run(stack: LocalStack, value: str) -> httpx.Response:
+    """The web deployer asks for a session for one 3-byte file, with this dry-run header."""
+    with signed_client(WEB_DEPLOYER) as web:
+        return web.post(
+            session_url(stack),
+            json={"manifest": manifest_of({"/a": b"abc"})},
+            headers={"X-Assets-Gateway-Dry-Run": value},
+        )
 
 
 def test_allowed_dry_run_forwards_and_charges_nothing(stack: LocalStack) -> None:
-    with signed_client(WEB_DEPLOYER) as web:
-        answer = web.post(
-            url(stack), json={"manifest": manifest_of({"/a": b"abc"})}, headers=DRY_RUN
-        )
+    answer = web_asks_with_dry_run(stack, "1")
     assert answer.status_code == 200
     result = answer.json()["result"]
     assert result["dry_run"] is True
@@ -48,7 +49,7 @@ def test_dry_run_lists_every_reason_policy_and_quota(stack: LocalStack) -> None:
     files = {"/index.html": b"x", "/secret.txt": b"y"}
     with signed_client(DOCS_CI) as docs:
         answer = docs.post(
-            url(stack, "web-x"), json={"manifest": manifest_of(files)}, headers=DRY_RUN
+            session_url(stack, "web-x"), json={"manifest": manifest_of(files)}, headers=DRY_RUN
         )
     assert answer.status_code == 200
     result = answer.json()["result"]
@@ -63,10 +64,12 @@ def test_dry_run_lists_every_reason_policy_and_quota(stack: LocalStack) -> None:
 
 def test_dry_run_reports_refusals_before_the_policy_as_its_decision(stack: LocalStack) -> None:
     with signed_client(OUTSIDER) as outsider:
-        nobody = outsider.post(url(stack), json={"manifest": {}}, headers=DRY_RUN)
+        nobody = outsider.post(session_url(stack), json={"manifest": {}}, headers=DRY_RUN)
     with signed_client(WEB_DEPLOYER) as web:
         invalid = web.post(
-            url(stack), json={"manifest": {"/a": {"hash": "x!", "size": 1}}}, headers=DRY_RUN
+            session_url(stack),
+            json={"manifest": {"/a": {"hash": "x!", "size": 1}}},
+            headers=DRY_RUN,
         )
     assert nobody.status_code == invalid.status_code == 200
     assert nobody.json()["result"]["allowed"] is False
@@ -83,12 +86,7 @@ def test_dry_run_reports_refusals_before_the_policy_as_its_decision(stack: Local
 
 
 def test_without_the_header_the_request_is_real(stack: LocalStack) -> None:
-    with signed_client(WEB_DEPLOYER) as web:
-        answer = web.post(
-            url(stack),
-            json={"manifest": manifest_of({"/a": b"abc"})},
-            headers={"X-Assets-Gateway-Dry-Run": "0"},
-        )
+    answer = web_asks_with_dry_run(stack, "0")
     assert answer.status_code == 200
     assert "dry_run" not in answer.json()["result"]
     assert len(stack.emulator.calls) == 1
@@ -98,12 +96,7 @@ def test_without_the_header_the_request_is_real(stack: LocalStack) -> None:
 def test_a_dry_run_value_the_gateway_does_not_know_is_refused_and_charges_nothing(
     stack: LocalStack, value: str
 ) -> None:
-    with signed_client(WEB_DEPLOYER) as web:
-        answer = web.post(
-            url(stack),
-            json={"manifest": manifest_of({"/a": b"abc"})},
-            headers={"X-Assets-Gateway-Dry-Run": value},
-        )
+    answer = web_asks_with_dry_run(stack, value)
     assert answer.status_code == 400
     error = answer.json()["errors"][0]
     assert error["code"] == 19000
@@ -116,12 +109,7 @@ def test_a_dry_run_value_the_gateway_does_not_know_is_refused_and_charges_nothin
 def test_dry_run_values_are_read_in_any_case(
     stack: LocalStack, value: str, *, dry_run: bool
 ) -> None:
-    with signed_client(WEB_DEPLOYER) as web:
-        answer = web.post(
-            url(stack),
-            json={"manifest": manifest_of({"/a": b"abc"})},
-            headers={"X-Assets-Gateway-Dry-Run": value},
-        )
+    answer = web_asks_with_dry_run(stack, value)
     assert answer.status_code == 200
     assert answer.json()["result"].get("dry_run", False) is dry_run
     assert len(stack.emulator.calls) == (0 if dry_run else 1)

@@ -45,7 +45,7 @@ from gateway_local.demo import (
     demo_policy,
 )
 from gateway_local.stack import LocalStack
-from helpers import every_log_record, signed_client
+from helpers import every_log_record, session_url, signed_client
 
 # Our own 4xx codes (README, "Error codes") and API Gateway's 10000 (GatewayResponses).
 DOCUMENTED_CODES = frozenset({10000, 7003, 19000, 19001, 19002, 19010, 19011, 19020, 19021, 19040})
@@ -124,12 +124,17 @@ class Expected:
 
 
 class Observer:
-    """Checks every answer the same way and keeps the tally."""
+    """Checks every answer the same way and keeps the tally; at the end, that the run was
+    complete and nothing leaked."""
 
-    def __init__(self, stack: LocalStack) -> None:
+    def __init__(
+        self, stack: LocalStack, watch: _LeakWatch, capfd: pytest.CaptureFixture[str]
+    ) -> None:
         self.stack = stack
         self.token = stack.cloudflare_token
         self.tally: Counter[tuple[int, int | None]] = Counter()
+        self.watch = watch
+        self.capfd = capfd
 
     def forwarded(self) -> int:
         return len(self.stack.emulator.calls_to("/assets-upload-session"))
@@ -206,6 +211,40 @@ class Observer:
         """A session was created: Cloudflare got exactly the manifest, nothing added or lost."""
         last = self.stack.emulator.calls_to("/assets-upload-session")[-1]
         assert json.loads(last.body) == {"manifest": manifest}
+
+    def run(self, name: str, prop: Callable[[], None], *, examples: int) -> None:
+        """Run the property (a hypothesis test) on `examples` generated requests, then check
+        the run as a whole."""
+        many(examples)(prop)()
+        self.finish(name, examples=examples)
+
+    def finish(self, run: str, *, examples: int) -> None:
+        """At least `examples` requests were answered, and the token is in nothing printed and
+        in no log record written meanwhile."""
+        sent = sum(self.tally.values())
+        assert sent >= examples
+        captured = self.capfd.readouterr()
+        assert self.token not in captured.out
+        assert self.token not in captured.err
+        assert self.watch.leaks == []
+        # The watch really saw the run: an audit record for each request the session route
+        # handled (a path that matches no route is answered 7003 by the resolver, before the
+        # pipeline).
+        handled = sent - self.tally[(404, 7003)]
+        assert self.watch.audits >= handled, (self.watch.audits, handled)
+        print(f"{run}: {sent} requests, {dict(self.tally)}")
+
+
+@pytest.fixture
+def observer(
+    stack: LocalStack,
+    roomy_quotas: None,
+    leak_watch: _LeakWatch,
+    capfd: pytest.CaptureFixture[str],
+) -> Observer:
+    """Every generated run: valid requests get sessions (roomy quotas), every log record is
+    watched for the token."""
+    return Observer(stack, leak_watch, capfd)
 
 
 def http_answer(response: httpx.Response) -> Answer:
@@ -458,10 +497,6 @@ content_types = st.one_of(
 # ------------------------------------------------------------------------------ over HTTP
 
 
-def session_url(stack: LocalStack, account: str = DEMO_ACCOUNT_ID) -> str:
-    return f"{stack.base_url}/accounts/{account}/workers/scripts/{WEB_SCRIPT}/assets-upload-session"
-
-
 @pytest.fixture
 def clients() -> Iterator[dict[str, httpx.Client]]:
     opened = {name: signed_client(identity) for name, identity in IDENTITIES.items()}
@@ -470,37 +505,17 @@ def clients() -> Iterator[dict[str, httpx.Client]]:
         client.close()
 
 
-def assert_nothing_leaked(
-    watch: _LeakWatch, capfd: pytest.CaptureFixture[str], observer: Observer
-) -> None:
-    captured = capfd.readouterr()
-    assert observer.token not in captured.out
-    assert observer.token not in captured.err
-    assert watch.leaks == []
-    # The watch really saw the run: an audit record for each request the session route handled
-    # (a path that matches no route is answered 7003 by the resolver, before the pipeline).
-    handled = sum(observer.tally.values()) - observer.tally[(404, 7003)]
-    assert watch.audits >= handled, (watch.audits, handled)
-
-
 MANIFEST_EXAMPLES = 600
 
 
-@pytest.mark.usefixtures("roomy_quotas")
 def test_generated_manifests_over_http(
-    stack: LocalStack,
-    clients: dict[str, httpx.Client],
-    leak_watch: _LeakWatch,
-    capfd: pytest.CaptureFixture[str],
+    stack: LocalStack, clients: dict[str, httpx.Client], observer: Observer
 ) -> None:
-    observer = Observer(stack)
-
-    @many(MANIFEST_EXAMPLES)
     @given(case=manifest_cases, caller=callers, account=accounts)
     def prop(case: ManifestCase, caller: str, account: str) -> None:
         before = observer.forwarded()
         response = clients[caller].post(
-            session_url(stack, account),
+            session_url(stack, account=account),
             content=case.body,
             headers={"Content-Type": "application/json"},
         )
@@ -511,27 +526,16 @@ def test_generated_manifests_over_http(
         if expected.status == 200:
             observer.check_forwarded_body(case.document["manifest"])
 
-    prop()
-    sent = sum(observer.tally.values())
-    assert sent >= MANIFEST_EXAMPLES
+    observer.run("manifests over HTTP", prop, examples=MANIFEST_EXAMPLES)
     assert observer.tally[(200, None)] > MANIFEST_EXAMPLES / 10
-    assert_nothing_leaked(leak_watch, capfd, observer)
-    print(f"manifests over HTTP: {sent} requests, {dict(observer.tally)}")
 
 
 BODY_EXAMPLES = 500
 
 
-@pytest.mark.usefixtures("roomy_quotas")
 def test_generated_bodies_and_content_types_over_http(
-    stack: LocalStack,
-    clients: dict[str, httpx.Client],
-    leak_watch: _LeakWatch,
-    capfd: pytest.CaptureFixture[str],
+    stack: LocalStack, clients: dict[str, httpx.Client], observer: Observer
 ) -> None:
-    observer = Observer(stack)
-
-    @many(BODY_EXAMPLES)
     @given(
         sample=st.one_of(raw_bodies.map(lambda body: (body, None)), _duplicated()),
         content_type=content_types,
@@ -554,11 +558,7 @@ def test_generated_bodies_and_content_types_over_http(
             assert set(document) == {"manifest"}
             observer.check_forwarded_body(document["manifest"])
 
-    prop()
-    sent = sum(observer.tally.values())
-    assert sent >= BODY_EXAMPLES
-    assert_nothing_leaked(leak_watch, capfd, observer)
-    print(f"bodies over HTTP: {sent} requests, {dict(observer.tally)}")
+    observer.run("bodies over HTTP", prop, examples=BODY_EXAMPLES)
 
 
 # ------------------------------------------------------------------------------ in process
@@ -729,16 +729,11 @@ def handler_call(stack: LocalStack) -> Callable[[dict[str, Any]], dict[str, Any]
 EVENT_EXAMPLES = 600
 
 
-@pytest.mark.usefixtures("roomy_quotas")
 # Paths that match no route (an empty segment) are answered 7003 with no metric: Powertools warns.
 @pytest.mark.filterwarnings("ignore:No application metrics to publish:UserWarning")
-def test_generated_events_in_process(
-    stack: LocalStack, leak_watch: _LeakWatch, capfd: pytest.CaptureFixture[str]
-) -> None:
-    observer = Observer(stack)
+def test_generated_events_in_process(stack: LocalStack, observer: Observer) -> None:
     call = handler_call(stack)
 
-    @many(EVENT_EXAMPLES)
     @given(generated=api_requests())
     def prop(generated: GeneratedEvent) -> None:
         event, dry_run = generated.event, generated.dry_run
@@ -759,24 +754,17 @@ def test_generated_events_in_process(
                 "pointer"
             ] in ("/account_id", "/script_name", "/namespace")
 
-    prop()
-    sent = sum(observer.tally.values())
-    assert sent >= EVENT_EXAMPLES
-    assert_nothing_leaked(leak_watch, capfd, observer)
-    print(f"events in process: {sent} requests, {dict(observer.tally)}")
+    observer.run("events in process", prop, examples=EVENT_EXAMPLES)
 
 
 DRY_RUN_EXAMPLES = 350
 
 
-@pytest.mark.usefixtures("roomy_quotas")
 def test_generated_dry_runs_decide_as_the_real_run_would(
-    stack: LocalStack, leak_watch: _LeakWatch, capfd: pytest.CaptureFixture[str]
+    stack: LocalStack, observer: Observer
 ) -> None:
-    observer = Observer(stack)
     call = handler_call(stack)
 
-    @many(DRY_RUN_EXAMPLES)
     @given(case=manifest_cases, caller=callers, account=accounts)
     def prop(case: ManifestCase, caller: str, account: str) -> None:
         event = api_event(
@@ -801,9 +789,5 @@ def test_generated_dry_runs_decide_as_the_real_run_would(
             assert (result["team"], result["entries"]) == ("web", len(manifest))
             assert result["bytes"] == sum(entry["size"] for entry in manifest.values())
 
-    prop()
-    sent = sum(observer.tally.values())
-    assert sent >= DRY_RUN_EXAMPLES
+    observer.run("dry runs in process", prop, examples=DRY_RUN_EXAMPLES)
     assert observer.forwarded() == 0
-    assert_nothing_leaked(leak_watch, capfd, observer)
-    print(f"dry runs in process: {sent} requests, {dict(observer.tally)}")

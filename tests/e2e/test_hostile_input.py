@@ -25,12 +25,11 @@ from gateway_local.demo import (
     WEB_SCRIPT,
 )
 from gateway_local.stack import LocalStack
-from helpers import HTTP_TIMEOUT, signed_client
+from helpers import HTTP_TIMEOUT, session_url, signed_client
 
 HASH = "0de3dd5df907418e9730fd2bd747bd5e"
 MIB = 1024 * 1024
 VALID = {"manifest": {"/index.html": {"hash": HASH, "size": 17}}}
-SESSION_PATH = f"/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}/assets-upload-session"
 # What the gateway sends Cloudflare: httpx's own headers and ours, nothing of the caller's.
 UPSTREAM_HEADERS = {
     "host",
@@ -48,10 +47,6 @@ UPSTREAM_HEADERS = {
 def web() -> Iterator[httpx.Client]:
     with signed_client(WEB_DEPLOYER) as client:
         yield client
-
-
-def session_url(stack: LocalStack) -> str:
-    return stack.base_url + SESSION_PATH
 
 
 def forwarded(stack: LocalStack) -> list[bytes]:
@@ -105,6 +100,13 @@ class Case:
 
 def manifest_with(size: str) -> bytes:
     return b'{"manifest": {"/a": {"hash": "ab", "size": ' + size.encode() + b"}}}"
+
+
+def gzipped(
+    body: bytes, status: int, code: int, *, pointer: str | None = None, says: str | None = None
+) -> Case:
+    """A case whose body is sent as is, declared `Content-Encoding: gzip`."""
+    return Case(body, status, code, pointer=pointer, says=says, content_encoding="gzip")
 
 
 def inflating_to(head: bytes, unit: bytes, tail: bytes, size: int = 32 * MIB) -> bytes:
@@ -232,45 +234,40 @@ CORPUS: dict[str, Case] = {
     ),
     # Bodies of a few KiB inflating to 32 MiB of values no manifest holds: refused before any
     # of it is built (issue 12: these took ~850 MiB and seconds each).
-    "32 MiB of {} in an unknown field": Case(
+    "32 MiB of {} in an unknown field": gzipped(
         inflating_to(b'{"manifest":{"/a":{"hash":"ab","size":1}},"x":[', b"{}", b"]}"),
         413,
         19002,
         says="more than 300,018 JSON values",
-        content_encoding="gzip",
     ),
-    "millions of empty entries": Case(
+    "millions of empty entries": gzipped(
         inflating_to(b'{"manifest":{', b'"/a":{}', b"}}"),
         413,
         19002,
         says="a manifest of at most 100,000 entries holds at most 300,002",
-        content_encoding="gzip",
     ),
-    "millions of top-level keys": Case(
-        inflating_to(b'{"manifest":{},', b'"k":0', b"}"), 413, 19002, content_encoding="gzip"
+    "millions of top-level keys": gzipped(
+        inflating_to(b'{"manifest":{},', b'"k":0', b"}"), 413, 19002
     ),
-    "32 MiB of 4300-digit numbers": Case(
+    "32 MiB of 4300-digit numbers": gzipped(
         inflating_to(b'{"manifest":{},"x":[', b"9" * 4300, b"]}"),
         400,
         19001,
         pointer="/x",
         says="unknown field 'x'",
-        content_encoding="gzip",
     ),
     # gzip (RFC 1952): every member is read; anything after the last one is refused.
-    "gzip then plain JSON": Case(
+    "gzip then plain JSON": gzipped(
         gzip.compress(json.dumps(VALID).encode()) + b'{"manifest":{}}',
         400,
         19000,
         says="bytes after its gzip data",
-        content_encoding="gzip",
     ),
-    "gzip then garbage": Case(
+    "gzip then garbage": gzipped(
         gzip.compress(json.dumps(VALID).encode()) + b"\0\0garbage",
         400,
         19000,
         says="neither another gzip member nor zero padding",
-        content_encoding="gzip",
     ),
     # Content types.
     "text/plain": Case(json.dumps(VALID).encode(), 400, 19000, content_type="text/plain"),
@@ -477,7 +474,9 @@ def test_caller_headers_never_reach_cloudflare(stack: LocalStack, web: httpx.Cli
     (call,) = stack.emulator.calls_to("/assets-upload-session")
     assert call.headers["authorization"] == f"Bearer {stack.cloudflare_token}"
     assert call.method == "POST"
-    assert call.path == f"/client/v4{SESSION_PATH}"
+    assert call.path == (
+        f"/client/v4/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}/assets-upload-session"
+    )
     assert set(call.headers) <= UPSTREAM_HEADERS, set(call.headers) - UPSTREAM_HEADERS
     sent_values = " ".join(call.headers.values())
     assert all(value not in sent_values for value in HOSTILE_HEADERS.values())

@@ -17,20 +17,13 @@ from assets_gateway.adapters.cloudflare import RetryPolicy
 from gateway_local.aws_resources import load_template
 from gateway_local.cloudflare_emulator import Fault
 from gateway_local.demo import (
-    DEMO_ACCOUNT_ID,
     DOCS_CI,
     PLATFORM_ADMIN,
     WEB_DEPLOYER,
-    WEB_SCRIPT,
     demo_policy,
 )
 from gateway_local.stack import LocalStack
-from helpers import every_log_record, manifest_of, quota_items, signed_client
-
-
-def url(stack: LocalStack, script: str = WEB_SCRIPT) -> str:
-    account = f"{stack.base_url}/accounts/{DEMO_ACCOUNT_ID}"
-    return f"{account}/workers/scripts/{script}/assets-upload-session"
+from helpers import every_log_record, manifest_of, quota_items, session_url, signed_client
 
 
 def body(*names: str) -> dict[str, Any]:
@@ -82,8 +75,8 @@ def admin_post(stack: LocalStack, path: str) -> httpx.Response:
 def test_a_retry_with_the_same_key_replays_the_first_answer(stack: LocalStack) -> None:
     key = {"Idempotency-Key": "deploy-4711"}
     with signed_client(WEB_DEPLOYER) as web:
-        first = web.post(url(stack), json=body("a.html"), headers=key)
-        second = web.post(url(stack), json=body("a.html"), headers=key)
+        first = web.post(session_url(stack), json=body("a.html"), headers=key)
+        second = web.post(session_url(stack), json=body("a.html"), headers=key)
     assert first.status_code == second.status_code == 200
     assert second.json() == first.json()
     assert second.headers["Idempotent-Replayed"] == "true"
@@ -95,8 +88,8 @@ def test_a_retry_with_the_same_key_replays_the_first_answer(stack: LocalStack) -
 def test_the_same_key_with_another_body_is_409(stack: LocalStack) -> None:
     key = {"Idempotency-Key": "deploy-4712"}
     with signed_client(WEB_DEPLOYER) as web:
-        assert web.post(url(stack), json=body("a.html"), headers=key).status_code == 200
-        conflict = web.post(url(stack), json=body("b.html"), headers=key)
+        assert web.post(session_url(stack), json=body("a.html"), headers=key).status_code == 200
+        conflict = web.post(session_url(stack), json=body("b.html"), headers=key)
     assert conflict.status_code == 409
     assert conflict.json()["errors"][0]["code"] == 19040
     assert calls(stack) == 1
@@ -105,8 +98,8 @@ def test_the_same_key_with_another_body_is_409(stack: LocalStack) -> None:
 def test_keys_belong_to_their_caller(stack: LocalStack) -> None:
     key = {"Idempotency-Key": "shared-name"}
     with signed_client(WEB_DEPLOYER) as web, signed_client(DOCS_CI) as docs:
-        assert web.post(url(stack), json=body("index.html"), headers=key).status_code == 200
-        theirs = docs.post(url(stack, "docs"), json=body("index.html"), headers=key)
+        assert web.post(session_url(stack), json=body("index.html"), headers=key).status_code == 200
+        theirs = docs.post(session_url(stack, "docs"), json=body("index.html"), headers=key)
     assert theirs.status_code == 200
     assert "Idempotent-Replayed" not in theirs.headers
     assert calls(stack) == 2
@@ -116,8 +109,8 @@ def test_answers_worth_retrying_are_not_remembered(stack: LocalStack) -> None:
     key = {"Idempotency-Key": "deploy-4713"}
     stack.emulator.inject_fault(Fault(status=503, count=RetryPolicy().attempts))
     with signed_client(WEB_DEPLOYER) as web:
-        failed = web.post(url(stack), json=body("a.html"), headers=key)
-        retried = web.post(url(stack), json=body("a.html"), headers=key)
+        failed = web.post(session_url(stack), json=body("a.html"), headers=key)
+        retried = web.post(session_url(stack), json=body("a.html"), headers=key)
     assert failed.status_code == 502
     assert retried.status_code == 200
     assert "Idempotent-Replayed" not in retried.headers
@@ -127,16 +120,18 @@ def test_answers_worth_retrying_are_not_remembered(stack: LocalStack) -> None:
 def test_final_refusals_are_remembered_too(stack: LocalStack) -> None:
     key = {"Idempotency-Key": "deploy-4714"}
     with signed_client(WEB_DEPLOYER) as web:
-        first = web.post(url(stack, "docs"), json=body("a.html"), headers=key)
-        second = web.post(url(stack, "docs"), json=body("a.html"), headers=key)
+        first = web.post(session_url(stack, "docs"), json=body("a.html"), headers=key)
+        second = web.post(session_url(stack, "docs"), json=body("a.html"), headers=key)
     assert first.status_code == second.status_code == 403
     assert second.headers["Idempotent-Replayed"] == "true"
 
 
 def test_malformed_keys_are_refused(stack: LocalStack) -> None:
     with signed_client(WEB_DEPLOYER) as web:
-        spaced = web.post(url(stack), json=body("a"), headers={"Idempotency-Key": "has space"})
-        long = web.post(url(stack), json=body("a"), headers={"Idempotency-Key": "k" * 256})
+        spaced = web.post(
+            session_url(stack), json=body("a"), headers={"Idempotency-Key": "has space"}
+        )
+        long = web.post(session_url(stack), json=body("a"), headers={"Idempotency-Key": "k" * 256})
     assert spaced.status_code == long.status_code == 400
     assert spaced.json()["errors"][0]["code"] == 19000
     assert calls(stack) == 0
@@ -145,8 +140,8 @@ def test_malformed_keys_are_refused(stack: LocalStack) -> None:
 def test_a_replay_is_audited_as_a_decision_of_its_own(stack: LocalStack, audit: AuditLines) -> None:
     key = {"Idempotency-Key": "deploy-4715"}
     with signed_client(WEB_DEPLOYER) as web:
-        first = web.post(url(stack), json=body("a.html"), headers=key)
-        again = web.post(url(stack), json=body("a.html"), headers=key)
+        first = web.post(session_url(stack), json=body("a.html"), headers=key)
+        again = web.post(session_url(stack), json=body("a.html"), headers=key)
     assert (first.status_code, again.status_code) == (200, 200)
     first_id, replay_id = first.headers["X-Request-Id"], again.headers["X-Request-Id"]
     assert replay_id != first_id
@@ -159,64 +154,73 @@ def test_a_replay_is_audited_as_a_decision_of_its_own(stack: LocalStack, audit: 
     assert calls(stack) == 1
 
 
-def test_a_replay_is_refused_while_the_kill_switch_is_engaged(
-    stack: LocalStack, audit: AuditLines
+@pytest.mark.parametrize(
+    ("refuse", "restore", "status", "audited"),
+    [
+        # The kill switch stops every request before its caller's team is looked up.
+        pytest.param(
+            "kill-switch:engage",
+            "kill-switch:release",
+            503,
+            ("stopped", 19013, None),
+            id="kill-switch",
+        ),
+        pytest.param(
+            "teams/web:suspend",
+            "teams/web:resume",
+            403,
+            ("refused_caller", 19010, "web"),
+            id="team-suspended",
+        ),
+    ],
+)
+def test_a_replay_is_refused_while_the_gateway_refuses_the_caller(
+    stack: LocalStack,
+    audit: AuditLines,
+    *,
+    refuse: str,
+    restore: str,
+    status: int,
+    audited: tuple[str, int, str | None],
 ) -> None:
-    key = {"Idempotency-Key": "deploy-4716"}
+    code = audited[1]
+    key = {"Idempotency-Key": f"deploy-{code}"}
     with signed_client(WEB_DEPLOYER) as web:
-        first = web.post(url(stack), json=body("a.html"), headers=key)
-        admin_post(stack, "kill-switch:engage")
-        stopped = web.post(url(stack), json=body("a.html"), headers=key)
-        admin_post(stack, "kill-switch:release")
-        resumed = web.post(url(stack), json=body("a.html"), headers=key)
+        first = web.post(session_url(stack), json=body("a.html"), headers=key)
+        admin_post(stack, refuse)
+        refused = web.post(session_url(stack), json=body("a.html"), headers=key)
+        admin_post(stack, restore)
+        resumed = web.post(session_url(stack), json=body("a.html"), headers=key)
     assert first.status_code == 200
-    assert stopped.status_code == 503
-    assert stopped.json()["errors"][0]["code"] == 19013
-    assert first.json()["result"]["jwt"] not in stopped.text
-    assert "Idempotent-Replayed" not in stopped.headers
-    [refusal] = audit.of(stopped.headers["X-Request-Id"])
-    assert (refusal["outcome"], refusal["code"]) == ("stopped", 19013)
+    # The replay gets a refusal of its own, not the first answer (nor its JWT) ...
+    assert refused.status_code == status
+    assert refused.json()["errors"][0]["code"] == code
+    assert first.json()["result"]["jwt"] not in refused.text
+    assert "Idempotent-Replayed" not in refused.headers
+    # ... audited as that refusal, of a replay ...
+    [refusal] = audit.of(refused.headers["X-Request-Id"])
+    assert (refusal["outcome"], refusal["code"], refusal["team"]) == audited
     assert refusal["replay_of"] == first.headers["X-Request-Id"]
+    # ... and once the gateway serves the caller again, the replay is the first answer.
     assert resumed.status_code == 200
     assert resumed.json() == first.json()
     assert calls(stack) == 1
     assert sessions_charged(stack) == 1
 
 
-def test_a_replay_is_refused_while_the_team_is_suspended(
-    stack: LocalStack, audit: AuditLines
-) -> None:
-    key = {"Idempotency-Key": "deploy-4717"}
-    with signed_client(WEB_DEPLOYER) as web:
-        first = web.post(url(stack), json=body("a.html"), headers=key)
-        admin_post(stack, "teams/web:suspend")
-        suspended = web.post(url(stack), json=body("a.html"), headers=key)
-    assert first.status_code == 200
-    assert suspended.status_code == 403
-    assert suspended.json()["errors"][0]["code"] == 19010
-    assert first.json()["result"]["jwt"] not in suspended.text
-    [refusal] = audit.of(suspended.headers["X-Request-Id"])
-    assert (refusal["outcome"], refusal["code"], refusal["team"]) == (
-        "refused_caller",
-        19010,
-        "web",
-    )
-    assert calls(stack) == 1
-
-
 def test_a_replay_is_refused_once_the_caller_left_its_team(stack: LocalStack) -> None:
     key = {"Idempotency-Key": "deploy-4718"}
     with signed_client(WEB_DEPLOYER) as web:
-        first = web.post(url(stack), json=body("a.html"), headers=key)
+        first = web.post(session_url(stack), json=body("a.html"), headers=key)
         unmapped = demo_policy()
         unmapped["teams"]["web"]["principals"] = ["arn:aws:iam::111111111111:role/someone-else"]
         stack.publish_policy(unmapped)
-        nobody = web.post(url(stack), json=body("a.html"), headers=key)
+        nobody = web.post(session_url(stack), json=body("a.html"), headers=key)
         moved = demo_policy()
         moved["teams"]["web"]["principals"] = ["arn:aws:iam::111111111111:role/someone-else"]
         moved["teams"]["docs"]["principals"].append("arn:aws:iam::111111111111:role/web-deployer")
         stack.publish_policy(moved)
-        elsewhere = web.post(url(stack), json=body("a.html"), headers=key)
+        elsewhere = web.post(session_url(stack), json=body("a.html"), headers=key)
     assert first.status_code == 200
     assert (nobody.status_code, nobody.json()["errors"][0]["code"]) == (403, 19010)
     assert (elsewhere.status_code, elsewhere.json()["errors"][0]["code"]) == (409, 19040)
@@ -248,7 +252,9 @@ def test_records_are_kept_under_the_keys_the_template_lets_the_function_use(
 
     before = records()
     with signed_client(WEB_DEPLOYER) as web:
-        answer = web.post(url(stack), json=body("k.html"), headers={"Idempotency-Key": "k-4719"})
+        answer = web.post(
+            session_url(stack), json=body("k.html"), headers={"Idempotency-Key": "k-4719"}
+        )
     assert answer.status_code == 200
     written = records() - before
     assert len(written) == 1

@@ -13,14 +13,9 @@ import pytest
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
 from gateway_local.put_manifest import writer_tagging
 from gateway_local.stack import LocalStack
-from helpers import signed_client
+from helpers import session_url, signed_client
 
 ENTRIES = 100_000
-
-
-def url(stack: LocalStack) -> str:
-    account = f"{stack.base_url}/accounts/{DEMO_ACCOUNT_ID}"
-    return f"{account}/workers/scripts/{WEB_SCRIPT}/assets-upload-session"
 
 
 def big_manifest(entries: int = ENTRIES) -> dict[str, Any]:
@@ -43,7 +38,7 @@ def test_a_100k_entry_manifest_goes_through_the_api_door_as_gzip(stack: LocalSta
     raw = json.dumps(big_manifest()).encode()
     assert len(raw) > 6 * 1024 * 1024  # too big for Lambda uncompressed
     with signed_client(WEB_DEPLOYER) as web:
-        answer = web.post(url(stack), content=gzip.compress(raw), headers=gzip_headers())
+        answer = web.post(session_url(stack), content=gzip.compress(raw), headers=gzip_headers())
     assert answer.status_code == 200, answer.text[:500]
     buckets = answer.json()["result"]["buckets"]
     assert sum(len(bucket) for bucket in buckets) == ENTRIES
@@ -83,7 +78,7 @@ def test_compressed_bodies_that_lie_are_refused(
 ) -> None:
     with signed_client(WEB_DEPLOYER) as web:
         answer = web.post(
-            url(stack),
+            session_url(stack),
             content=body,
             headers={"Content-Type": "application/json", "Content-Encoding": encoding},
         )
@@ -96,6 +91,8 @@ def test_gzip_dry_run_reports_the_inflated_manifest(stack: LocalStack) -> None:
     body = gzip.compress(json.dumps(big_manifest(10)).encode())
     with signed_client(WEB_DEPLOYER) as web:
         answer = web.post(
-            url(stack), content=body, headers={**gzip_headers(), "X-Assets-Gateway-Dry-Run": "1"}
+            session_url(stack),
+            content=body,
+            headers={**gzip_headers(), "X-Assets-Gateway-Dry-Run": "1"},
         )
     assert answer.json()["result"]["entries"] == 10

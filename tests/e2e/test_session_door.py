@@ -7,7 +7,6 @@ import base64
 import json
 import subprocess
 
-import cloudflare
 import httpx
 import pytest
 
@@ -25,27 +24,18 @@ from gateway_local.stack import LocalStack
 from helpers import (
     HTTP_TIMEOUT,
     aws_session,
+    cloudflare_sdk,
     content_hash,
     manifest_of,
     numbered_files,
+    session_url,
     signed_client,
 )
 
 
-def session_url(stack: LocalStack, script: str = WEB_SCRIPT, account: str = DEMO_ACCOUNT_ID) -> str:
-    return f"{stack.base_url}/accounts/{account}/workers/scripts/{script}/assets-upload-session"
-
-
 def test_official_sdk_gets_buckets_and_jwt_through_the_gateway(stack: LocalStack) -> None:
     files = numbered_files(25)
-    client = cloudflare.Cloudflare(
-        api_token="unused-the-gateway-holds-the-token",
-        base_url=stack.base_url,
-        http_client=httpx.Client(
-            auth=SigV4Auth.from_session(aws_session(WEB_DEPLOYER)), timeout=HTTP_TIMEOUT
-        ),
-        max_retries=0,
-    )
+    client = cloudflare_sdk(stack, WEB_DEPLOYER)
     session = client.workers.scripts.assets.upload.create(
         WEB_SCRIPT, account_id=DEMO_ACCOUNT_ID, manifest=manifest_of(files)
     )

@@ -17,7 +17,6 @@ import pytest
 
 from assets_gateway.lambda_glue.settings import Settings
 from assets_gateway.lambda_glue.wiring import build_session_service
-from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local.cloudflare_emulator import Fault
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,
@@ -25,16 +24,16 @@ from gateway_local.demo import (
     OUTSIDER,
     UNLINKED_ACCOUNT_ID,
     WEB_DEPLOYER,
-    WEB_SCRIPT,
     web_session_request,
 )
 from gateway_local.stack import LocalStack
 from helpers import (
     HTTP_TIMEOUT,
-    aws_session,
+    cloudflare_sdk,
     every_log_record,
     manifest_of,
     numbered_files,
+    session_url,
     signed_client,
 )
 
@@ -56,10 +55,6 @@ def every_log_line() -> Iterator[list[str]]:
         yield capture.lines
 
 
-def url(stack: LocalStack, account: str = DEMO_ACCOUNT_ID, script: str = WEB_SCRIPT) -> str:
-    return f"{stack.base_url}/accounts/{account}/workers/scripts/{script}/assets-upload-session"
-
-
 def test_token_appears_in_no_output(
     stack: LocalStack, every_log_line: list[str], capfd: pytest.CaptureFixture[str]
 ) -> None:
@@ -67,10 +62,10 @@ def test_token_appears_in_no_output(
     manifest = {"manifest": manifest_of(numbered_files(5))}
     answers: list[httpx.Response] = []
     with signed_client(WEB_DEPLOYER) as web, signed_client(DOCS_CI) as docs:
-        answers.append(web.post(url(stack), json=manifest))
-        answers.append(web.post(url(stack, account=UNLINKED_ACCOUNT_ID), json=manifest))
-        answers.append(docs.post(url(stack, script="web-x"), json=manifest))
-        answers.append(web.post(url(stack), content=b"{not json"))
+        answers.append(web.post(session_url(stack), json=manifest))
+        answers.append(web.post(session_url(stack, account=UNLINKED_ACCOUNT_ID), json=manifest))
+        answers.append(docs.post(session_url(stack, "web-x"), json=manifest))
+        answers.append(web.post(session_url(stack), content=b"{not json"))
         for fault in (
             # Every attempt of the upstream's retries fails.
             Fault(status=500, count=3),
@@ -86,19 +81,12 @@ def test_token_appears_in_no_output(
             ),
         ):
             stack.emulator.inject_fault(fault)
-            answers.append(web.post(url(stack), json=manifest))
+            answers.append(web.post(session_url(stack), json=manifest))
     with signed_client(OUTSIDER) as outsider:
-        answers.append(outsider.post(url(stack), json=manifest))
-    answers.append(httpx.post(url(stack), json=manifest, timeout=HTTP_TIMEOUT))
+        answers.append(outsider.post(session_url(stack), json=manifest))
+    answers.append(httpx.post(session_url(stack), json=manifest, timeout=HTTP_TIMEOUT))
 
-    sdk = cloudflare.Cloudflare(
-        api_token="unused",
-        base_url=stack.base_url,
-        http_client=httpx.Client(
-            auth=SigV4Auth.from_session(aws_session(DOCS_CI)), timeout=HTTP_TIMEOUT
-        ),
-        max_retries=0,
-    )
+    sdk = cloudflare_sdk(stack, DOCS_CI)
     with pytest.raises(cloudflare.PermissionDeniedError) as refused:
         sdk.workers.scripts.assets.upload.create(
             "web-x", account_id=DEMO_ACCOUNT_ID, manifest=manifest["manifest"]

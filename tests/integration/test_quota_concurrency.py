@@ -45,7 +45,7 @@ from gateway_local.demo import (
     demo_policy,
 )
 from gateway_local.stack import LocalStack
-from helpers import manifest_of, signed_client
+from helpers import manifest_of, session_url, signed_client
 
 T = TypeVar("T")
 
@@ -142,10 +142,7 @@ def test_one_team_at_once_gets_exactly_its_quota_over_http(
     limit, callers = 20, 50
     web = demo_policy()["teams"]["web"]
     stack.publish_policy(policy_with({"web": {**web, "quotas": {**GENEROUS, binding: limit}}}))
-    url = (
-        f"{stack.base_url}/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}"
-        "/assets-upload-session"
-    )
+    url = session_url(stack)
 
     started = time.time()
     answers = run_together(callers, lambda _: gateway.post(url, json=BODY))

@@ -19,16 +19,21 @@ from assets_gateway.ports.audit import AuditRecord
 from assets_gateway.ports.sessions import SessionRequest
 from gateway_local.cloudflare_emulator import Fault, busiest_window
 from gateway_local.demo import (
-    DEMO_ACCOUNT_ID,
     OUTSIDER,
     UNLINKED_ACCOUNT_ID,
     WEB_DEPLOYER,
-    WEB_SCRIPT,
     demo_policy,
     web_session_request,
 )
 from gateway_local.stack import LocalStack
-from helpers import HTTP_TIMEOUT, manifest_of, numbers_of, quota_items, signed_client
+from helpers import (
+    HTTP_TIMEOUT,
+    manifest_of,
+    numbers_of,
+    quota_items,
+    session_url,
+    signed_client,
+)
 
 NOON = 1_795_608_000.0  # 2026-11-25T12:00:00Z: starts a minute, a 5-minute window and no day
 
@@ -110,13 +115,15 @@ def used(stack: LocalStack) -> dict[str, int]:
     return totals
 
 
-# Team counters that were charged and given back: present, at zero.
-NOTHING_USED = {
-    "team sessions": 0,
-    "team-day sessions": 0,
-    "team-day entries": 0,
-    "team-day bytes": 0,
+# What `request()` (one 4-byte file) costs the team.
+ONE_FILE_USED = {
+    "team sessions": 1,
+    "team-day sessions": 1,
+    "team-day entries": 1,
+    "team-day bytes": 4,
 }
+# Team counters that were charged and given back: present, at zero.
+NOTHING_USED = dict.fromkeys(ONE_FILE_USED, 0)
 
 
 def envelope_code(body: bytes) -> int:
@@ -261,15 +268,6 @@ def test_fault_matrix_the_budget_counts_every_call_that_reached_cloudflare(  # n
     assert records.items[-1].quota["sessions-minute"] == 1
     kept = 1 if status < 500 and status != 429 else 0
     assert used(stack) == {name: kept * value for name, value in ONE_FILE_USED.items()}
-
-
-# What `request()` (one 4-byte file) costs the team.
-ONE_FILE_USED = {
-    "team sessions": 1,
-    "team-day sessions": 1,
-    "team-day entries": 1,
-    "team-day bytes": 4,
-}
 
 
 def test_cloudflare_refusals_keep_the_charge(stack: LocalStack) -> None:
@@ -452,10 +450,7 @@ def usage_url(stack: LocalStack) -> str:
 
 def test_usage_route_tells_the_team_where_it_stands_without_charging(stack: LocalStack) -> None:
     with signed_client(WEB_DEPLOYER) as web:
-        created = web.post(
-            f"{stack.base_url}/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}/assets-upload-session",
-            json={"manifest": manifest_of({"/a": b"abc"})},
-        )
+        created = web.post(session_url(stack), json={"manifest": manifest_of({"/a": b"abc"})})
         assert created.status_code == 200
         assert created.headers["RateLimit"].startswith('"sessions-minute";r=29;')
         before = counters(stack)

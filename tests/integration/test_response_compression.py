@@ -24,9 +24,9 @@ from assets_gateway.lambda_glue.rest import (
 )
 from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import REPO_ROOT
-from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
+from gateway_local.demo import WEB_DEPLOYER
 from gateway_local.stack import LocalStack
-from helpers import signed_client
+from helpers import session_url, signed_client
 
 SAMPLE_EVENT: dict[str, Any] = json.loads(
     (REPO_ROOT / "events" / "session_api" / "create_session.json").read_text()
@@ -158,11 +158,6 @@ def test_a_100k_session_fits_lambdas_limit_only_compressed(stack: LocalStack) ->
 
 
 # ------------------------------------------------------------- over HTTP, as callers see it
-
-
-def session_url(stack: LocalStack) -> str:
-    path = f"/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{WEB_SCRIPT}/assets-upload-session"
-    return stack.base_url + path
 
 
 def test_over_http_a_large_answer_arrives_gzip_and_reads_as_json(stack: LocalStack) -> None:

@@ -13,12 +13,17 @@ from urllib.parse import unquote
 import pytest
 from pydantic import SecretStr
 
-from assets_gateway.adapters.cloudflare import CloudflareClient, RetryPolicy, build_http_client
+from assets_gateway.adapters.cloudflare import (
+    CloudflareClient,
+    RetryPolicy,
+    build_http_client,
+)
 from assets_gateway.domain.circuit import CircuitBreaker
 from assets_gateway.domain.errors import CircuitOpen, UpstreamFailure
 from assets_gateway.domain.policy import SessionTarget
 from assets_gateway.lambda_glue.settings import Settings
 from assets_gateway.lambda_glue.wiring import build_session_service
+from assets_gateway.ports.upstream import UpstreamAnswer
 from gateway_local.cloudflare_emulator import Fault
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_SCRIPT, web_session_request
 from gateway_local.stack import LocalStack
@@ -48,21 +53,38 @@ def fake_time() -> FakeTime:
     return FakeTime()
 
 
-def client(
+@dataclass(frozen=True)
+class Upstream:
+    """The client under test and its breaker, sending the one request every test sends."""
+
+    client: CloudflareClient
+    breaker: CircuitBreaker
+    token: SecretStr
+
+    def create_session(self) -> UpstreamAnswer:
+        return self.client.create_upload_session(TARGET, BODY, self.token)
+
+
+def upstream_client(
     stack: LocalStack, fake_time: FakeTime, breaker: CircuitBreaker | None = None, **retry: float
-) -> CloudflareClient:
-    return CloudflareClient(
+) -> Upstream:
+    """A client of the emulator on the fake clock (the default breaker and retry policy unless
+    told otherwise)."""
+    breaker = breaker or CircuitBreaker(clock=fake_time.clock)
+    client = CloudflareClient(
         base_url=stack.cloudflare_url,
         http=build_http_client(connect_timeout=2, read_timeout=5),
         retry=RetryPolicy(**retry),  # type: ignore[arg-type]
-        breaker=breaker or CircuitBreaker(clock=fake_time.clock),
+        breaker=breaker,
         sleep=fake_time.sleep,
         clock=fake_time.clock,
     )
+    return Upstream(client, breaker, SecretStr(stack.cloudflare_token))
 
 
-def token(stack: LocalStack) -> SecretStr:
-    return SecretStr(stack.cloudflare_token)
+def breaker_one_failure_opens(fake_time: FakeTime) -> CircuitBreaker:
+    """A breaker that one failure opens, for 10 s."""
+    return CircuitBreaker(failure_threshold=1, open_seconds=10, clock=fake_time.clock)
 
 
 def calls(stack: LocalStack) -> int:
@@ -72,7 +94,7 @@ def calls(stack: LocalStack) -> int:
 def test_5xx_and_resets_are_retried_until_an_answer(stack: LocalStack, fake_time: FakeTime) -> None:
     stack.emulator.inject_fault(Fault(status=503))
     stack.emulator.inject_fault(Fault(reset=True))
-    answer = client(stack, fake_time).create_upload_session(TARGET, BODY, token(stack))
+    answer = upstream_client(stack, fake_time).create_session()
     assert answer.status == 200
     assert calls(stack) == 3
     assert len(fake_time.slept) == 2
@@ -83,7 +105,7 @@ def test_retry_after_is_honoured_within_the_deadline(
     stack: LocalStack, fake_time: FakeTime
 ) -> None:
     stack.emulator.inject_fault(Fault(status=503, headers={"Retry-After": "3"}))
-    answer = client(stack, fake_time).create_upload_session(TARGET, BODY, token(stack))
+    answer = upstream_client(stack, fake_time).create_session()
     assert answer.status == 200
     assert fake_time.slept == [3.0]
 
@@ -92,7 +114,7 @@ def test_a_429_longer_than_the_deadline_is_handed_back_at_once(
     stack: LocalStack, fake_time: FakeTime
 ) -> None:
     stack.emulator.inject_fault(Fault(status=429, headers={"Retry-After": "300"}))
-    answer = client(stack, fake_time).create_upload_session(TARGET, BODY, token(stack))
+    answer = upstream_client(stack, fake_time).create_session()
     assert (answer.status, answer.headers["retry-after"]) == (429, "300")
     assert calls(stack) == 1
     assert fake_time.slept == []
@@ -100,9 +122,9 @@ def test_a_429_longer_than_the_deadline_is_handed_back_at_once(
 
 def test_retries_stop_at_the_deadline(stack: LocalStack, fake_time: FakeTime) -> None:
     stack.emulator.inject_fault(Fault(status=503, headers={"Retry-After": "8"}, count=5))
-    upstream = client(stack, fake_time, attempts=5, deadline_seconds=20)
+    upstream = upstream_client(stack, fake_time, attempts=5, deadline_seconds=20)
     with pytest.raises(UpstreamFailure) as failed:
-        upstream.create_upload_session(TARGET, BODY, token(stack))
+        upstream.create_session()
     assert failed.value.status == 502
     assert fake_time.slept == [8.0, 8.0]  # a third wait would end past the 20 s deadline
     assert calls(stack) == 3
@@ -110,7 +132,7 @@ def test_retries_stop_at_the_deadline(stack: LocalStack, fake_time: FakeTime) ->
 
 def test_4xx_answers_are_not_retried(stack: LocalStack, fake_time: FakeTime) -> None:
     stack.emulator.inject_fault(Fault(status=400))
-    answer = client(stack, fake_time).create_upload_session(TARGET, BODY, token(stack))
+    answer = upstream_client(stack, fake_time).create_session()
     assert answer.status == 400
     assert calls(stack) == 1
 
@@ -119,32 +141,31 @@ def test_circuit_opens_answers_fast_then_closes_after_a_good_trial(
     stack: LocalStack, fake_time: FakeTime
 ) -> None:
     breaker = CircuitBreaker(failure_threshold=2, open_seconds=30, clock=fake_time.clock)
-    upstream = client(stack, fake_time, breaker, attempts=1)
+    upstream = upstream_client(stack, fake_time, breaker, attempts=1)
     stack.emulator.inject_fault(Fault(status=500, count=2))
     for _ in range(2):
         with pytest.raises(UpstreamFailure):
-            upstream.create_upload_session(TARGET, BODY, token(stack))
+            upstream.create_session()
     with pytest.raises(CircuitOpen) as refused:
-        upstream.create_upload_session(TARGET, BODY, token(stack))
+        upstream.create_session()
     assert (refused.value.status, refused.value.code) == (503, 19031)
     assert refused.value.headers["Retry-After"] == "30"
     assert calls(stack) == 2  # the open circuit sent nothing
     fake_time.now += 30
-    assert upstream.create_upload_session(TARGET, BODY, token(stack)).status == 200
+    assert upstream.create_session().status == 200
     assert not breaker.is_open
 
 
 def test_a_failed_trial_reopens_the_circuit(stack: LocalStack, fake_time: FakeTime) -> None:
-    breaker = CircuitBreaker(failure_threshold=1, open_seconds=10, clock=fake_time.clock)
-    upstream = client(stack, fake_time, breaker, attempts=1)
+    upstream = upstream_client(stack, fake_time, breaker_one_failure_opens(fake_time), attempts=1)
     stack.emulator.inject_fault(Fault(status=500, count=2))
     with pytest.raises(UpstreamFailure):
-        upstream.create_upload_session(TARGET, BODY, token(stack))
+        upstream.create_session()
     fake_time.now += 10
     with pytest.raises(UpstreamFailure):
-        upstream.create_upload_session(TARGET, BODY, token(stack))
+        upstream.create_session()
     with pytest.raises(CircuitOpen):
-        upstream.create_upload_session(TARGET, BODY, token(stack))
+        upstream.create_session()
 
 
 @pytest.fixture
@@ -186,71 +207,73 @@ def test_token_rotated_between_two_requests(stack: LocalStack, rotation: str) ->
 UNDECODABLE = Fault(body=b"this is not gzip", headers={"Content-Encoding": "gzip"})
 
 
-def open_breaker(stack: LocalStack, fake_time: FakeTime) -> tuple[CloudflareClient, float]:
-    """A client whose breaker one failure opened for 10 s; returns it and when it half-opens."""
-    breaker = CircuitBreaker(failure_threshold=1, open_seconds=10, clock=fake_time.clock)
-    upstream = client(stack, fake_time, breaker, attempts=1)
+def half_open_breaker(stack: LocalStack, fake_time: FakeTime) -> Upstream:
+    """A client whose breaker one failure opened for 10 s, with the clock moved on to the
+    moment it half-opens: its next call is the trial."""
+    upstream = upstream_client(stack, fake_time, breaker_one_failure_opens(fake_time), attempts=1)
     stack.emulator.inject_fault(Fault(status=500))
     with pytest.raises(UpstreamFailure):
-        upstream.create_upload_session(TARGET, BODY, token(stack))
+        upstream.create_session()
     with pytest.raises(CircuitOpen):
-        upstream.create_upload_session(TARGET, BODY, token(stack))
-    return upstream, fake_time.now + 10
+        upstream.create_session()
+    fake_time.now += 10
+    return upstream
+
+
+def assert_cloudflare_called_again(
+    stack: LocalStack, fake_time: FakeTime, upstream: Upstream
+) -> None:
+    """Ten seconds on (one open interval), a call reaches Cloudflare, and succeeds."""
+    fake_time.now += 10
+    before = calls(stack)
+    assert upstream.create_session().status == 200
+    assert calls(stack) == before + 1
 
 
 def test_a_trial_that_meets_a_429_settles_the_breaker(
     stack: LocalStack, fake_time: FakeTime
 ) -> None:
-    upstream, half_open = open_breaker(stack, fake_time)
-    fake_time.now = half_open
+    upstream = half_open_breaker(stack, fake_time)
     stack.emulator.inject_fault(Fault(status=429, headers={"Retry-After": "300"}))
-    assert upstream.create_upload_session(TARGET, BODY, token(stack)).status == 429
+    assert upstream.create_session().status == 429
 
     # Cloudflare answered: it is up, and its limit is the cool-down's business, not the breaker's.
-    fake_time.now += 10
-    before = calls(stack)
-    assert upstream.create_upload_session(TARGET, BODY, token(stack)).status == 200
-    assert calls(stack) == before + 1
+    assert_cloudflare_called_again(stack, fake_time, upstream)
 
 
 def test_a_trial_that_meets_an_undecodable_body_reopens_then_recovers(
     stack: LocalStack, fake_time: FakeTime
 ) -> None:
-    upstream, half_open = open_breaker(stack, fake_time)
-    fake_time.now = half_open
+    upstream = half_open_breaker(stack, fake_time)
     stack.emulator.inject_fault(UNDECODABLE)
     with pytest.raises(UpstreamFailure) as failed:
-        upstream.create_upload_session(TARGET, BODY, token(stack))
+        upstream.create_session()
     assert (failed.value.status, failed.value.code) == (502, 19031)
     with pytest.raises(CircuitOpen):  # the failed trial re-opened the circuit ...
-        upstream.create_upload_session(TARGET, BODY, token(stack))
-
-    fake_time.now += 10  # ... for one more interval, after which Cloudflare is called again
-    before = calls(stack)
-    assert upstream.create_upload_session(TARGET, BODY, token(stack)).status == 200
-    assert calls(stack) == before + 1
+        upstream.create_session()
+    # ... for one more interval, after which Cloudflare is called again
+    assert_cloudflare_called_again(stack, fake_time, upstream)
 
 
 def test_an_undecodable_2xx_is_retried_and_counted_as_a_failure(
     stack: LocalStack, fake_time: FakeTime
 ) -> None:
-    breaker = CircuitBreaker(failure_threshold=1, open_seconds=10, clock=fake_time.clock)
-    upstream = client(stack, fake_time, breaker, attempts=3)
+    upstream = upstream_client(stack, fake_time, breaker_one_failure_opens(fake_time), attempts=3)
     stack.emulator.inject_fault(UNDECODABLE)
-    assert upstream.create_upload_session(TARGET, BODY, token(stack)).status == 200
+    assert upstream.create_session().status == 200
     assert calls(stack) == 2  # retried once, then answered
-    assert not breaker.is_open
+    assert not upstream.breaker.is_open
 
     stack.emulator.inject_fault(dataclasses.replace(UNDECODABLE, count=3))
     with pytest.raises(UpstreamFailure) as failed:
-        upstream.create_upload_session(TARGET, BODY, token(stack))
+        upstream.create_session()
     assert (failed.value.status, failed.value.code) == (502, 19031)
     assert calls(stack) == 5
-    assert breaker.is_open
+    assert upstream.breaker.is_open
 
 
 def test_an_unforeseen_exception_still_settles_the_trial(fake_time: FakeTime) -> None:
-    breaker = CircuitBreaker(failure_threshold=1, open_seconds=10, clock=fake_time.clock)
+    breaker = breaker_one_failure_opens(fake_time)
     with pytest.raises(RuntimeError), breaker.admit() or pytest.fail("closed circuit refused"):
         raise RuntimeError("a bug, or an error nobody has seen yet")
     assert breaker.admit() is None  # that failure opened it
@@ -291,13 +314,12 @@ def test_the_service_answers_an_undecodable_2xx_with_502_19031(stack: LocalStack
 def test_a_2xx_nested_deeper_than_json_can_read_is_garbage(
     stack: LocalStack, fake_time: FakeTime
 ) -> None:
-    breaker = CircuitBreaker(failure_threshold=1, open_seconds=10, clock=fake_time.clock)
-    upstream = client(stack, fake_time, breaker, attempts=1)
+    upstream = upstream_client(stack, fake_time, breaker_one_failure_opens(fake_time), attempts=1)
     stack.emulator.inject_fault(Fault(body=b"[" * 100_000))
     with pytest.raises(UpstreamFailure) as failed:
-        upstream.create_upload_session(TARGET, BODY, token(stack))
+        upstream.create_session()
     assert (failed.value.status, failed.value.code) == (502, 19031)
-    assert breaker.is_open
+    assert upstream.breaker.is_open
 
 
 # --- issue 12 #13: the token is redacted in whatever spelling Cloudflare echoes it -------------

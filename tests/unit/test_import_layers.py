@@ -436,17 +436,6 @@ def test_each_rule_fails_and_names_the_module_and_the_import(tmp_path: Path, cas
 # Known breaks, each removed by the change that mends it (the test fails when one is mended but
 # still listed, so the list cannot go stale).
 KNOWN: dict[tuple[str, str, str], str] = {
-    # The admin door is being split into a package (issue 13, branch arch-admin); its protocols
-    # and the audit sink's default move behind ports there.
-    ("b", "assets_gateway.doors.admin", "assets_gateway.adapters.audit.LoggerAuditSink"): "admin",
-    (
-        "b",
-        "assets_gateway.doors.admin",
-        "assets_gateway.adapters.policy_history.MAX_VERSIONS_PER_PAGE",
-    ): "admin",
-    ("b", "assets_gateway.doors.admin", "assets_gateway.adapters.policy_history.PublishedPolicy"): (
-        "admin"
-    ),
     # The client signs with botocore but declares only boto3 (which requires it); the client's
     # branch (arch-client) declares botocore.
     ("d", "assets_gateway_client.sigv4", "botocore.auth.SigV4Auth"): "client",

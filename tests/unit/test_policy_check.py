@@ -31,6 +31,17 @@ def check(raw: Any, budget: int = BUDGET):  # type: ignore[no-untyped-def]
     return validate_policy(raw, global_budget=budget, now=NOW)
 
 
+def grant_to(team: str, **fields: Any) -> dict[str, Any]:
+    """A grant of 10 sessions a day until 2030, as a policy file holds it; `fields` override."""
+    grant = {
+        "team": team,
+        "quotas": {"sessions_per_day": 10},
+        "reason": "launch",
+        "expires_at": "2030-01-01T00:00:00Z",
+    }
+    return {**grant, **fields}
+
+
 def pointers(problems: Any) -> list[str | None]:
     return [problem.pointer for problem in problems]
 
@@ -79,16 +90,49 @@ def test_a_principal_listed_twice_in_one_team_is_only_a_warning() -> None:
 
 def test_grants_for_unknown_teams_are_errors() -> None:
     policy = demo_policy()
-    policy["grants"] = [
-        {
-            "team": "ghosts",
-            "quotas": {"sessions_per_day": 10},
-            "reason": "typo",
-            "expires_at": "2030-01-01T00:00:00Z",
-        }
-    ]
+    policy["grants"] = [grant_to("ghosts")]
     validation = check(policy)
     assert pointers(validation.errors) == ["/policy/grants/0/team"]
+
+
+def test_a_schema_error_does_not_hide_the_semantic_problems_of_the_parts_that_parse() -> None:
+    # Given a bad account id (schema) and a grant to a team the policy does not define (semantic)
+    policy = demo_policy()
+    policy["teams"]["web"]["accounts"] = ["not-hex"]
+    policy["teams"]["docs"]["scripts"] = ["docs.site"]
+    policy["grants"] = [grant_to("ghosts")]
+    # When it is validated, then one answer lists all three, each at its pointer
+    validation = check(policy)
+    assert not validation.valid
+    assert set(pointers(validation.errors)) == {
+        "/policy/grants/0/team",
+        "/policy/teams/docs/scripts/0",
+        "/policy/teams/web/accounts/0",
+    }
+    assert len(validation.errors) == 3
+
+
+def test_a_grant_to_a_team_that_fails_its_schema_is_not_called_unknown() -> None:
+    policy = demo_policy()
+    policy["teams"]["web"]["principals"] = ["not-an-arn"]
+    policy["grants"] = [grant_to("web"), grant_to("docs", reason="", expires_at="soon")]
+    policy["defaults"] = {"max_entries": -1}
+    policy["kill_switch"] = {"engaged": True, "reason": "incident"}
+    validation = check(policy)
+    found = pointers(validation.errors)
+    assert "/policy/teams/web/principals/0" in found
+    assert "/policy/defaults/max_entries" in found
+    assert {"/policy/grants/1/reason", "/policy/grants/1/expires_at"} <= set(found)
+    assert "/policy/grants/0/team" not in found
+    # The parts that parse still get their warnings.
+    assert "/policy/kill_switch/engaged" in pointers(validation.warnings)
+
+
+@pytest.mark.parametrize("raw", [[], "policy", None], ids=["list", "string", "null"])
+def test_a_document_that_is_not_an_object_is_one_error(raw: Any) -> None:
+    validation = check(raw)
+    assert not validation.valid
+    assert pointers(validation.errors) == ["/policy"]
 
 
 @pytest.mark.parametrize(

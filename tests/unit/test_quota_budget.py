@@ -16,20 +16,10 @@ from assets_gateway.domain.quota import (
 from assets_gateway.lambda_glue.settings import Settings, SettingsError
 from gateway_local.aws_resources import load_template
 from gateway_local.cloudflare_emulator import busiest_window
+from window_edges import EDGE, edge_schedule, fixed_windows
 
-EDGE = 1_795_608_000.0  # a multiple of 300 s: where a clock-aligned 5-minute window starts
-
-
-def edge_schedule(edges: int = 3, per_burst: int = 1_500) -> list[float]:
-    """Arrivals (epoch seconds) that defeat fixed windows: at each edge a burst in the last
-    second before it and another in the first second after it, plus steady traffic between."""
-    arrivals: list[float] = []
-    for n in range(edges):
-        edge = EDGE + 300 * (n + 1)
-        arrivals += [edge - 1 + i / per_burst for i in range(per_burst)]
-        arrivals += [edge + i / per_burst for i in range(per_burst)]
-        arrivals += [edge + 1 + i * 0.05 for i in range(5_900)]  # 20 per second until the next
-    return sorted(arrivals)
+# Three edges, 1,500 calls in the second either side of each, 20 a second between.
+EDGES = edge_schedule(edges=3, burst=1_500, steady=20)
 
 
 def admitted(budget: CallBudget, arrivals: list[float]) -> list[float]:
@@ -44,34 +34,22 @@ def admitted(budget: CallBudget, arrivals: list[float]) -> list[float]:
     return passed
 
 
-def fixed_windows(ceiling: int, arrivals: list[float]) -> list[float]:
-    """What the gateway did before: `ceiling` calls per clock-aligned 300 s window."""
-    counts: dict[int, int] = {}
-    passed = []
-    for arrival in arrivals:
-        window = int(arrival // 300)
-        if counts.get(window, 0) < ceiling:
-            counts[window] = counts.get(window, 0) + 1
-            passed.append(arrival)
-    return passed
-
-
 @pytest.mark.parametrize("ceiling", [2, 3, 15, 150, 1_000, 1_199])
 def test_no_300_s_interval_holds_more_than_the_ceiling_across_window_edges(ceiling: int) -> None:
     budget = CallBudget.for_ceiling(ceiling)
-    passed = admitted(budget, edge_schedule())
+    passed = admitted(budget, EDGES)
 
     busiest = busiest_window(passed, 300)
     assert busiest <= ceiling
     # Not a guard that merely refuses: it admits the burst at once and its steady rate after.
-    assert passed[: budget.burst] == edge_schedule()[: budget.burst]
+    assert passed[: budget.burst] == EDGES[: budget.burst]
     assert busiest >= ceiling - budget.burst - 1
 
 
 def test_fixed_windows_let_twice_the_budget_through_the_same_schedule() -> None:
     """The defect the GCRA replaces (seen: 1,200 calls in 105 s against a budget of 1,000)."""
-    assert busiest_window(fixed_windows(1_000, edge_schedule()), 300) == 2_000
-    assert busiest_window(admitted(CallBudget.for_ceiling(1_000), edge_schedule()), 300) <= 1_000
+    assert busiest_window(fixed_windows(1_000, EDGES), 300) == 2_000
+    assert busiest_window(admitted(CallBudget.for_ceiling(1_000), EDGES), 300) <= 1_000
 
 
 @pytest.mark.parametrize("seed", range(20))

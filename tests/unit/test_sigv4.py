@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import base64
 import hashlib
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -55,15 +56,25 @@ def client_for(wire: Captured, credentials: Credentials) -> httpx.Client:
     return httpx.Client(transport=httpx.MockTransport(wire), auth=SigV4Auth(credentials, REGION))
 
 
-def verify(request: httpx.Request, *, now: datetime | None = None, **overrides: Any) -> str:
-    """Verify a captured request exactly as it would arrive."""
+def verify(
+    request: httpx.Request,
+    *,
+    now: datetime | None = None,
+    secrets: Mapping[str, str] = SECRETS,
+    region: str = REGION,
+    service: str = "execute-api",
+    **overrides: Any,
+) -> str:
+    """Verify a captured request exactly as it would arrive (`overrides`: what changed on the
+    way, as `url`, `headers` or `body`), by a verifier holding `secrets` for `region`."""
     return verify_sigv4(
         request.method,
         overrides.get("url", str(request.url)),
         overrides.get("headers", dict(request.headers.items())),
         overrides.get("body", request.content),
-        secrets=SECRETS,
-        region=REGION,
+        secrets=secrets,
+        region=region,
+        service=service,
         now=now or datetime.now(UTC),
     )
 
@@ -226,17 +237,7 @@ def test_refreshable_credentials_are_resolved_per_request(wire: Captured) -> Non
         client.get(BASE + "/prod/b")
     used = []
     for request in wire.requests:
-        used.append(
-            verify_sigv4(
-                "GET",
-                str(request.url),
-                dict(request.headers.items()),
-                b"",
-                secrets=secrets,
-                region=REGION,
-                now=datetime.now(UTC),
-            )
-        )
+        used.append(verify(request, secrets=secrets))
         key = used[-1]
         assert request.headers["x-amz-security-token"] == f"token-of-{key}"
     assert used == ["AKIAGENERATION000002", "AKIAGENERATION000003"]
@@ -305,30 +306,14 @@ def test_missing_parameters_are_listed(signed: httpx.Request) -> None:
 
 def test_unknown_access_key(signed: httpx.Request) -> None:
     with pytest.raises(SignatureError) as refused:
-        verify_sigv4(
-            signed.method,
-            str(signed.url),
-            dict(signed.headers.items()),
-            signed.content,
-            secrets={"AKIAOTHER": SECRET},
-            region=REGION,
-            now=datetime.now(UTC),
-        )
+        verify(signed, secrets={"AKIAOTHER": SECRET})
     assert refused.value.message == UNRECOGNIZED_CLIENT
     assert refused.value.error_type == "UnrecognizedClientException"
 
 
 def test_wrong_secret(signed: httpx.Request) -> None:
     with pytest.raises(SignatureError) as refused:
-        verify_sigv4(
-            signed.method,
-            str(signed.url),
-            dict(signed.headers.items()),
-            signed.content,
-            secrets={AKID: SECRET + "x"},
-            region=REGION,
-            now=datetime.now(UTC),
-        )
+        verify(signed, secrets={AKID: SECRET + "x"})
     assert refused.value.message == SIGNATURE_MISMATCH
 
 
@@ -366,16 +351,7 @@ def test_credential_scope_must_match(
     signed: httpx.Request, region: str, service: str, expected: str
 ) -> None:
     with pytest.raises(SignatureError) as refused:
-        verify_sigv4(
-            signed.method,
-            str(signed.url),
-            dict(signed.headers.items()),
-            signed.content,
-            secrets=SECRETS,
-            region=region,
-            service=service,
-            now=datetime.now(UTC),
-        )
+        verify(signed, region=region, service=service)
     assert refused.value.message == expected
 
 

@@ -9,8 +9,6 @@ same version: exactly one wins, the other gets 409 and re-reads.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -18,6 +16,7 @@ from botocore.exceptions import BotoCoreError, ClientError
 
 from assets_gateway.adapters.policy_store import CURRENT_POLICY_ID, DOCUMENT_ATTRIBUTE
 from assets_gateway.domain.errors import PolicyUnavailable, PolicyVersionConflict
+from assets_gateway.ports.policy_versions import PublishedPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -25,34 +24,9 @@ if TYPE_CHECKING:
 
 logger = Logger(child=True)
 
-# BatchGetItem reads at most 100 keys.
-MAX_VERSIONS_PER_PAGE = 100
-
 
 def version_id(version: int) -> str:
     return f"policy#v#{version:06d}"
-
-
-@dataclass(frozen=True)
-class PublishedPolicy:
-    version: int
-    policy: dict[str, Any]
-    published_by: str = ""
-    published_at: str = ""
-    reason: str = ""
-    changes: tuple[str, ...] = field(default_factory=tuple)
-
-    def summary(self) -> dict[str, Any]:
-        return {
-            "version": self.version,
-            "published_by": self.published_by,
-            "published_at": self.published_at,
-            "reason": self.reason,
-            "changes": list(self.changes),
-        }
-
-    def as_result(self) -> dict[str, Any]:
-        return {**self.summary(), "policy": self.policy}
 
 
 class PolicyHistory:
@@ -86,25 +60,16 @@ class PolicyHistory:
         found = [_published(item, {}) for item in answer.get("Responses", {}).get(self._table, [])]
         return sorted(found, key=lambda published: published.version, reverse=True)
 
-    def publish(
-        self,
-        policy: dict[str, Any],
-        *,
-        expected_version: int,
-        by: str,
-        reason: str,
-        changes: list[str],
-        at: datetime,
-    ) -> PublishedPolicy:
-        version = expected_version + 1
-        document = json.dumps({"version": version, "policy": policy}, separators=(",", ":"))
+    def publish(self, new: PublishedPolicy) -> None:
+        expected_version = new.version - 1
+        document = json.dumps({"version": new.version, "policy": new.policy}, separators=(",", ":"))
         attributes: dict[str, AttributeValueTypeDef] = {
             DOCUMENT_ATTRIBUTE: {"S": document},
-            "version": {"N": str(version)},
-            "published_by": {"S": by},
-            "published_at": {"S": at.isoformat()},
-            "reason": {"S": reason},
-            "changes": {"L": [{"S": change} for change in changes]},
+            "version": {"N": str(new.version)},
+            "published_by": {"S": new.published_by},
+            "published_at": {"S": new.published_at},
+            "reason": {"S": new.reason},
+            "changes": {"L": [{"S": change} for change in new.changes]},
         }
         if expected_version == 0:
             current_condition: dict[str, Any] = {"ConditionExpression": "attribute_not_exists(id)"}
@@ -125,7 +90,7 @@ class PolicyHistory:
                     {
                         "Put": {
                             "TableName": self._table,
-                            "Item": {"id": {"S": version_id(version)}, **attributes},
+                            "Item": {"id": {"S": version_id(new.version)}, **attributes},
                             "ConditionExpression": "attribute_not_exists(id)",
                         }
                     },
@@ -141,14 +106,6 @@ class PolicyHistory:
             raise _unavailable(error) from None
         except BotoCoreError as error:
             raise _unavailable(error) from None
-        return PublishedPolicy(
-            version=version,
-            policy=policy,
-            published_by=by,
-            published_at=at.isoformat(),
-            reason=reason,
-            changes=tuple(changes),
-        )
 
     def _get(self, item_id: str) -> PublishedPolicy | None:
         try:

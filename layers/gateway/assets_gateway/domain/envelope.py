@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -79,9 +79,14 @@ def error_reply(error: GatewayError, *, request_id: str | None = None) -> Reply:
     return Reply(status=error.status, body=body, headers=headers)
 
 
-def success_reply(result: Any, *, headers: Mapping[str, str] | None = None) -> Reply:
+def success_reply(
+    result: Any,
+    *,
+    headers: Mapping[str, str] | None = None,
+    messages: Sequence[Mapping[str, Any]] = (),
+) -> Reply:
     """The gateway's own successful answers (e.g. usage) use Cloudflare's envelope too."""
-    envelope = {"success": True, "errors": [], "messages": [], "result": result}
+    envelope = {"success": True, "errors": [], "messages": list(messages), "result": result}
     body = json.dumps(envelope, separators=(",", ":")).encode()
     return Reply(
         status=200, body=body, headers={"Content-Type": JSON_CONTENT_TYPE, **(headers or {})}

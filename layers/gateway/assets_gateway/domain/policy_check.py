@@ -3,18 +3,20 @@
 Schema errors come from the models, each with a JSON pointer into the submitted body. Semantic
 checks catch what a schema cannot: a principal in two teams, grants for teams that do not exist,
 globs that can never match, quotas the org's Cloudflare budget will never let a team reach.
-Errors stop a publish; warnings are reported and published with it.
+A schema error in one part does not hide the semantic problems of the others: one answer lists
+every problem. Errors stop a publish; warnings are reported and published with it.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from functools import cache
+from typing import Any, get_args, get_origin
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel, TypeAdapter, ValidationError
 
 from assets_gateway.domain.errors import Problem
 from assets_gateway.domain.identity import normalise_principal
@@ -40,11 +42,15 @@ class Validation:
 def validate_policy(
     raw: Any, *, global_budget: int, now: datetime, base: str = "/policy"
 ) -> Validation:
-    """Every schema and semantic problem of `raw`; `base` is its pointer in the request body."""
+    """Every schema and semantic problem of `raw`; `base` is its pointer in the request body.
+
+    A schema error does not hide the rest: the semantic checks then run over the parts that
+    did parse (each team, grant, admin and setting on its own), so one answer lists them all."""
     errors: list[Problem] = []
     warnings: list[Problem] = []
     if isinstance(raw, Mapping):
         errors.extend(_duplicate_principals(raw, base, warnings))
+    left_out: set[str] = set()
     try:
         document = PolicyDocument.model_validate(raw)
     except ValidationError as exc:
@@ -53,14 +59,68 @@ def validate_policy(
             for error in exc.errors(include_input=False, include_url=False)
             if error["type"] != DUPLICATE_PRINCIPAL
         )
-        return Validation(None, tuple(errors), tuple(warnings))
-    errors.extend(_unknown_teams(document, base))
+        if not isinstance(raw, Mapping):
+            return Validation(None, tuple(errors), tuple(warnings))
+        document, left_out = _parts_that_parse(raw)
+    errors.extend(_unknown_teams(document, _team_names(raw, document), base))
     errors.extend(_globs_matching_nothing(document, base))
-    budget_errors, budget_warnings = _quotas_against_budget(document, global_budget, base)
-    errors.extend(budget_errors)
-    warnings.extend(budget_warnings)
+    if "defaults" not in left_out:  # teams' quotas fall back on the defaults
+        budget_errors, budget_warnings = _quotas_against_budget(document, global_budget, base)
+        errors.extend(budget_errors)
+        warnings.extend(budget_warnings)
     warnings.extend(_other_warnings(document, now, base))
     return Validation(document if not errors else None, tuple(errors), tuple(warnings))
+
+
+def _parts_that_parse(raw: Mapping[str, Any]) -> tuple[PolicyDocument, set[str]]:
+    """A document of the parts of `raw` that pass their own schema (a field, or each item of a
+    list or mapping field), and the names of the fields that lost something."""
+    parts: dict[str, Any] = {"teams": {}}
+    left_out: set[str] = set()
+    for name, field in PolicyDocument.model_fields.items():
+        if name not in raw:
+            continue
+        value = _parsed(field.annotation, raw[name])
+        if value is None:
+            left_out.add(name)
+            value = _items_that_parse(field.annotation, raw[name])
+        if value is not None:
+            parts[name] = value
+    # Built without the document's own validator: it checks across teams, which
+    # `_duplicate_principals` already did with pointers of its own.
+    return PolicyDocument.model_construct(**parts), left_out
+
+
+def _items_that_parse(annotation: Any, value: Any) -> Any:
+    """The items of a list or mapping `value` that parse as the field's items; None otherwise."""
+    origin, arguments = get_origin(annotation), get_args(annotation)
+    if origin is list and isinstance(value, list):
+        items = (_parsed(arguments[0], item) for item in value)
+        return [item for item in items if item is not None]
+    if origin is dict and isinstance(value, Mapping):
+        key_type, value_type = arguments
+        pairs = ((_parsed(key_type, k), _parsed(value_type, v)) for k, v in value.items())
+        return {k: v for k, v in pairs if k is not None and v is not None}
+    return None
+
+
+def _parsed(annotation: Any, value: Any) -> Any:
+    try:
+        return _adapter(annotation).validate_python(value)
+    except ValidationError:
+        return None
+
+
+@cache
+def _adapter(annotation: Any) -> TypeAdapter[Any]:
+    return TypeAdapter(annotation)
+
+
+def _team_names(raw: Any, document: PolicyDocument) -> Collection[str]:
+    """The teams the policy defines, including those whose rules fail their schema (a grant
+    to one of them is not a grant to an unknown team)."""
+    teams = raw.get("teams") if isinstance(raw, Mapping) else None
+    return {str(name) for name in teams} if isinstance(teams, Mapping) else document.teams.keys()
 
 
 def _pointer(loc: Sequence[int | str]) -> str:
@@ -126,14 +186,14 @@ def _duplicate_principals(
     return errors
 
 
-def _unknown_teams(document: PolicyDocument, base: str) -> list[Problem]:
+def _unknown_teams(document: PolicyDocument, defined: Collection[str], base: str) -> list[Problem]:
     return [
         Problem(
             f"grant is for team {grant.team!r}, which the policy does not define",
             pointer=base + json_pointer("grants", index, "team"),
         )
         for index, grant in enumerate(document.grants)
-        if grant.team not in document.teams
+        if grant.team not in defined
     ]
 
 

@@ -10,13 +10,11 @@ from aws_lambda_powertools import Metrics
 from aws_lambda_powertools.event_handler import APIGatewayRestResolver, Response
 from aws_lambda_powertools.metrics import MetricUnit
 
-from assets_gateway.domain.envelope import Reply
-from assets_gateway.doors.admin import AdminRequest, AdminService
+from assets_gateway.doors.admin.door import AdminService
+from assets_gateway.doors.admin.request import AdminRequest, Operation
 from assets_gateway.lambda_glue.api_events import principal, request_body, request_id
 from assets_gateway.lambda_glue.rest import to_response
-from assets_gateway.ports.audit import AdminAuditRecord
 
-Operation = Callable[[AdminRequest, AdminAuditRecord], Reply]
 # The operation of a route, from the door and the route's path parameters.
 OperationOf = Callable[..., Operation]
 

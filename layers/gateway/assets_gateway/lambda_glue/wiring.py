@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
 
     from assets_gateway.adapters.s3_holds import ManifestHolds
-    from assets_gateway.doors.admin import AdminService
+    from assets_gateway.doors.admin.door import AdminService
     from assets_gateway.doors.s3 import ManifestDoor
     from assets_gateway.lambda_glue.manifest_records import ManifestRecords
 
@@ -215,7 +215,7 @@ def build_admin_service(
 ) -> AdminService:
     # Only the admin function needs these: the doors' cold starts do not pay for them.
     from assets_gateway.adapters.policy_history import PolicyHistory  # noqa: PLC0415
-    from assets_gateway.doors.admin import AdminService  # noqa: PLC0415
+    from assets_gateway.doors.admin.door import AdminService  # noqa: PLC0415
 
     aws = aws or boto3.Session()
     dynamodb = aws.client("dynamodb", config=AWS_CLIENT_CONFIG)
