@@ -13,19 +13,12 @@ import boto3
 import httpx
 from pydantic import SecretStr
 
-from assets_gateway.adapters.audit import AuditRecord
-from assets_gateway.adapters.cloudflare import AttemptMeter, UpstreamAnswer
-from assets_gateway.adapters.policy_store import StoredPolicy
-from assets_gateway.adapters.quota_store import Ticket
+from assets_gateway.domain import quota
 from assets_gateway.domain.policy import SessionTarget
-from assets_gateway.domain.quota import (
-    BudgetState,
-    CallBudget,
-    Charge,
-    Limit,
-    LimitState,
-    RatelimitItem,
-)
+from assets_gateway.ports.audit import AuditRecord
+from assets_gateway.ports.policy_source import StoredPolicy
+from assets_gateway.ports.quota import Ticket
+from assets_gateway.ports.upstream import AttemptMeter, UpstreamAnswer
 from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local.api_front import LocalIdentity
 from gateway_local.demo import demo_policy
@@ -63,7 +56,12 @@ class AdmitAll:
     the store's I/O goes."""
 
     def charge(
-        self, team: str, limits: Sequence[Limit], charge: Charge, now: float, request_id: str = ""
+        self,
+        team: str,
+        limits: Sequence[quota.Limit],
+        charge: quota.Charge,
+        now: float,
+        request_id: str = "",
     ) -> Ticket:
         return Ticket(team=team, charge=charge, items=(), after=())
 
@@ -76,16 +74,18 @@ class AdmitAll:
     def take_back(self, call_id: str, admitted_at: float) -> bool:
         return False
 
-    def follow(self, items: Sequence[RatelimitItem], now: float, seen: BudgetState | None) -> None:
+    def follow(
+        self, items: Sequence[quota.RatelimitItem], now: float, seen: quota.BudgetState | None
+    ) -> None:
         return None
 
-    def usage(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]:
+    def usage(self, team: str, limits: Sequence[quota.Limit], now: float) -> list[quota.LimitState]:
         return []
 
     def usage_and_budget(
-        self, team: str, limits: Sequence[Limit], now: float
-    ) -> tuple[list[LimitState], BudgetState]:
-        return [], CallBudget.for_ceiling(1000).state(0, 0)
+        self, team: str, limits: Sequence[quota.Limit], now: float
+    ) -> tuple[list[quota.LimitState], quota.BudgetState]:
+        return [], quota.CallBudget.for_ceiling(1000).state(0, 0)
 
     def open_cooldown(self, until: float) -> None:
         return None
@@ -131,10 +131,6 @@ class FixedCloudflare:
         self._answer = answer
 
     def create_upload_session(
-        self,
-        target: SessionTarget,
-        body: bytes,
-        token: SecretStr,
-        meter: AttemptMeter | None = None,
+        self, target: SessionTarget, body: bytes, token: SecretStr, meter: AttemptMeter | None
     ) -> UpstreamAnswer:
         return UpstreamAnswer(200, self._answer, {"content-type": "application/json"}, 0.0)

@@ -37,11 +37,11 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from assets_gateway.adapters.policy_store import StoredPolicy
 from assets_gateway.domain.errors import GatewayError
-from assets_gateway.domain.manifest import gunzip
 from assets_gateway.domain.policy import PolicyDocument
+from assets_gateway.domain.request_body import gunzip
 from assets_gateway.doors.session import SessionService
+from assets_gateway.ports.policy_source import StoredPolicy
 from bench_support import (
     AdmitAll,
     FixedCloudflare,

@@ -37,10 +37,10 @@ from assets_gateway.domain.manifest import (
     MAX_FILE_BYTES,
     ManifestLimits,
     _accept_decoded,
-    parse_json_body,
     parse_manifest,
     parse_manifest_body,
 )
+from assets_gateway.domain.request_body import parse_json_body
 from bench_support import manifest_body
 
 SIZES = (1_000, 20_000, 100_000)

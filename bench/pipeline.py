@@ -37,11 +37,11 @@ from typing import Any
 
 import orjson
 
-from assets_gateway.adapters.policy_store import StoredPolicy
 from assets_gateway.domain.policy import PolicyDocument
 from assets_gateway.doors.session import SessionService
 from assets_gateway.lambda_glue.settings import Settings
 from assets_gateway.lambda_glue.wiring import build_session_service
+from assets_gateway.ports.policy_source import StoredPolicy
 from bench_support import (
     AdmitAll,
     FixedCloudflare,

@@ -28,12 +28,13 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any
 
-from assets_gateway.adapters.quota_store import QuotaStore, Ticket
+from assets_gateway.adapters.quota_store import QuotaStore
 from assets_gateway.domain.errors import QuotaExceeded
 from assets_gateway.domain.quota import CallBudget, Charge, Limit, TeamQuotas
 from assets_gateway.doors.session import SessionService
 from assets_gateway.lambda_glue.settings import Settings
 from assets_gateway.lambda_glue.wiring import AWS_CLIENT_CONFIG, build_session_service
+from assets_gateway.ports.quota import Ticket
 from gateway_local.demo import (
     demo_policy,
     web_session_request,

@@ -10,7 +10,7 @@ from typing import Any
 
 from assets_gateway.domain.identity import Caller
 from assets_gateway.domain.policy import SessionTarget
-from assets_gateway.doors.session import SessionRequest
+from assets_gateway.ports.sessions import SessionRequest
 from gateway_local.api_front import LocalIdentity
 
 DEMO_ACCOUNT_ID = "0123456789abcdef0123456789abcdef"

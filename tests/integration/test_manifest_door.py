@@ -17,7 +17,8 @@ from urllib.parse import unquote_plus
 import pytest
 
 from assets_gateway.adapters.cloudflare import RetryPolicy
-from assets_gateway.doors.s3 import Disposition, ManifestObject, read_notification
+from assets_gateway.domain.manifest_objects import ManifestObject, read_notification
+from assets_gateway.doors.s3 import Disposition
 from assets_gateway.lambda_glue.settings import ManifestDoorSettings
 from assets_gateway.lambda_glue.wiring import build_manifest_door
 from gateway_local.api_front import lambda_context
@@ -659,16 +660,16 @@ def test_a_result_writer_that_loses_the_race_decides_again_and_never_goes_backwa
             return
         version = put(stack, key, manifest(2))
         newer.append(replace(older, version_id=version, revision=version, sequencer="FF"))
-        answered = stack.manifest_events.door.process(
+        answered = stack.manifest_events.records.door.process(
             newer[0], request_id="newer", final_attempt=False
         )
-        assert answered.disposition == Disposition.ANSWERED
+        assert answered["disposition"] == Disposition.ANSWERED
 
     aws = local_aws_session()
     aws.events.register("before-parameter-build.s3.PutObject", newer_version_lands_first)
     door = build_manifest_door(ManifestDoorSettings.from_environ(os.environ), aws=aws)
     outcome = door.process(older, request_id="older", final_attempt=False)
-    assert outcome.disposition == Disposition.SUPERSEDED
+    assert outcome["disposition"] == Disposition.SUPERSEDED
     envelope, metadata, _ = stored_result(stack, key)
     assert metadata["source-version"] == newer[0].version_id
     assert hashes_of(envelope) == expected_hashes(2)

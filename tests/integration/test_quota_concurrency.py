@@ -26,14 +26,14 @@ from typing import Any, TypeVar
 import httpx
 import pytest
 
-from assets_gateway.adapters.audit import AuditRecord
 from assets_gateway.adapters.quota_store import BUDGET_KEY
 from assets_gateway.domain.identity import Caller
 from assets_gateway.domain.policy import SessionTarget
 from assets_gateway.domain.quota import DAY, MICROS, MINUTE, CallBudget
-from assets_gateway.doors.session import Outcome, SessionRequest, SessionResult
 from assets_gateway.lambda_glue.settings import Settings
 from assets_gateway.lambda_glue.wiring import build_session_service
+from assets_gateway.ports.audit import AuditRecord
+from assets_gateway.ports.sessions import Outcome, SessionRequest, SessionResult
 from gateway_local.api_front import LocalIdentity
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,

@@ -10,12 +10,13 @@ from typing import Any
 import httpx
 import pytest
 
-from assets_gateway.adapters.audit import AuditRecord
 from assets_gateway.adapters.quota_store import BUDGET_KEY
 from assets_gateway.domain.quota import MICROS, CallBudget
-from assets_gateway.doors.session import SessionRequest, SessionService
+from assets_gateway.doors.session import SessionService
 from assets_gateway.lambda_glue.settings import Settings
 from assets_gateway.lambda_glue.wiring import build_session_service
+from assets_gateway.ports.audit import AuditRecord
+from assets_gateway.ports.sessions import SessionRequest
 from gateway_local.cloudflare_emulator import Fault, busiest_window
 from gateway_local.demo import (
     OUTSIDER,

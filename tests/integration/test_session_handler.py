@@ -10,10 +10,11 @@ from typing import Any
 import httpx
 import pytest
 
-from assets_gateway.adapters.audit import AuditRecord
-from assets_gateway.doors.session import Outcome, SessionRequest, SessionService
+from assets_gateway.doors.session import SessionService
 from assets_gateway.lambda_glue.settings import Settings
 from assets_gateway.lambda_glue.wiring import build_session_service
+from assets_gateway.ports.audit import AuditRecord
+from assets_gateway.ports.sessions import Outcome, SessionRequest
 from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import REPO_ROOT, ResourceNames, create_tables, load_template
 from gateway_local.cloudflare_emulator import Fault

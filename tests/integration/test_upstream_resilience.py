@@ -16,7 +16,6 @@ from pydantic import SecretStr
 from assets_gateway.adapters.cloudflare import (
     CloudflareClient,
     RetryPolicy,
-    UpstreamAnswer,
     build_http_client,
 )
 from assets_gateway.domain.circuit import CircuitBreaker
@@ -24,6 +23,7 @@ from assets_gateway.domain.errors import CircuitOpen, UpstreamFailure
 from assets_gateway.domain.policy import SessionTarget
 from assets_gateway.lambda_glue.settings import Settings
 from assets_gateway.lambda_glue.wiring import build_session_service
+from assets_gateway.ports.upstream import UpstreamAnswer
 from gateway_local.cloudflare_emulator import Fault
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_SCRIPT, web_session_request
 from gateway_local.stack import LocalStack

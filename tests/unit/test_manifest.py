@@ -26,13 +26,11 @@ from assets_gateway.domain.manifest import (
     Manifest,
     ManifestLimits,
     _accept_decoded,
-    check_content_type,
     check_structure,
-    gunzip,
-    parse_json_body,
     parse_manifest,
     parse_manifest_body,
 )
+from assets_gateway.domain.request_body import check_content_type, gunzip, parse_json_body
 
 HASH = "0de3dd5df907418e9730fd2bd747bd5e"
 

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from assets_gateway.adapters.s3_holds import FIRST_SENT_ATTRIBUTE, WAITS_ATTRIBUTE, HoldState
-from assets_gateway.doors.s3 import read_notification, with_source
+from assets_gateway.domain.manifest_objects import read_notification
+from assets_gateway.doors.s3 import with_source
 
 EVENTS = Path(__file__).parents[2] / "events" / "manifest_events"
 BUCKET = "assets-gateway-manifests-123456789012-us-east-1"

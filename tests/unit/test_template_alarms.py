@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from assets_gateway.doors.session import Outcome
+from assets_gateway.ports.sessions import Outcome
 from gateway_local.aws_resources import load_template
 
 

@@ -13,7 +13,7 @@ import pytest
 
 from assets_gateway.adapters.policy_history import version_id
 from assets_gateway.adapters.policy_store import CURRENT_POLICY_ID
-from assets_gateway.lambda_glue import api_idempotency
+from assets_gateway.lambda_glue import api_idempotency, manifest_records
 from gateway_local.aws_resources import REPO_ROOT, load_template
 
 CONTROL_TABLE_ARN = {"Fn::GetAtt": "ControlTable.Arn"}
@@ -87,22 +87,6 @@ def test_no_door_may_read_the_other_doors_records(template: dict[str, Any]) -> N
     assert not allows(session | manifest, version_id(7))
 
 
-def manifest_door_key_prefix() -> str:
-    """The `key_prefix` functions/manifest_events/app.py gives Powertools idempotency."""
-    tree = ast.parse((REPO_ROOT / "functions" / "manifest_events" / "app.py").read_text())
-    prefixes = [
-        keyword.value.value
-        for node in ast.walk(tree)
-        if isinstance(node, ast.Call)
-        for keyword in node.keywords
-        if keyword.arg == "key_prefix" and isinstance(keyword.value, ast.Constant)
-    ]
-    assert len(prefixes) == 1, prefixes
-    prefix = prefixes[0]
-    assert isinstance(prefix, str)
-    return prefix
-
-
 def test_the_keys_the_code_uses_are_the_keys_the_template_allows(
     template: dict[str, Any],
 ) -> None:
@@ -117,7 +101,7 @@ def test_the_keys_the_code_uses_are_the_keys_the_template_allows(
 
     # Powertools idempotency keys its records `<key_prefix>#<hash>`.
     session_record = f"{api_idempotency.KEY_PREFIX}#0123abcd"
-    manifest_record = f"{manifest_door_key_prefix()}#0123abcd"
+    manifest_record = f"{manifest_records.KEY_PREFIX}#0123abcd"
     for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"):
         assert allows(granted("SessionApiFunction", action), session_record), action
         assert allows(granted("ManifestEventsFunction", action), manifest_record), action

@@ -1,2 +1,3 @@
-"""Adapters: one module per AWS service or upstream, each translating its own errors into the
-domain's (DynamoDB, Secrets Manager, S3, the audit log, Cloudflare over httpx)."""
+"""Adapters: one module per AWS service or upstream, each implementing a port and translating its
+own errors into the domain's or the port's (DynamoDB, Secrets Manager, S3, SQS, EventBridge, the
+audit log, Cloudflare over httpx)."""

@@ -11,7 +11,6 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Protocol
 from urllib.parse import quote
 
 import httpx
@@ -22,6 +21,7 @@ from assets_gateway.domain.envelope import UpstreamEnvelope, is_upload_session, 
 from assets_gateway.domain.errors import CircuitOpen, UpstreamFailure
 from assets_gateway.domain.policy import SessionTarget
 from assets_gateway.domain.redaction import redact_body, redact_text
+from assets_gateway.ports.upstream import AttemptMeter, UpstreamAnswer
 from assets_gateway_common.retry import (
     RetryRule,
     RetrySchedule,
@@ -32,26 +32,6 @@ from assets_gateway_common.retry import (
 # Headers of Cloudflare's answer that mean something to the caller. Cloudflare's Ratelimit
 # headers describe the org token's budget, not the caller's, so they stay here.
 _PASS_THROUGH_HEADERS = ("content-type", "cf-ray", "retry-after")
-
-
-@dataclass(frozen=True)
-class UpstreamAnswer:
-    status: int
-    body: bytes
-    headers: dict[str, str]
-    elapsed_ms: float
-    error_codes: tuple[int, ...] = ()
-    # Cloudflare's `Ratelimit` header: the org token's budget, for the gateway, not the caller.
-    ratelimit: str | None = None
-
-
-class AttemptMeter(Protocol):
-    """Told of every attempt, asked before every retry: the org's Cloudflare budget counts
-    each request that reached Cloudflare, retries included, and must allow each retry."""
-
-    def may_retry(self) -> bool: ...
-
-    def record(self, *, reached: bool, ratelimit: str | None) -> None: ...
 
 
 def session_path(target: SessionTarget) -> str:

@@ -1,12 +1,12 @@
 """The org's Cloudflare API token, from Secrets Manager through Powertools Parameters.
 
 The value lives only inside a `SecretStr` (whose repr and str are masked) and in the
-Authorization header of the upstream request. Audit records carry a short SHA-256 fingerprint.
+Authorization header of the upstream request. Audit records carry a short SHA-256 fingerprint
+(`redaction.fingerprint`).
 """
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING
@@ -22,10 +22,6 @@ if TYPE_CHECKING:
     from mypy_boto3_secretsmanager import SecretsManagerClient
 
 logger = Logger(child=True)
-
-
-def fingerprint(token: SecretStr) -> str:
-    return hashlib.sha256(token.get_secret_value().encode()).hexdigest()[:12]
 
 
 class TokenProvider:

@@ -13,10 +13,10 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from aws_lambda_powertools.utilities.parameters import DynamoDBProvider
 from aws_lambda_powertools.utilities.parameters.exceptions import GetParameterError
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import ValidationError
 
 from assets_gateway.domain.errors import PolicyUnavailable
-from assets_gateway.domain.policy import PolicyDocument
+from assets_gateway.ports.policy_source import StoredPolicy
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBServiceResource
@@ -25,13 +25,6 @@ CURRENT_POLICY_ID = "policy#current"
 DOCUMENT_ATTRIBUTE = "document"
 
 logger = Logger(child=True)
-
-
-class StoredPolicy(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-    version: int = Field(ge=1)
-    policy: PolicyDocument
 
 
 @dataclass

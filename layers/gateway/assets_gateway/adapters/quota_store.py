@@ -32,7 +32,6 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -53,6 +52,7 @@ from assets_gateway.domain.quota import (
     ratelimit_headers,
     states,
 )
+from assets_gateway.ports.quota import Ticket, WindowItem
 
 if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
@@ -71,41 +71,17 @@ MAX_ATTEMPTS = 5
 _FAILED = "ConditionalCheckFailed"
 
 
-@dataclass(frozen=True)
-class _WindowItem:
-    key: str
-    limits: tuple[Limit, ...]
-    expires_at: int
-
-
-@dataclass(frozen=True)
-class Ticket:
-    """A successful charge: the counters after it, what to give back on a refund, and the id of
-    the upstream call it admitted (`take_back` returns that call if it never left)."""
-
-    team: str
-    charge: Charge
-    items: tuple[_WindowItem, ...]
-    after: tuple[LimitState, ...]
-    call_id: str = ""
-    budget: BudgetState | None = None
-    charged_at: float = 0.0
-
-    def headers(self) -> dict[str, str]:
-        return ratelimit_headers([s for s in self.after if s.limit.scope is Scope.TEAM])
-
-
 def _item_key(team: str, limit: Limit, now: float) -> str:
     return f"team#{team}#{limit.window_seconds}#{limit.window_start(now)}"
 
 
-def _window_items(team: str, limits: Sequence[Limit], now: float) -> tuple[_WindowItem, ...]:
+def _window_items(team: str, limits: Sequence[Limit], now: float) -> tuple[WindowItem, ...]:
     grouped: dict[str, list[Limit]] = defaultdict(list)
     for limit in limits:
         if limit.scope is Scope.TEAM:  # the org's budget is the GCRA item, not a window
             grouped[_item_key(team, limit, now)].append(limit)
     return tuple(
-        _WindowItem(
+        WindowItem(
             key=key,
             limits=tuple(group),
             expires_at=group[0].window_start(now) + group[0].window_seconds + TTL_GRACE_SECONDS,
@@ -357,7 +333,7 @@ class QuotaStore:
         team_ops: list[TransactWriteItemTypeDef],
         *,
         team: str = "",
-        items: Sequence[_WindowItem] = (),
+        items: Sequence[WindowItem] = (),
         charge: Charge | None = None,
     ) -> str:
         """One transaction: the team's updates (if any), the cool-down check, one call from the
@@ -498,7 +474,7 @@ class QuotaStore:
         calls = int(found.get(_calls_key(now), {}).get("calls", {}).get("N", "0"))
         return states(team_limits, used, now), self._budget.state(tat, _micros(now), calls)
 
-    def _add(self, item: _WindowItem, charge: Charge, *, guard: bool) -> TransactWriteItemTypeDef:
+    def _add(self, item: WindowItem, charge: Charge, *, guard: bool) -> TransactWriteItemTypeDef:
         """`ADD` the charge to each counter of the item; guarded, each counter must have room."""
         names: dict[str, str] = {}
         values: dict[str, Any] = {":expires": _n(item.expires_at)}
@@ -539,7 +515,7 @@ class QuotaStore:
     def _raise_team_refusal(
         self,
         team: str,
-        items: Sequence[_WindowItem],
+        items: Sequence[WindowItem],
         charge: Charge,
         reasons: Sequence[Any],
         now: float,

@@ -1,2 +1,3 @@
-"""Domain: the pure rules (manifest, policy, quota arithmetic, identity, globs, envelope, errors,
-policy checks, simulation). No I/O here: nothing imports boto3, botocore, httpx or Powertools."""
+"""Domain: the pure rules (request bodies, manifest, manifest objects, policy, quota arithmetic,
+identity, globs, envelope, errors, policy checks, simulation, redaction). No I/O here: nothing
+imports boto3, botocore, httpx or Powertools (tests/unit/test_import_layers.py)."""

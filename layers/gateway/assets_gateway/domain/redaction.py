@@ -10,13 +10,25 @@ every duplicate), and the body is written again, still valid JSON, when one of t
 
 from __future__ import annotations
 
+import hashlib
 import html
 import json
 import re
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
+if TYPE_CHECKING:
+    from pydantic import SecretStr
+
 REDACTED = "[REDACTED]"
+
+
+def fingerprint(token: SecretStr) -> str:
+    """All an audit record may say of the token: the first 12 hex digits of its SHA-256, enough
+    to tell one version from another after a rotation."""
+    return hashlib.sha256(token.get_secret_value().encode()).hexdigest()[:12]
+
+
 _REDACTED_BYTES = REDACTED.encode()
 # Without these bytes, JSON strings are their raw bytes and nothing percent- or entity-decodes:
 # a body that has none of them needs only the byte search (a session's answer, typically).

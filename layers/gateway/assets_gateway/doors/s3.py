@@ -20,54 +20,39 @@ raise `RetryLater` so only that record goes back to the queue, and the last atte
 its failure as the result before the record moves to the dead-letter queue. A quota refusal
 (19020/19021) is not a failure: `QuotaWait` asks the caller to hold the record until its
 Retry-After (see `s3_holds`).
+
+The bucket is read and written through `ports.manifest_bucket` and outcomes announced through
+`ports.outcome_events`; the door logs nothing itself: what became of each object, with the
+reason when it was not answered, is its `ObjectOutcome`, which the caller logs and counts.
 """
 
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass
 from enum import StrEnum
-from typing import TYPE_CHECKING, Any
-from urllib.parse import quote, unquote_plus
-
-from aws_lambda_powertools import Logger
-from botocore.exceptions import BotoCoreError, ClientError
+from typing import NotRequired, TypedDict
 
 from assets_gateway.domain.envelope import Reply, error_reply, retry_after_seconds
 from assets_gateway.domain.errors import GatewayError, ManifestTooLarge
 from assets_gateway.domain.identity import Caller
-from assets_gateway.domain.manifest import gunzip
+from assets_gateway.domain.manifest_objects import ManifestObject
 from assets_gateway.domain.policy import SessionTarget
-from assets_gateway.doors.session import Outcome, SessionRequest, SessionResult, SessionService
+from assets_gateway.domain.request_body import gunzip
+from assets_gateway.ports.manifest_bucket import (
+    BucketUnavailable,
+    ManifestBucket,
+    ResultMetadata,
+    ResultState,
+)
+from assets_gateway.ports.outcome_events import OutcomeEvents
+from assets_gateway.ports.sessions import Outcome, SessionRequest, SessionResult, Sessions
 
-if TYPE_CHECKING:
-    from mypy_boto3_events import EventBridgeClient
-    from mypy_boto3_s3 import S3Client
-
-logger = Logger(child=True)
-
-INCOMING_PREFIX, RESULTS_PREFIX = "incoming/", "results/"
 # Set on every upload (the bucket policy refuses a PutObject whose tag is not the caller's own
 # principal ARN), read back by the door: who wrote the object, as S3 authenticated it.
 WRITER_TAG = "assets-gateway-writer"
-_MANIFEST_KEY = re.compile(
-    r"^incoming/(?P<team>[^/]+)/(?P<account>[^/]+)/(?P<script>[^/]+)/(?P<name>.+?)"
-    r"(?P<extension>\.json(?:\.gz)?)$"
-)
-# S3's sequencer: a hex string; its length varies (compare after left-padding with zeros).
-_SEQUENCER = re.compile(r"^[0-9A-Fa-f]{1,64}$")
-EVENT_SOURCE = "assets-gateway"
 CREATED, REFUSED = "AssetsUploadSessionCreated", "AssetsUploadSessionRefused"
-# A named version that is not there: S3 answers 404, 405 for a delete marker, 400 for an id
-# that cannot be a version id (a forged one).
-_MISSING_VERSION_CODES = {"NoSuchKey", "NoSuchVersion", "404", "405", "InvalidArgument", "400"}
-# A key with no current object (never written, or deleted: its latest version a delete marker).
-_MISSING_KEY_CODES = {"NoSuchKey", "404"}
-# Another writer changed the result between our read and our write: read and decide again.
-_LOST_RACE_CODES = {"PreconditionFailed", "412", "ConditionalRequestConflict", "409"}
 _QUOTA_CODES = {19020, 19021}
 _WRITE_ROUNDS = 5
 
@@ -90,127 +75,6 @@ class QuotaWait(Exception):
         self.outcome = outcome
 
 
-@dataclass(frozen=True)
-class ManifestObject:
-    bucket: str
-    key: str
-    version_id: str
-    # The notification's sequencer (hex): kept in the result so readers can order answers.
-    sequencer: str
-    # What makes this upload unique for idempotency: the version id (the bucket is versioned).
-    revision: str
-    team: str
-    account_id: str
-    script_name: str
-    name: str
-    gzipped: bool
-    # The notification's userIdentity.principalId: logged only; the caller comes from the tag.
-    uploader: str
-
-    @property
-    def result_key(self) -> str:
-        return f"{RESULTS_PREFIX}{self.team}/{self.account_id}/{self.script_name}/{self.name}.json"
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class Notification:
-    """What one SQS message body holds: the manifest objects, and what was skipped and why.
-    `malformed` counts the skipped records that were not even a well-formed S3 record."""
-
-    objects: tuple[ManifestObject, ...]
-    skipped: tuple[str, ...]
-    malformed: int = 0
-
-
-class _Malformed(ValueError):
-    """A record that is not a well-formed S3 notification record."""
-
-
-def read_notification(body: str, bucket: str) -> Notification:
-    """Parse an S3 event notification (pure, never raises): keys decoded; test events, other
-    buckets and keys outside the layout skipped; malformed records skipped and counted."""
-    try:
-        document = json.loads(body)
-    except ValueError:
-        return Notification((), ("the message is not JSON",), 1)
-    if not isinstance(document, dict):
-        return Notification((), ("the message is not an S3 notification",), 1)
-    if document.get("Event") == "s3:TestEvent":
-        return Notification((), ("s3:TestEvent",))
-    records = document.get("Records")
-    if records is not None and not isinstance(records, list):
-        return Notification((), ("Records is not a list",), 1)
-    objects: list[ManifestObject] = []
-    skipped: list[str] = []
-    malformed = 0
-    for record in records or []:
-        try:
-            found = _manifest_object(record, bucket)
-        except _Malformed as problem:
-            malformed += 1
-            skipped.append(f"a malformed record: {problem}")
-            continue
-        if isinstance(found, ManifestObject):
-            objects.append(found)
-        else:
-            skipped.append(found)
-    if not objects and not skipped:
-        skipped.append("the message holds no S3 records")
-    return Notification(tuple(objects), tuple(skipped), malformed)
-
-
-def _field(container: Any, name: str, kind: type, *, required: bool = True) -> Any:
-    if not isinstance(container, dict):
-        raise _Malformed(f"expected an object holding {name!r}")
-    value = container.get(name)
-    if value is None and not required:
-        return None
-    if not isinstance(value, kind) or isinstance(value, bool):
-        raise _Malformed(f"{name!r} is not a {kind.__name__}")
-    return value
-
-
-def _manifest_object(record: Any, expected_bucket: str) -> ManifestObject | str:
-    event_name = _field(record, "eventName", str)
-    s3 = _field(record, "s3", dict)
-    bucket = _field(_field(s3, "bucket", dict), "name", str)
-    described = _field(s3, "object", dict)
-    # S3 URL-encodes keys in notifications, spaces as '+'.
-    key = unquote_plus(_field(described, "key", str))
-    if bucket != expected_bucket:
-        return f"bucket {bucket} is not the manifest bucket"
-    if not event_name.startswith("ObjectCreated:"):
-        return f"{event_name} on {key}"
-    match = _MANIFEST_KEY.match(key)
-    if match is None:
-        return f"{key} is not incoming/<team>/<account_id>/<script_name>/<name>.json[.gz]"
-    identity = record.get("userIdentity")
-    principal = _field(identity, "principalId", str, required=False) if identity else None
-    # The bucket is versioned: S3 names the version and a sequencer in every ObjectCreated record.
-    version_id = _field(described, "versionId", str, required=False)
-    sequencer = _field(described, "sequencer", str, required=False)
-    if not version_id or version_id == "null":
-        return f"{key}: the record names no object version"
-    if sequencer is None or not _SEQUENCER.match(sequencer):
-        return f"{key}: the record has no valid sequencer"
-    return ManifestObject(
-        bucket=bucket,
-        key=key,
-        version_id=version_id,
-        sequencer=sequencer.upper(),
-        revision=version_id,
-        team=match["team"],
-        account_id=match["account"],
-        script_name=match["script"],
-        name=match["name"],
-        gzipped=match["extension"].endswith(".gz"),
-        uploader=principal or "unknown",
-    )
-
-
 class Disposition(StrEnum):
     """What became of one notified object version."""
 
@@ -220,53 +84,41 @@ class Disposition(StrEnum):
     ALREADY_ANSWERED = "already_answered"  # the result answers this version already
 
 
-@dataclass(frozen=True)
-class ObjectOutcome:
+class ObjectOutcome(TypedDict):
+    """What became of one notified object version. Kept as its idempotency record (JSON), which
+    answers a duplicate notification: records written by earlier versions may lack a key."""
+
     key: str
     result_key: str
     disposition: str
     request_id: str
-    status: int | None = None
-    code: int | None = None
-    detail_type: str | None = None
-    # The pipeline's outcome (allowed, refused_quota…): the same metrics as the API door.
-    outcome: str | None = None
-    reason: str | None = None
-
-    def as_dict(self) -> dict[str, Any]:
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class _ResultState:
-    etag: str | None  # None: no result yet
-    source_key: str | None
-    source_version: str | None
+    # An answer: its status and error code, the event published, and the pipeline's outcome
+    # (allowed, refused_quota…: the same metrics as the API door).
+    status: NotRequired[int]
+    code: NotRequired[int | None]
+    detail_type: NotRequired[str]
+    outcome: NotRequired[str]
+    # Not an answer: why not.
+    reason: NotRequired[str]
 
 
 def _retriable(status: int) -> bool:
     return status == 429 or status >= 500
 
 
-def _error_of(error: ClientError) -> str:
-    return str(error.response.get("Error", {}).get("Code", ""))
-
-
 class ManifestDoor:
     def __init__(
         self,
         *,
-        service: SessionService,
-        s3: S3Client,
-        events: EventBridgeClient,
-        event_bus: str,
+        sessions: Sessions,
+        bucket: ManifestBucket,
+        events: OutcomeEvents,
         max_object_bytes: int,
         now: Callable[[], float] = time.time,
     ) -> None:
-        self._service = service
-        self._s3 = s3
+        self._sessions = sessions
+        self._bucket = bucket
         self._events = events
-        self._event_bus = event_bus
         self._max_bytes = max_object_bytes
         self._now = now
 
@@ -280,14 +132,23 @@ class ManifestDoor:
     ) -> ObjectOutcome:
         """Check the notification against S3, run the pipeline on the object version and write
         its result. `wait_until` (epoch seconds): how long a quota refusal may still be waited
-        out (`QuotaWait`); past it, or without it, the refusal is written as the result."""
+        out (`QuotaWait`); past it, or without it, the refusal is written as the result. An
+        outcome that is not an answer carries its reason (the caller logs it)."""
+        try:
+            return self._process(obj, request_id, final_attempt, wait_until)
+        except BucketUnavailable as error:
+            raise RetryLater(str(error)) from None
+
+    def _process(
+        self, obj: ManifestObject, request_id: str, final_attempt: bool, wait_until: float | None
+    ) -> ObjectOutcome:
         size = self._verify(obj, request_id)
-        if isinstance(size, ObjectOutcome):
+        if not isinstance(size, int):
             return size
         if (stale := self._not_current(obj, request_id)) is not None:
             return stale
         if self._result_state(obj).source_version == obj.version_id:
-            return self._skipped(obj, request_id, Disposition.ALREADY_ANSWERED, "answered before")
+            return _skipped(obj, request_id, Disposition.ALREADY_ANSWERED, "answered before")
         try:
             result = self._session(obj, request_id, size)
         except GatewayError as refusal:  # the object itself is unusable: a permanent refusal
@@ -329,101 +190,37 @@ class ManifestDoor:
         if self._now() + seconds <= wait_until:
             raise QuotaWait(seconds, outcome=outcome)
 
-    def _skipped(
-        self, obj: ManifestObject, request_id: str, disposition: Disposition, reason: str
-    ) -> ObjectOutcome:
-        logger.info(
-            "manifest notification not answered",
-            extra={
-                "key": obj.key,
-                "version_id": obj.version_id,
-                "disposition": disposition.value,
-                "reason": reason,
-                "uploader": obj.uploader,
-            },
-        )
-        return ObjectOutcome(
-            key=obj.key,
-            result_key=obj.result_key,
-            disposition=disposition.value,
-            request_id=request_id,
-            reason=reason,
-        )
-
     def _verify(self, obj: ManifestObject, request_id: str) -> int | ObjectOutcome:
-        """The notified version must exist (HeadObject with its VersionId): its size, or a
-        rejection that writes nothing."""
-        try:
-            head = self._s3.head_object(Bucket=obj.bucket, Key=obj.key, VersionId=obj.version_id)
-        except ClientError as error:
-            if _error_of(error) in _MISSING_VERSION_CODES:
-                why = "the notified object version does not exist"
-                return self._skipped(obj, request_id, Disposition.REJECTED, why)
-            raise RetryLater(f"checking {obj.key}: {_error_of(error)}") from None
-        except BotoCoreError as error:
-            raise RetryLater(f"checking {obj.key}: {type(error).__name__}") from None
-        if head.get("VersionId") not in (None, obj.version_id):
-            why = "S3 answered another version"
-            return self._skipped(obj, request_id, Disposition.REJECTED, why)
-        return int(head.get("ContentLength", 0))
+        """The notified version must exist: its size, or a rejection that writes nothing."""
+        stored = self._bucket.head_version(obj.bucket, obj.key, obj.version_id)
+        if stored is None:
+            why = "the notified object version does not exist"
+            return _skipped(obj, request_id, Disposition.REJECTED, why)
+        if stored.version_id not in (None, obj.version_id):
+            return _skipped(obj, request_id, Disposition.REJECTED, "S3 answered another version")
+        return stored.size
 
     def _not_current(self, obj: ManifestObject, request_id: str) -> ObjectOutcome | None:
         """Only the key's current version is answered: an older one's answer would be stale the
         moment it was written (its newer version's own notification answers the key)."""
-        current = self._current_version(obj)
+        current = self._bucket.current_version(obj.bucket, obj.key)
         if current == obj.version_id:
             return None
         reason = "the key was deleted" if current is None else f"version {current} is current"
-        return self._skipped(obj, request_id, Disposition.SUPERSEDED, reason)
+        return _skipped(obj, request_id, Disposition.SUPERSEDED, reason)
 
-    def _current_version(self, obj: ManifestObject) -> str | None:
-        try:
-            head = self._s3.head_object(Bucket=obj.bucket, Key=obj.key)
-        except ClientError as error:
-            if _error_of(error) in _MISSING_KEY_CODES:
-                return None  # deleted: its latest version is a delete marker
-            raise RetryLater(f"checking {obj.key}: {_error_of(error)}") from None
-        except BotoCoreError as error:
-            raise RetryLater(f"checking {obj.key}: {type(error).__name__}") from None
-        version: str | None = head.get("VersionId")
-        return version
-
-    def _result_state(self, obj: ManifestObject) -> _ResultState:
-        try:
-            head = self._s3.head_object(Bucket=obj.bucket, Key=obj.result_key)
-        except ClientError as error:
-            if _error_of(error) in _MISSING_KEY_CODES:
-                return _ResultState(None, None, None)
-            raise RetryLater(f"reading {obj.result_key}: {_error_of(error)}") from None
-        except BotoCoreError as error:
-            raise RetryLater(f"reading {obj.result_key}: {type(error).__name__}") from None
-        metadata = head.get("Metadata", {})
-        return _ResultState(
-            etag=head.get("ETag"),
-            source_key=metadata.get("source-key"),
-            source_version=metadata.get("source-version"),
-        )
-
-    def _writer(self, obj: ManifestObject) -> str:
-        try:
-            tags = self._s3.get_object_tagging(
-                Bucket=obj.bucket, Key=obj.key, VersionId=obj.version_id
-            )["TagSet"]
-        except ClientError as error:
-            if _error_of(error) in _MISSING_VERSION_CODES:
-                return ""
-            raise RetryLater(f"reading the tags of {obj.key}: {_error_of(error)}") from None
-        except BotoCoreError as error:
-            raise RetryLater(f"reading the tags of {obj.key}: {type(error).__name__}") from None
-        return next((tag["Value"] for tag in tags if tag["Key"] == WRITER_TAG), "")
+    def _result_state(self, obj: ManifestObject) -> ResultState:
+        return self._bucket.result_state(obj.bucket, obj.result_key)
 
     def _session(self, obj: ManifestObject, request_id: str, size: int) -> SessionResult:
         # The caller is the object's writer (an unknown one maps to no team: 19010), and the
         # service also holds it to the key's team.
-        writer = self._writer(obj) or f"s3-object-without-{WRITER_TAG}"
-        caller = Caller(principal_arn=writer, source="s3", team=obj.team)
+        writer = self._bucket.tag(obj.bucket, obj.key, obj.version_id, WRITER_TAG)
+        caller = Caller(
+            principal_arn=writer or f"s3-object-without-{WRITER_TAG}", source="s3", team=obj.team
+        )
         body = self._read(obj, size)
-        return self._service.create_session(
+        return self._sessions.create_session(
             SessionRequest(
                 caller=caller,
                 target=SessionTarget(obj.account_id, obj.script_name),
@@ -438,13 +235,7 @@ class ManifestDoor:
             raise ManifestTooLarge(
                 f"the manifest object is {size} bytes; at most {self._max_bytes} are read"
             )
-        try:
-            answer = self._s3.get_object(Bucket=obj.bucket, Key=obj.key, VersionId=obj.version_id)
-            data = answer["Body"].read(self._max_bytes + 1)
-        except ClientError as error:
-            raise RetryLater(f"reading {obj.key}: {_error_of(error)}") from None
-        except BotoCoreError as error:
-            raise RetryLater(f"reading {obj.key}: {type(error).__name__}") from None
+        data = self._bucket.read(obj.bucket, obj.key, obj.version_id, self._max_bytes)
         if len(data) > self._max_bytes:
             raise ManifestTooLarge(f"the manifest object is over {self._max_bytes} bytes")
         return gunzip(data, self._max_bytes, what="the .json.gz object") if obj.gzipped else data
@@ -455,42 +246,27 @@ class ManifestDoor:
         """Write the result while this version is still the key's current one, conditionally on
         the result read just before deciding: None once written, else why not."""
         body = with_source(reply.body, obj)
+        metadata = ResultMetadata(
+            status=reply.status,
+            request_id=request_id,
+            source_key=obj.key,
+            source_version=obj.version_id,
+            source_sequencer=obj.sequencer,
+        )
         for _ in range(_WRITE_ROUNDS):
             state = self._result_state(obj)
             if state.source_version == obj.version_id:
-                return self._skipped(obj, request_id, Disposition.ALREADY_ANSWERED, "raced")
+                return _skipped(obj, request_id, Disposition.ALREADY_ANSWERED, "raced")
             if (stale := self._not_current(obj, request_id)) is not None:
                 return stale
-            condition = {"IfMatch": state.etag} if state.etag else {"IfNoneMatch": "*"}
-            try:
-                self._s3.put_object(
-                    Bucket=obj.bucket,
-                    Key=obj.result_key,
-                    Body=body,
-                    ContentType="application/json",
-                    Metadata={
-                        "status": str(reply.status),
-                        "request-id": request_id,
-                        # Metadata is ASCII: the source key is percent-encoded.
-                        "source-key": quote(obj.key, safe="/"),
-                        "source-version": obj.version_id,
-                        "source-sequencer": obj.sequencer,
-                    },
-                    **condition,  # type: ignore[arg-type]
-                )
-            except ClientError as error:
-                # If-Match on a result deleted meanwhile answers 404: decide again as well.
-                if _error_of(error) in _LOST_RACE_CODES | _MISSING_KEY_CODES:
-                    continue  # another version's result landed in between: decide again
-                raise RetryLater(f"writing {obj.result_key}: {_error_of(error)}") from None
-            except BotoCoreError as error:
-                raise RetryLater(f"writing {obj.result_key}: {type(error).__name__}") from None
-            return None
+            if self._bucket.put_result(obj.bucket, obj.result_key, body, metadata, over=state.etag):
+                return None
+            # Another version's result landed in between: decide again.
         raise RetryLater(f"writing {obj.result_key}: lost {_WRITE_ROUNDS} races in a row")
 
     def _publish(self, obj: ManifestObject, outcome: ObjectOutcome) -> None:
-        """Teams subscribe to these; the result object stays the record, so a failure only logs.
-        The session JWT is not in the event: it stays in the team's own result object."""
+        """Teams subscribe to these. The session JWT is not in the event: it stays in the
+        team's own result object."""
         detail = {
             "team": obj.team,
             "account_id": obj.account_id,
@@ -498,30 +274,26 @@ class ManifestDoor:
             "bucket": obj.bucket,
             "key": obj.key,
             "version_id": obj.version_id,
-            "result_key": outcome.result_key,
-            "status": outcome.status,
-            "code": outcome.code,
-            "request_id": outcome.request_id,
+            "result_key": outcome["result_key"],
+            "status": outcome.get("status"),
+            "code": outcome.get("code"),
+            "request_id": outcome["request_id"],
         }
-        try:
-            answer = self._events.put_events(
-                Entries=[
-                    {
-                        "Source": EVENT_SOURCE,
-                        "DetailType": outcome.detail_type or REFUSED,
-                        "Detail": json.dumps(detail),
-                        "EventBusName": self._event_bus,
-                        "Resources": [f"arn:aws:s3:::{obj.bucket}/{obj.key}"],
-                    }
-                ]
-            )
-            failed = answer.get("FailedEntryCount", 0)
-        except (ClientError, BotoCoreError) as error:
-            failed, cause = 1, type(error).__name__
-        else:
-            cause = "FailedEntryCount"
-        if failed:
-            logger.error("outcome event not published", extra={"key": obj.key, "cause": cause})
+        self._events.publish(
+            outcome.get("detail_type", REFUSED), detail, f"arn:aws:s3:::{obj.bucket}/{obj.key}"
+        )
+
+
+def _skipped(
+    obj: ManifestObject, request_id: str, disposition: Disposition, reason: str
+) -> ObjectOutcome:
+    return ObjectOutcome(
+        key=obj.key,
+        result_key=obj.result_key,
+        disposition=disposition.value,
+        request_id=request_id,
+        reason=reason,
+    )
 
 
 def with_source(body: bytes, obj: ManifestObject) -> bytes:

@@ -5,6 +5,9 @@
 
 Identity comes before the manifest so an unknown caller learns nothing about validation; the
 team's limits (e.g. full hashes) shape manifest validation.
+
+Pure: everything outside goes through the ports it is given (policy source, quota gate, token
+source, upstream, audit sink, decision recorder), so it imports only domain and ports.
 """
 
 from __future__ import annotations
@@ -13,16 +16,8 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any
 
-from pydantic import SecretStr
-
-from assets_gateway.adapters.audit import AuditRecord, AuditSink
-from assets_gateway.adapters.cloudflare import AttemptMeter, UpstreamAnswer
-from assets_gateway.adapters.cloudflare_token import fingerprint
-from assets_gateway.adapters.policy_store import StoredPolicy
-from assets_gateway.adapters.quota_store import Ticket
 from assets_gateway.domain.envelope import Reply, error_reply, retry_after_seconds, success_reply
 from assets_gateway.domain.errors import (
     CallerNotAllowed,
@@ -39,13 +34,7 @@ from assets_gateway.domain.errors import (
     QuotaUnavailable,
 )
 from assets_gateway.domain.identity import Caller
-from assets_gateway.domain.manifest import (
-    Manifest,
-    ManifestLimits,
-    check_content_type,
-    gunzip,
-    parse_manifest_body,
-)
+from assets_gateway.domain.manifest import Manifest, ManifestLimits, parse_manifest_body
 from assets_gateway.domain.policy import (
     EffectiveLimits,
     ManifestSummary,
@@ -59,37 +48,25 @@ from assets_gateway.domain.quota import (
     Charge,
     Limit,
     LimitState,
-    RatelimitItem,
     Scope,
     first_exceeded,
     parse_ratelimit,
     ratelimit_headers,
 )
+from assets_gateway.domain.redaction import fingerprint
+from assets_gateway.domain.request_body import check_content_type, gunzip
 from assets_gateway.domain.simulation import RecordedDecision
+from assets_gateway.ports.audit import AuditRecord, AuditSink
+from assets_gateway.ports.policy_source import PolicySource, StoredPolicy
+from assets_gateway.ports.quota import QuotaGate, Ticket
+from assets_gateway.ports.recorded_decisions import DecisionRecorder
+from assets_gateway.ports.sessions import Outcome, SessionRequest, SessionResult
+from assets_gateway.ports.token import TokenSource
+from assets_gateway.ports.upstream import Upstream, UpstreamAnswer
 
 _ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
 # Cloudflare script and namespace names: letters, digits, '-' and '_' (no dots, no slashes).
 _NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
-
-
-class Outcome(StrEnum):
-    """One business outcome per request; each is a metric and the audit record's `outcome`."""
-
-    ALLOWED = "allowed"
-    REFUSED_REQUEST = "refused_request"
-    REFUSED_CALLER = "refused_caller"
-    REFUSED_POLICY = "refused_policy"
-    REFUSED_QUOTA = "refused_quota"
-    REFUSED_BUDGET = "refused_budget"
-    REFUSED_UPSTREAM = "refused_upstream"
-    CIRCUIT_OPEN = "circuit_open"
-    UPSTREAM_ERROR = "upstream_error"
-    DRY_RUN = "dry_run"
-    # An Idempotency-Key retry answered with the first answer: nothing forwarded or charged.
-    REPLAYED = "replayed"
-    STOPPED = "stopped"
-    UNAVAILABLE = "unavailable"
-    INTERNAL_ERROR = "internal_error"
 
 
 _OUTCOME_OF_ERROR: dict[int, Outcome] = {
@@ -110,55 +87,9 @@ _OUTCOME_OF_ERROR: dict[int, Outcome] = {
 }
 
 
-class QuotaGate(Protocol):
-    def charge(
-        self, team: str, limits: Sequence[Limit], charge: Charge, now: float, request_id: str = ""
-    ) -> Ticket: ...
-
-    def refund(self, ticket: Ticket) -> None: ...
-
-    def permit(self, request_id: str, now: float) -> str | None: ...
-
-    def take_back(self, call_id: str, admitted_at: float) -> bool: ...
-
-    def follow(
-        self, items: Sequence[RatelimitItem], now: float, seen: BudgetState | None
-    ) -> None: ...
-
-    def usage(self, team: str, limits: Sequence[Limit], now: float) -> list[LimitState]: ...
-
-    def usage_and_budget(
-        self, team: str, limits: Sequence[Limit], now: float
-    ) -> tuple[list[LimitState], BudgetState]: ...
-
-    def open_cooldown(self, until: float) -> None: ...
-
-
 # Cloudflare's answers to a token it does not accept: missing/invalid header, invalid token,
 # authentication error.
 TOKEN_REJECTED_CODES = frozenset({6003, 6111, 9106, 9109, 10000})
-
-
-class PolicySource(Protocol):
-    def current(self) -> StoredPolicy: ...
-
-
-class DecisionRecorder(Protocol):
-    def record(self, decision: RecordedDecision, paths: list[str] | None = None) -> None: ...
-
-
-class TokenSource(Protocol):
-    def get(self, *, force_refresh: bool = False) -> SecretStr: ...
-
-
-class Upstream(Protocol):
-    def create_upload_session(
-        self,
-        target: SessionTarget,
-        body: bytes,
-        token: SecretStr,
-        meter: AttemptMeter | None = None,
-    ) -> UpstreamAnswer: ...
 
 
 class _Calls:
@@ -214,29 +145,6 @@ class _Calls:
     def _give_back(self) -> None:
         if self._admitted is not None and self._quotas.take_back(self._admitted, self._admitted_at):
             self.taken_back += 1
-
-
-@dataclass(frozen=True)
-class SessionRequest:
-    caller: Caller
-    target: SessionTarget
-    body: bytes
-    content_type: str | None
-    request_id: str
-    # Decide and report, but forward nothing and charge nothing.
-    dry_run: bool = False
-    # `gzip` lets a 100,000-entry manifest (~9 MB of JSON) fit Lambda's 6 MB payload.
-    content_encoding: str | None = None
-    # An admin's explain of a manifest known only by its summary (a dry run; no body is read).
-    summary: ManifestSummary | None = None
-
-
-@dataclass(frozen=True)
-class SessionResult:
-    reply: Reply
-    outcome: Outcome
-    # The team the caller was decided to be (None when the request never got that far).
-    team: str | None = None
 
 
 @dataclass

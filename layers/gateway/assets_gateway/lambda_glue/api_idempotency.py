@@ -40,7 +40,8 @@ from assets_gateway.domain.errors import (
     IdempotencyUnavailable,
     MalformedRequest,
 )
-from assets_gateway.doors.session import Outcome, SessionRequest, SessionResult, SessionService
+from assets_gateway.doors.session import SessionService
+from assets_gateway.ports.sessions import Outcome, SessionRequest, SessionResult
 
 logger = Logger(child=True)
 

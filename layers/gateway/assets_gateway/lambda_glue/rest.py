@@ -24,10 +24,10 @@ from assets_gateway.domain.envelope import JSON_CONTENT_TYPE, Reply, error_reply
 from assets_gateway.domain.errors import (
     GatewayError,
     InternalError,
-    MalformedRequest,
     RouteNotFound,
     UpstreamFailure,
 )
+from assets_gateway.lambda_glue.api_events import accept_encoding, request_id
 
 logger = Logger(child=True)
 
@@ -76,6 +76,11 @@ def to_response(reply: Reply, *, accept_encoding: str | None = None) -> Response
     if escaped_bytes + _RESULT_OVERHEAD_BYTES > LAMBDA_RESPONSE_LIMIT_BYTES:
         return _too_large(reply, len(body), accepted_gzip=False)
     return _text_response(reply.status, content_type, body, headers)
+
+
+def respond(event: APIGatewayProxyEvent, reply: Reply) -> Response[str]:
+    """The reply to this event, compressed when the caller accepts gzip and it pays."""
+    return to_response(reply, accept_encoding=accept_encoding(event))
 
 
 def _text_response(
@@ -128,66 +133,10 @@ def accepts_gzip(accept_encoding: str | None) -> bool:
     return wildcard
 
 
-def request_body(event: APIGatewayProxyEvent) -> bytes:
-    """The body's exact bytes. API Gateway sends text as is and binary as valid base64; an event
-    that breaks either promise is still a 400, never a crash: a lone surrogate stays in the bytes
-    (the manifest check refuses them as not UTF-8), bad base64 is refused here."""
-    body = event.body or ""
-    if not event.is_base64_encoded:
-        return body.encode("utf-8", "surrogatepass")
-    try:
-        return base64.b64decode(body)
-    except ValueError:  # binascii.Error (bad padding) or text that is not ASCII
-        raise MalformedRequest("request body is marked base64 but is not valid base64") from None
+def rest_resolver(metrics: Metrics) -> APIGatewayRestResolver:
+    """Event Handler's REST resolver, with every refusal and crash answered in our envelope."""
+    app = APIGatewayRestResolver()
 
-
-def request_id(event: APIGatewayProxyEvent) -> str:
-    return event.request_context.request_id or ""
-
-
-def accept_encoding(event: APIGatewayProxyEvent) -> str | None:
-    """The caller's Accept-Encoding (headers are case-insensitive; repeated ones are joined)."""
-    values = header_values(event, "Accept-Encoding")
-    return ", ".join(values) if values else None
-
-
-def header_values(event: APIGatewayProxyEvent, name: str) -> list[str]:
-    """Every value the caller sent for header `name` (case-insensitive), repeats included."""
-    wanted = name.lower()
-    values = [
-        value
-        for header, sent in (event.multi_value_headers or {}).items()
-        if header.lower() == wanted
-        for value in sent
-    ]
-    if values:
-        return values
-    single = event.headers.get(wanted)
-    return [] if single is None else [single]
-
-
-_YES, _NO = frozenset({"1", "true"}), frozenset({"0", "false"})
-
-
-def flag_header(event: APIGatewayProxyEvent, name: str) -> bool:
-    """A yes/no header: `1`/`true` or `0`/`false` in any case, spaces around allowed; absent
-    means no. Anything else (`yes`, `on`, `2`, empty, or repeats that disagree) is 400 19000:
-    reading an unknown value as "no" would turn the dry run a caller asked for into a real,
-    charged session."""
-    answers: set[bool] = set()
-    for value in header_values(event, name):
-        word = value.strip().lower()
-        if word not in _YES | _NO:
-            raise MalformedRequest(
-                f"{name} must be 1, true, 0 or false (any case), not {value[:40]!r}"
-            )
-        answers.add(word in _YES)
-    if len(answers) > 1:
-        raise MalformedRequest(f"{name} was sent more than once with different values")
-    return answers.pop() if answers else False
-
-
-def register_error_handlers(app: APIGatewayRestResolver, metrics: Metrics) -> None:
     def _refusal(error: GatewayError) -> Response[str]:
         # Refusals raised before the service (an event API Gateway would never send).
         metrics.add_metric(name="refused_request", unit=MetricUnit.Count, value=1)
@@ -211,3 +160,4 @@ def register_error_handlers(app: APIGatewayRestResolver, metrics: Metrics) -> No
     app.exception_handler(GatewayError)(_refusal)
     app.not_found(_no_route)
     app.exception_handler(Exception)(_crash)
+    return app

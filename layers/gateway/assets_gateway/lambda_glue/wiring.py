@@ -1,33 +1,39 @@
-"""Builds the real service from settings: boto3 clients, the one httpx client, the stores."""
+"""Builds what each function runs from its settings: boto3 clients, the one httpx client, the
+stores, the doors and their Powertools idempotency records."""
 
 from __future__ import annotations
 
 import logging
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, NamedTuple
 
 import boto3
 import httpx
 from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 
-from assets_gateway.adapters.audit import AuditSink, LoggerAuditSink
+from assets_gateway.adapters.audit import LoggerAuditSink
 from assets_gateway.adapters.cloudflare import CloudflareClient, RetryPolicy, build_http_client
 from assets_gateway.adapters.cloudflare_token import TokenProvider
 from assets_gateway.adapters.decision_log import DecisionLog
 from assets_gateway.adapters.policy_store import PolicyStore
 from assets_gateway.adapters.quota_store import QuotaStore
-from assets_gateway.adapters.s3_holds import ManifestHolds
 from assets_gateway.domain.circuit import CircuitBreaker
 from assets_gateway.domain.quota import CallBudget
-from assets_gateway.doors.s3 import ManifestDoor
-from assets_gateway.doors.session import QuotaGate, SessionService
+from assets_gateway.doors.session import SessionService
 from assets_gateway.lambda_glue.api_idempotency import IdempotentSessions
 from assets_gateway.lambda_glue.settings import AdminSettings, ManifestDoorSettings, Settings
+from assets_gateway.ports.audit import AuditSink
+from assets_gateway.ports.quota import QuotaGate
 
 if TYPE_CHECKING:
+    from aws_lambda_powertools import Metrics
+
+    from assets_gateway.adapters.s3_holds import ManifestHolds
     from assets_gateway.doors.admin.door import AdminService
+    from assets_gateway.doors.s3 import ManifestDoor
+    from assets_gateway.lambda_glue.manifest_records import ManifestRecords
 
 # AWS calls must fail well inside the Lambda timeout; standard retry mode backs off on throttling.
 AWS_CLIENT_CONFIG = Config(
@@ -113,6 +119,11 @@ def build_manifest_door(
     audit: AuditSink | None = None,
     now: Callable[[], float] = time.time,
 ) -> ManifestDoor:
+    # Only the S3 function needs these: the API door's cold start does not pay for them.
+    from assets_gateway.adapters.outcome_events import EventBridgeOutcomes  # noqa: PLC0415
+    from assets_gateway.adapters.s3_manifests import S3ManifestBucket  # noqa: PLC0415
+    from assets_gateway.doors.s3 import ManifestDoor  # noqa: PLC0415
+
     aws = aws or boto3.Session()
     service = build_session_service(
         settings,
@@ -123,10 +134,11 @@ def build_manifest_door(
         max_request_body_bytes=settings.max_manifest_object_bytes,
     )
     return ManifestDoor(
-        service=service,
-        s3=aws.client("s3", config=AWS_CLIENT_CONFIG),
-        events=aws.client("events", config=AWS_CLIENT_CONFIG),
-        event_bus=settings.event_bus_name,
+        sessions=service,
+        bucket=S3ManifestBucket(s3=aws.client("s3", config=AWS_CLIENT_CONFIG)),
+        events=EventBridgeOutcomes(
+            events=aws.client("events", config=AWS_CLIENT_CONFIG), event_bus=settings.event_bus_name
+        ),
         max_object_bytes=settings.max_manifest_object_bytes,
         now=now,
     )
@@ -138,12 +150,34 @@ def build_manifest_holds(
     aws: boto3.Session | None = None,
 ) -> ManifestHolds | None:
     """How the S3 door holds a record through a quota wait (None: it does not)."""
+    from assets_gateway.adapters.s3_holds import ManifestHolds  # noqa: PLC0415
+
     if settings.manifest_queue_url is None:
         return None
     return ManifestHolds(
         sqs=(aws or boto3.Session()).client("sqs", config=AWS_CLIENT_CONFIG),
         queue_url=settings.manifest_queue_url,
         retention_seconds=settings.manifest_queue_retention_seconds,
+    )
+
+
+def build_manifest_records(settings: ManifestDoorSettings, *, metrics: Metrics) -> ManifestRecords:
+    """The S3 door's SQS record handler: the door, its holds, its idempotency records."""
+    from assets_gateway.lambda_glue.manifest_records import ManifestRecords  # noqa: PLC0415
+
+    # One session for every client of the function (each session costs cold start).
+    aws = boto3.Session()
+    return ManifestRecords(
+        door=build_manifest_door(settings, aws=aws),
+        holds=build_manifest_holds(settings, aws=aws),
+        persistence=DynamoDBPersistenceLayer(
+            table_name=settings.idempotency_table_name,
+            boto3_client=aws.client("dynamodb", config=AWS_CLIENT_CONFIG),
+        ),
+        bucket_name=settings.manifest_bucket_name,
+        max_receive_count=settings.manifest_max_receive_count,
+        idempotency_hours=settings.idempotency_hours,
+        metrics=metrics,
     )
 
 
@@ -157,6 +191,19 @@ def build_idempotent_sessions(
         boto3_client=(aws or boto3.Session()).client("dynamodb", config=AWS_CLIENT_CONFIG),
     )
     return IdempotentSessions(service, persistence)
+
+
+class SessionApi(NamedTuple):
+    """The session function's core: the pipeline, and its `Idempotency-Key` front."""
+
+    service: SessionService
+    sessions: IdempotentSessions
+
+
+def build_session_api(settings: Settings) -> SessionApi:
+    aws = boto3.Session()
+    service = build_session_service(settings, aws=aws)
+    return SessionApi(service, build_idempotent_sessions(service, settings, aws=aws))
 
 
 def build_admin_service(

@@ -1,14 +1,26 @@
-"""The session door's recorded decisions, as a policy simulation reads them back."""
+"""The session door's recorded decisions: what the policy judged, kept for admins replaying a
+proposed policy (`decision_log` implements both sides over DynamoDB)."""
 
 from __future__ import annotations
 
-from datetime import datetime
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
-from assets_gateway.domain.simulation import RecordedDecision
+if TYPE_CHECKING:
+    from datetime import datetime
+
+    from assets_gateway.domain.simulation import RecordedDecision
+
+
+class DecisionRecorder(Protocol):
+    """How the session door keeps a decision. Never fails a request: a decision that cannot be
+    kept is only logged."""
+
+    def record(self, decision: RecordedDecision, paths: list[str] | None = None) -> None: ...
 
 
 class RecordedDecisions(Protocol):
+    """How a policy simulation reads them back."""
+
     def between(self, since: datetime, until: datetime) -> tuple[list[RecordedDecision], bool]:
         """The decisions recorded in [since, until) and whether the read stopped at its cap."""
         ...

@@ -7,7 +7,6 @@ from collections.abc import Callable, Sequence
 from datetime import timedelta
 from typing import TYPE_CHECKING
 
-from assets_gateway.adapters.audit import AdminAuditRecord
 from assets_gateway.domain.envelope import Reply, error_reply
 from assets_gateway.domain.errors import AdminOnly, GatewayError, InternalError
 from assets_gateway.domain.identity import normalise_principal
@@ -16,10 +15,11 @@ from assets_gateway.doors.admin.policy_operations import PolicyOperations
 from assets_gateway.doors.admin.publishing import Publisher, parsed
 from assets_gateway.doors.admin.request import AdminRequest, Operation
 from assets_gateway.doors.admin.team_operations import TeamOperations
+from assets_gateway.ports.audit import AdminAuditRecord
 
 if TYPE_CHECKING:
-    from assets_gateway.adapters.audit import AdminAuditSink
     from assets_gateway.doors.session import SessionService
+    from assets_gateway.ports.audit import AdminAuditSink
     from assets_gateway.ports.policy_versions import PolicyVersions
     from assets_gateway.ports.quota_usage import QuotaUsage
     from assets_gateway.ports.recorded_decisions import RecordedDecisions

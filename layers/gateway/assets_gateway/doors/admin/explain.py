@@ -24,10 +24,11 @@ from assets_gateway.doors.admin.request import (
     SummaryBody,
     parse_body,
 )
-from assets_gateway.doors.session import SessionRequest, SessionService
+from assets_gateway.doors.session import SessionService
+from assets_gateway.ports.sessions import SessionRequest
 
 if TYPE_CHECKING:
-    from assets_gateway.adapters.audit import AdminAuditRecord
+    from assets_gateway.ports.audit import AdminAuditRecord
 
 
 class Explanations:

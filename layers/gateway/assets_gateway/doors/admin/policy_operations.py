@@ -34,7 +34,7 @@ from assets_gateway.doors.admin.request import (
 from assets_gateway.ports.policy_versions import MAX_VERSIONS_PER_PAGE
 
 if TYPE_CHECKING:
-    from assets_gateway.adapters.audit import AdminAuditRecord
+    from assets_gateway.ports.audit import AdminAuditRecord
     from assets_gateway.ports.recorded_decisions import RecordedDecisions
 
 DEFAULT_SIMULATION_PERIOD = timedelta(hours=24)

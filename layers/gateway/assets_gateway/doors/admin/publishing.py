@@ -29,7 +29,7 @@ from assets_gateway.domain.policy_check import Validation, describe_changes, val
 from assets_gateway.ports.policy_versions import PolicyVersions, PublishedPolicy
 
 if TYPE_CHECKING:
-    from assets_gateway.adapters.audit import AdminAuditRecord
+    from assets_gateway.ports.audit import AdminAuditRecord
 
 # The code of the message that says a change published nothing (README, "Error codes").
 NO_CHANGE = 19056

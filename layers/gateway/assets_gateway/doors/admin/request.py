@@ -10,13 +10,13 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, ValidationError
 
 from assets_gateway.domain.errors import MalformedRequest
-from assets_gateway.domain.manifest import parse_json_body
 from assets_gateway.domain.policy import AccountId, PrincipalArn, Quotas, Reason
+from assets_gateway.domain.request_body import parse_json_body
 from assets_gateway_common.json_pointer import json_pointer
 
 if TYPE_CHECKING:
-    from assets_gateway.adapters.audit import AdminAuditRecord
     from assets_gateway.domain.envelope import Reply
+    from assets_gateway.ports.audit import AdminAuditRecord
 
 M = TypeVar("M", bound=BaseModel)
 

@@ -24,7 +24,7 @@ from assets_gateway.doors.admin.request import (
 )
 
 if TYPE_CHECKING:
-    from assets_gateway.adapters.audit import AdminAuditRecord
+    from assets_gateway.ports.audit import AdminAuditRecord
     from assets_gateway.ports.quota_usage import QuotaUsage
 
 WINDOWS = {"minute": (MINUTE,), "day": (DAY,), "all": (MINUTE, DAY)}
