@@ -435,22 +435,9 @@ def test_each_rule_fails_and_names_the_module_and_the_import(tmp_path: Path, cas
 
 # Known breaks, each removed by the change that mends it (the test fails when one is mended but
 # still listed, so the list cannot go stale).
-KNOWN: dict[tuple[str, str, str], str] = {
-    # The client signs with botocore but declares only boto3 (which requires it); the client's
-    # branch (arch-client) declares botocore.
-    ("d", "assets_gateway_client.sigv4", "botocore.auth.SigV4Auth"): "client",
-    ("d", "assets_gateway_client.sigv4", "botocore.awsrequest.AWSRequest"): "client",
-    ("d", "assets_gateway_client.sigv4", "botocore.credentials.Credentials"): "client",
-    ("d", "assets_gateway_client.upload", "botocore.exceptions.BotoCoreError"): "client",
-}
-
-
 def test_the_real_tree_keeps_its_layers() -> None:
     found = violations(Sources(REPO_ROOT))
-    unexpected = [v for v in found if (v.rule, v.module, v.imported) not in KNOWN]
-    assert unexpected == [], "\n".join(map(str, unexpected))
-    mended = set(KNOWN) - {(v.rule, v.module, v.imported) for v in found}
-    assert mended == set(), f"mended: remove them from KNOWN: {sorted(mended)}"
+    assert found == [], "\n".join(map(str, found))
 
 
 def test_the_real_tree_is_read_whole() -> None:
