@@ -433,8 +433,7 @@ def test_each_rule_fails_and_names_the_module_and_the_import(tmp_path: Path, cas
 
 # -- the real tree --------------------------------------------------------------------------
 
-# Known breaks, each removed by the change that mends it (the test fails when one is mended but
-# still listed, so the list cannot go stale).
+
 def test_the_real_tree_keeps_its_layers() -> None:
     found = violations(Sources(REPO_ROOT))
     assert found == [], "\n".join(map(str, found))
