@@ -54,7 +54,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy layers/gateway/assets_gateway layers/gateway/assets_gateway_common client/src/assets_gateway_client client/tests local/gateway_local functions tests bench
+	$(BIN)/mypy layers/gateway/assets_gateway layers/gateway/assets_gateway_common client/src/assets_gateway_client client/tests local/gateway_local functions tests bench scripts
 
 template-check: $(STAMP)
 	$(BIN)/sam validate --lint --region us-east-1
