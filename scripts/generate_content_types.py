@@ -1,6 +1,6 @@
-"""Regenerate client/src/assets_gateway_client/content_types.py from the `mime` npm package at
-the version wrangler uses, so the team client uploads each file with the Content-Type wrangler
-would.
+"""Regenerate client/src/assets_gateway_client/content_type_table.py (the extension -> type table
+`content_types.content_type_for` reads) from the `mime` npm package at the version wrangler uses,
+so the team client uploads each file with the Content-Type wrangler would.
 
     python scripts/generate_content_types.py           # mime's tarball from the npm registry
     python scripts/generate_content_types.py --check   # exit 1 if the module is not what it writes
@@ -43,7 +43,7 @@ MIME_INTEGRITY = (
 )
 REGISTRY = "https://registry.npmjs.org"
 REPO_ROOT = Path(__file__).resolve().parents[1]
-MODULE = REPO_ROOT / "client" / "src" / "assets_gateway_client" / "content_types.py"
+MODULE = REPO_ROOT / "client" / "src" / "assets_gateway_client" / "content_type_table.py"
 NODE_MODULES_MIME = REPO_ROOT / "node_modules" / "mime"
 SCRIPT = "scripts/generate_content_types.py"
 # The order mime's index.ts defines them in: the standard types, then the others.
@@ -201,7 +201,7 @@ def load_type_maps(version: str, integrity: str) -> list[TypeMap]:
 
 
 def render_module(table: Mapping[str, str], *, version: str, integrity: str) -> str:
-    """content_types.py for `table` (extension -> type), naming where it came from."""
+    """The table's module for `table` (extension -> type), naming where it came from."""
     lines = "\n".join(f"{extension} {content_type}" for extension, content_type in table.items())
     return _MODULE_TEMPLATE.format(
         script=SCRIPT,
@@ -219,53 +219,12 @@ _MODULE_TEMPLATE = '''\
 # {integrity}
 # The table's sha256: {digest}
 # Do not edit: change the script and run it again.
-"""Content types exactly as wrangler picks them: mime@{version}'s standard and "other" tables
-together, then `; charset=utf-8` added to `text/*` types without a charset (workers-shared
-`getContentType`). Files whose extension is unknown get `None`; uploads send `application/null`
-for them, which Cloudflare reads as "serve without a Content-Type".
+"""mime@{version}'s extensions and their types, as wrangler's asset upload reads them
+(content_types.content_type_for): {count} extensions, one `extension type` a line."""
 
-Python's `mimetypes` is not used: it reads the machine's /etc/mime.types and differs from
-wrangler for most extensions (`.map`, `.woff2`, `.xml`, `.rss`...).
+MIME_PACKAGE = "mime@{version}"
 
-The table below ({count} extensions) is one `extension type` per line; `*`-starred extensions
-are not mapped, as mime's `define` does. Why this version: see the script.
-"""
-
-from __future__ import annotations
-
-import functools
-
-__all__ = ["NULL_CONTENT_TYPE", "content_type_for"]
-
-# What wrangler sends for a file of unknown type (Cloudflare then serves it without a type).
-NULL_CONTENT_TYPE = "application/null"
-
-
-def content_type_for(name: str) -> str | None:
-    """The Content-Type wrangler would upload a file named `name` with (a path or a basename),
-    or None when its extension is unknown (or it has none, like `.env` or `LICENSE`)."""
-    # mime.getType on an absolute path: the part after the last separator, lowercased; the
-    # extension after its last dot; a name whose only dot leads it has no extension.
-    last = name.replace("\\\\", "/").rsplit("/", 1)[-1].lower()
-    extension = last.rsplit(".", 1)[-1]
-    if len(extension) >= len(last) - 1:
-        return None
-    content_type = _table().get(extension)
-    if (
-        content_type is not None
-        and content_type.startswith("text/")
-        and "charset" not in content_type
-    ):
-        content_type += "; charset=utf-8"
-    return content_type
-
-
-@functools.cache
-def _table() -> dict[str, str]:
-    return dict(line.split(" ", 1) for line in _TABLE.splitlines() if line)
-
-
-_TABLE = """
+TABLE = """
 {table}
 """
 '''

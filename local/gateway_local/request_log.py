@@ -22,7 +22,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
@@ -162,23 +162,18 @@ def _who(seen: _Seen) -> str:
     return f"team={seen.team or '-'}"
 
 
+@dataclass
 class RequestLog:
     """WSGI middleware: answers what `app` answers and writes one line per request to
     `terminal`."""
 
-    def __init__(
-        self,
-        app: WSGIApplication,
-        terminal: TextIO,
-        clock: Callable[[], float] = time.perf_counter,
-    ) -> None:
-        self._app = app
-        self._terminal = terminal
-        self._clock = clock
-        self._lock = threading.Lock()
+    app: WSGIApplication
+    terminal: TextIO
+    clock: Callable[[], float] = time.perf_counter
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        started = self._clock()
+        started = self.clock()
         seen = _Seen()
         token = _request.set(seen)
         answered: dict[str, Any] = {}
@@ -188,7 +183,7 @@ class RequestLog:
             return start_response(status, headers, exc_info)
 
         try:
-            chunks = self._app(environ, remember)
+            chunks = self.app(environ, remember)
             try:
                 body = b"".join(chunks)
             finally:
@@ -210,8 +205,8 @@ class RequestLog:
             who=_who(seen),
             status=status,
             code=code,
-            milliseconds=(self._clock() - started) * 1000,
+            milliseconds=(self.clock() - started) * 1000,
         )
         with self._lock:
-            print(line, file=self._terminal, flush=True)
+            print(line, file=self.terminal, flush=True)
         return [body]
