@@ -60,7 +60,8 @@ Plain httpx signed by botocore:
   httpx.post("{session_url}", json={{"manifest": {{}}}}, auth=SigV4Auth.from_session(aws))
 
 The S3 door: drop a manifest into the bucket, get the result object back:
-  .venv/bin/python -m gateway_local.put_manifest manifest.json --team docs --script docs
+  echo '{manifest}' \\
+    | .venv/bin/python -m gateway_local.put_manifest - --team docs --script docs
 
 The admin door, as platform-admin (policy, explain, usage, suspend, kill switch):
   export ASSETS_GATEWAY_URL={stack.base_url} AWS_REGION=us-east-1 \\
