@@ -45,6 +45,8 @@ class _Seen:
 
     team: str | None = None
     door: str | None = None
+    # Every audit record written meanwhile (an SQS batch answers several manifests).
+    audits: list[dict[str, Any]] = field(default_factory=list)
 
 
 @contextlib.contextmanager
@@ -68,6 +70,46 @@ def as_function(function: str, handler: Handler) -> Handler:
             return handler(event, context)
 
     return invoke
+
+
+def as_manifest_function(function: str, handler: Handler, terminal: TextIO) -> Handler:
+    """`handler` (the S3 door's), running as `function`: each manifest it answers (an audit
+    record) makes one line on `terminal`, `S3 incoming/<team>/<account>/<script>/…`."""
+
+    def invoke(event: dict[str, Any], context: Any) -> Any:
+        seen = _Seen()
+        token = _request.set(seen)
+        try:
+            with running(function):
+                return handler(event, context)
+        finally:
+            _request.reset(token)
+            for audit in seen.audits:
+                _print(terminal, manifest_line(audit))
+
+    return invoke
+
+
+def manifest_line(audit: dict[str, Any]) -> str:
+    """The S3 door's answer to one manifest, from its audit record."""
+    where = "/".join(str(audit.get(name) or "-") for name in ("team", "account_id", "script_name"))
+    code = audit.get("code")
+    return request_line(
+        "S3",
+        f"incoming/{where}/…",
+        who=f"team={audit.get('team') or '-'}",
+        status=int(audit.get("status") or 0),
+        code=code if isinstance(code, int) else None,
+        milliseconds=float(audit.get("latency_ms") or 0),
+    )
+
+
+_terminal_lock = threading.Lock()
+
+
+def _print(terminal: TextIO, line: str) -> None:
+    with _terminal_lock:  # whole lines, whichever thread answered
+        print(line, file=terminal, flush=True)
 
 
 class FunctionLogs(io.TextIOBase):
@@ -114,6 +156,7 @@ def _note_audit(seen: _Seen, text: str) -> None:
             continue
         audit = record.get("audit") if isinstance(record, dict) else None
         if isinstance(audit, dict):
+            seen.audits.append(audit)
             seen.door = str(audit.get("door") or "") or None
             team = audit.get("team")
             seen.team = team if isinstance(team, str) else None
@@ -170,7 +213,6 @@ class RequestLog:
     app: WSGIApplication
     terminal: TextIO
     clock: Callable[[], float] = time.perf_counter
-    _lock: threading.Lock = field(default_factory=threading.Lock, init=False)
 
     def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
         started = self.clock()
@@ -207,6 +249,5 @@ class RequestLog:
             code=code,
             milliseconds=(self.clock() - started) * 1000,
         )
-        with self._lock:
-            print(line, file=self.terminal, flush=True)
+        _print(self.terminal, line)
         return [body]

@@ -39,7 +39,7 @@ from gateway_local.demo import (
     demo_policy,
 )
 from gateway_local.http_server import BackgroundServer
-from gateway_local.request_log import RequestLog, as_function
+from gateway_local.request_log import RequestLog, as_function, as_manifest_function
 from gateway_local.sqs_poller import SqsPoller
 
 if TYPE_CHECKING:
@@ -202,7 +202,13 @@ class LocalStack:
             sqs=self.aws.client("sqs", endpoint_url=self.moto.endpoint_url),
             queue_url=self.queues.manifest_url,
             queue_arn=self.queues.manifest_arn,
-            handler=as_function("manifest-events", self.manifest_events.lambda_handler),
+            handler=(
+                as_function("manifest-events", self.manifest_events.lambda_handler)
+                if options.request_log is None
+                else as_manifest_function(
+                    "manifest-events", self.manifest_events.lambda_handler, options.request_log
+                )
+            ),
             region=REGION,
             batch_size=MANIFEST_BATCH_SIZE,
         )

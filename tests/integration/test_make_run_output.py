@@ -33,10 +33,11 @@ from gateway_local.demo import (
 from helpers import HTTP_TIMEOUT, manifest_of, signed_client
 
 BANNER_END = "Ctrl-C stops everything."
+PUT_DOCS_MANIFEST_FROM_STDIN = ("-", "--team", "docs", "--script", "docs")
 # The stack draws a fresh Cloudflare token per run, always with this prefix (stack.py).
 TOKEN_PREFIX = "local-cf-"
 LINE = re.compile(
-    r"(?P<method>[A-Z]+) (?P<path>\S+)  (?P<who>team=\S+|admin)  (?P<status>\d{3})  "
+    r"(?P<method>[A-Z0-9]+) (?P<path>\S+)  (?P<who>team=\S+|admin)  (?P<status>\d{3})  "
     r"(?P<code>\d+|-)  (?P<ms>\d+) ms"
 )
 
@@ -45,6 +46,7 @@ LINE = re.compile(
 class Run:
     process: subprocess.Popen[str]
     local_dir: Path
+    env: dict[str, str]
     base_url: str
     banner: str
 
@@ -82,7 +84,7 @@ def run(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Run]:
     assert banner[-1:] == [BANNER_END + "\n"], "".join(banner)
     stack = json.loads((local_dir / "stack.json").read_text())
     try:
-        yield Run(process, local_dir, stack["base_url"], "".join(banner))
+        yield Run(process, local_dir, env, stack["base_url"], "".join(banner))
     finally:
         if process.poll() is None:
             process.kill()
@@ -117,11 +119,39 @@ def test_the_terminal_shows_one_line_per_request_and_the_logs_keep_the_records(r
             web.get(f"{base}/gateway/usage"),  # no audit: the answer names the team
         ]
     assert [answer.status_code for answer in answers] == [200, 403, 403, 403, 200, 200]
+    # The S3 door, as the README drops a manifest: put_manifest waits for its result.
+    dropped = subprocess.run(
+        [sys.executable, "-m", "gateway_local.put_manifest", *PUT_DOCS_MANIFEST_FROM_STDIN],
+        input=json.dumps(docs_only),
+        cwd=REPO_ROOT,
+        env=run.env,
+        capture_output=True,
+        text=True,
+        timeout=HTTP_TIMEOUT,
+        check=False,
+    )
+    assert dropped.returncode == 0, dropped.stderr
+    assert json.loads(dropped.stdout)["success"] is True
 
+    # The manifest's line comes from the poller's thread once its batch ends: read up to it.
+    assert run.process.stdout is not None
+    shown: list[str] = []
+    for line in run.process.stdout:  # blocks until the stack prints; ends if it dies
+        shown.append(line)
+        if line.startswith("S3 "):
+            break
     run.process.send_signal(signal.SIGINT)
     rest, errors = run.process.communicate(timeout=HTTP_TIMEOUT)
     assert run.process.returncode == 0, errors
-    request_lines = [line for line in rest.splitlines() if line and line != "stopping…"]
+    rest = "".join(shown) + rest
+    lines = [line for line in rest.splitlines() if line and line != "stopping…"]
+    manifest_lines = [line for line in lines if line.startswith("S3 ")]
+    assert len(manifest_lines) == 1, rest
+    assert LINE.fullmatch(manifest_lines[0])
+    assert manifest_lines[0].startswith(
+        f"S3 incoming/docs/{DEMO_ACCOUNT_ID[:4]}…/docs/…  team=docs  200  -  "
+    )
+    request_lines = [line for line in lines if not line.startswith("S3 ")]
 
     assert len(request_lines) == len(answers), rest
     parsed = [LINE.fullmatch(line) for line in request_lines]
@@ -152,6 +182,8 @@ def test_the_terminal_shows_one_line_per_request_and_the_logs_keep_the_records(r
     logs = run.local_dir / "logs"
     session_records = log_records(logs / "session-api.log")
     admin_records = log_records(logs / "admin-api.log")
+    manifest_records = log_records(logs / "manifest-events.log")
+    assert [r["audit"]["door"] for r in manifest_records if "audit" in r] == ["s3"]
     audits = [record["audit"] for record in session_records if "audit" in record]
     assert [(a["team"], a["status"], a["code"]) for a in audits] == [
         ("web", 200, None),
