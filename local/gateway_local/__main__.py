@@ -11,6 +11,7 @@ import signal
 import sys
 import threading
 from pathlib import Path
+from typing import TextIO
 
 from gateway_local.aws_resources import local_dir as configured_local_dir
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_SCRIPT
@@ -87,6 +88,15 @@ def main() -> int:
         stream=logs, level=logging.WARNING, format="%(asctime)s %(name)s %(message)s"
     )
     try:
+        return serve(port, local_dir / "stack.json", terminal)
+    finally:
+        sys.stdout = terminal
+        logs.close()
+
+
+def serve(port: int, stack_file: Path, terminal: TextIO) -> int:
+    """Run the stack until SIGINT or SIGTERM, talking to the person on `terminal`."""
+    try:
         stack = LocalStack(StackOptions(gateway_port=port, request_log=terminal))
     except OSError as exc:
         print(
@@ -99,14 +109,12 @@ def main() -> int:
         signal.signal(signum, lambda *_: stopping.set())
     try:
         stack.start_polling()
-        stack.write_description(local_dir / "stack.json")
-        print(instructions(stack, local_dir / "stack.json"), file=terminal, flush=True)
+        stack.write_description(stack_file)
+        print(instructions(stack, stack_file), file=terminal, flush=True)
         stopping.wait()
     finally:
         print("stopping…", file=terminal, flush=True)
         stack.stop()
-        sys.stdout = terminal
-        logs.close()
     return 0
 
 
