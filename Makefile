@@ -19,19 +19,24 @@ export PYTHONDONTWRITEBYTECODE := 1
 
 # Two installs: `make run` needs the gateway's runtime, the client and the local stack; `make test`
 # adds the checks (SAM CLI, cfn-lint, mypy, pytest…). Both are pinned by constraints.txt.
+# uv (itself pinned there, installed by the venv's own pip) resolves, downloads and compiles in
+# parallel: a cold `make run` is ready in well under a minute. uv reads its own settings
+# (UV_DEFAULT_INDEX, UV_CACHE_DIR, uv.toml), not pip.conf.
+UV := $(BIN)/uv
+INSTALL := $(UV) pip install --quiet --compile-bytecode --python $(BIN)/python -c constraints.txt
+
 $(RUN_STAMP): pyproject.toml constraints.txt layers/gateway/requirements.txt client/pyproject.toml
 	@test -n "$(PYTHON_FOR_VENV)" || { echo "No Python 3.11+ found on PATH" >&2; exit 1; }
 	@test -x $(BIN)/python || { echo "Creating $(VENV) with $(PYTHON_FOR_VENV)"; $(PYTHON_FOR_VENV) -m venv $(VENV); }
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -r layers/gateway/requirements.txt \
-		-e ./client --group run
+	@test -x $(UV) || $(BIN)/python -m pip install --quiet --disable-pip-version-check -c constraints.txt uv
+	$(INSTALL) -r layers/gateway/requirements.txt -e ./client --group run
 	@# The core and the local stack are no distribution: the venv finds them in this checkout.
 	@printf '%s\n' "$(CURDIR)/layers/gateway" "$(CURDIR)/local" \
 		> "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))')/assets-gateway-checkout.pth"
 	@touch $(RUN_STAMP)
 
 $(STAMP): $(RUN_STAMP)
-	$(BIN)/python -m pip install --quiet -c constraints.txt --group dev
+	$(INSTALL) --group dev
 	@touch $(STAMP)
 
 run: $(RUN_STAMP)
@@ -49,7 +54,7 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix .
 
 typecheck: $(STAMP)
-	$(BIN)/mypy layers/gateway/assets_gateway layers/gateway/assets_gateway_common client/src/assets_gateway_client client/tests local/gateway_local functions tests bench
+	$(BIN)/mypy layers/gateway/assets_gateway layers/gateway/assets_gateway_common client/src/assets_gateway_client client/tests local/gateway_local functions tests bench scripts
 
 template-check: $(STAMP)
 	$(BIN)/sam validate --lint --region us-east-1

@@ -1,20 +1,25 @@
-"""`make run`: the whole gateway on 127.0.0.1 with demo data, until Ctrl-C."""
+"""`make run`: the whole gateway on 127.0.0.1 with demo data, until Ctrl-C.
+
+The terminal shows the banner, then one line per request; the functions' JSON records go to
+`<GATEWAY_LOCAL_DIR>/logs/` (default `.local/logs/`), next to `stack.json`."""
 
 from __future__ import annotations
 
+import logging
 import os
 import signal
 import sys
 import threading
+from pathlib import Path
+from typing import TextIO
 
-from gateway_local.aws_resources import REPO_ROOT
+from gateway_local.aws_resources import local_dir as configured_local_dir
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_SCRIPT
+from gateway_local.request_log import FunctionLogs
 from gateway_local.stack import DEFAULT_GATEWAY_PORT, LocalStack, StackOptions
 
-STACK_FILE = REPO_ROOT / ".local" / "stack.json"
 
-
-def instructions(stack: LocalStack) -> str:
+def instructions(stack: LocalStack, stack_file: Path) -> str:
     web = stack.options.identities["web-deployer"]
     admin = stack.options.identities["platform-admin"]
     session_url = (
@@ -27,10 +32,11 @@ assets-gateway is running locally
   gateway (SigV4, like API Gateway)  {stack.base_url}
   Cloudflare emulator                {stack.cloudflare_url}
   AWS (moto server)                  {stack.moto.endpoint_url}
-  connection details                 {STACK_FILE}
+  connection details                 {stack_file}
+  JSON logs (one file per function)  {stack_file.parent / "logs"}
 
 Identities: web-deployer (team web), docs-ci (team docs), platform-admin (admin door), outsider;
-their access keys are in {STACK_FILE.name}.
+their access keys are in {stack_file.name}.
 
 curl, signed with SigV4 as the web team:
   curl --aws-sigv4 "aws:amz:us-east-1:execute-api" \\
@@ -55,7 +61,8 @@ Plain httpx signed by botocore:
   httpx.post("{session_url}", json={{"manifest": {{}}}}, auth=SigV4Auth.from_session(aws))
 
 The S3 door: drop a manifest into the bucket, get the result object back:
-  .venv/bin/python -m gateway_local.put_manifest manifest.json --team docs --script docs
+  echo '{manifest}' \\
+    | .venv/bin/python -m gateway_local.put_manifest - --team docs --script docs
 
 The admin door, as platform-admin (policy, explain, usage, suspend, kill switch):
   export ASSETS_GATEWAY_URL={stack.base_url} AWS_REGION=us-east-1 \\
@@ -71,21 +78,42 @@ Ctrl-C stops everything.
 
 def main() -> int:
     port = int(os.environ.get("GATEWAY_PORT", DEFAULT_GATEWAY_PORT))
+    local_dir = configured_local_dir()
+    terminal = sys.stdout
+    # Before the functions are imported: Powertools' handlers write to the sys.stdout of their
+    # creation, its metrics print to the current one. Both land in the functions' log files.
+    logs = FunctionLogs(local_dir / "logs")
+    sys.stdout = logs
+    logging.basicConfig(
+        stream=logs, level=logging.WARNING, format="%(asctime)s %(name)s %(message)s"
+    )
     try:
-        stack = LocalStack(StackOptions(gateway_port=port))
+        return serve(port, local_dir / "stack.json", terminal)
+    finally:
+        sys.stdout = terminal
+        logs.close()
+
+
+def serve(port: int, stack_file: Path, terminal: TextIO) -> int:
+    """Run the stack until SIGINT or SIGTERM, talking to the person on `terminal`."""
+    try:
+        stack = LocalStack(StackOptions(gateway_port=port, request_log=terminal))
     except OSError as exc:
-        print(f"cannot start the local stack: {exc} (is port {port} in use? set GATEWAY_PORT)")
+        print(
+            f"cannot start the local stack: {exc} (is port {port} in use? set GATEWAY_PORT)",
+            file=terminal,
+        )
         return 1
     stopping = threading.Event()
     for signum in (signal.SIGINT, signal.SIGTERM):
         signal.signal(signum, lambda *_: stopping.set())
     try:
         stack.start_polling()
-        stack.write_description(STACK_FILE)
-        print(instructions(stack), flush=True)
+        stack.write_description(stack_file)
+        print(instructions(stack, stack_file), file=terminal, flush=True)
         stopping.wait()
     finally:
-        print("stopping…", flush=True)
+        print("stopping…", file=terminal, flush=True)
         stack.stop()
     return 0
 

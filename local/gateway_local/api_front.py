@@ -90,6 +90,13 @@ class LocalIdentity:
     principal_arn: str
     account_id: str
 
+    @classmethod
+    def from_arn(
+        cls, *, access_key_id: str, secret_access_key: str, principal_arn: str
+    ) -> LocalIdentity:
+        """The identity whose account is the one its principal's ARN names."""
+        return cls(access_key_id, secret_access_key, principal_arn, principal_arn.split(":")[4])
+
 
 @dataclass(frozen=True)
 class Route:

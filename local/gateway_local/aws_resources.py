@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import threading
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -29,6 +30,13 @@ if TYPE_CHECKING:
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_PATH = REPO_ROOT / "template.yaml"
+
+
+def local_dir() -> Path:
+    """Where `make run` keeps stack.json and logs/: GATEWAY_LOCAL_DIR, else .local here."""
+    return Path(os.environ.get("GATEWAY_LOCAL_DIR") or REPO_ROOT / ".local")
+
+
 REGION = "us-east-1"
 
 

@@ -1,11 +1,13 @@
 """The demo world the local stack seeds: Cloudflare accounts, two teams, an admin, an outsider.
 
-Access keys are fixed so the README's examples work as printed; they open nothing but this
-machine's loopback stack.
+Access keys are fixed (demo_identities.json) so the README's examples work as printed; they open
+nothing but this machine's loopback stack.
 """
 
 from __future__ import annotations
 
+import json
+from pathlib import Path
 from typing import Any
 
 from assets_gateway.domain.identity import Caller
@@ -22,37 +24,17 @@ WEB_SCRIPT = "web-storefront"
 DOCS_SCRIPT = "docs"
 WEB_NAMESPACE = "customer-sites"
 
-WEB_DEPLOYER = LocalIdentity(
-    access_key_id="AKIALOCALWEBDEPLOY01",
-    secret_access_key="local-web-deployer-secret-key-0000000001",
-    principal_arn="arn:aws:sts::111111111111:assumed-role/web-deployer/ci-build-42",
-    account_id="111111111111",
-)
-DOCS_CI = LocalIdentity(
-    access_key_id="AKIALOCALDOCSCI00002",
-    secret_access_key="local-docs-ci-secret-key-00000000000002",
-    principal_arn="arn:aws:iam::222222222222:user/docs-ci",
-    account_id="222222222222",
-)
-PLATFORM_ADMIN = LocalIdentity(
-    access_key_id="AKIALOCALADMIN000003",
-    secret_access_key="local-platform-admin-secret-key-000003",
-    principal_arn="arn:aws:sts::999999999999:assumed-role/platform-admin/alice",
-    account_id="999999999999",
-)
-OUTSIDER = LocalIdentity(
-    access_key_id="AKIALOCALOUTSIDER004",
-    secret_access_key="local-outsider-secret-key-0000000000004",
-    principal_arn="arn:aws:iam::333333333333:user/outsider",
-    account_id="333333333333",
-)
-
+# name -> access keys and principal (a data file: four records of the same shape).
 IDENTITIES = {
-    "web-deployer": WEB_DEPLOYER,
-    "docs-ci": DOCS_CI,
-    "platform-admin": PLATFORM_ADMIN,
-    "outsider": OUTSIDER,
+    name: LocalIdentity.from_arn(**fields)
+    for name, fields in json.loads(
+        (Path(__file__).with_name("demo_identities.json")).read_text(encoding="utf-8")
+    ).items()
 }
+WEB_DEPLOYER = IDENTITIES["web-deployer"]
+DOCS_CI = IDENTITIES["docs-ci"]
+PLATFORM_ADMIN = IDENTITIES["platform-admin"]
+OUTSIDER = IDENTITIES["outsider"]
 
 
 def demo_policy() -> dict[str, Any]:

@@ -1,10 +1,12 @@
 """Drop a manifest into the local stack's bucket and print the result the S3 door writes.
 
     .venv/bin/python -m gateway_local.put_manifest manifest.json --team docs --script docs
+    echo '{"manifest": {...}}' | .venv/bin/python -m gateway_local.put_manifest - --team docs ...
 
-Reads the connection details `make run` wrote to .local/stack.json. The object is tagged with its
-writer, as the bucket policy demands on AWS (moto enforces no bucket policy): by default the demo
-identity of the team (`--as NAME` picks another from stack.json).
+Reads the connection details `make run` wrote to .local/stack.json (GATEWAY_LOCAL_DIR's, when
+set). The object is tagged with its writer, as the bucket policy demands on AWS (moto enforces no
+bucket policy): by default the demo identity of the team (`--as NAME` picks another from
+stack.json).
 """
 
 from __future__ import annotations
@@ -21,12 +23,11 @@ from botocore.exceptions import ClientError
 
 from assets_gateway.domain.identity import normalise_principal
 from assets_gateway.doors.s3 import WRITER_TAG
-from gateway_local.aws_resources import REPO_ROOT, local_aws_session
+from gateway_local.aws_resources import local_aws_session, local_dir
 
 if TYPE_CHECKING:
     from mypy_boto3_s3 import S3Client
 
-STACK_FILE = REPO_ROOT / ".local" / "stack.json"
 TEAM_IDENTITIES = {"web": "web-deployer", "docs": "docs-ci"}
 
 
@@ -38,20 +39,27 @@ def writer_tagging(principal_arn: str) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("manifest", type=Path, help='a JSON file {"manifest": {...}} (or .json.gz)')
+    parser.add_argument(
+        "manifest", help='a JSON file {"manifest": {...}} (or .json.gz); "-" reads standard input'
+    )
     parser.add_argument("--team", required=True)
     parser.add_argument("--script", required=True)
     parser.add_argument("--account", help="Cloudflare account id (default: the demo account)")
-    parser.add_argument("--name", help="object name (default: the file's name)")
+    parser.add_argument(
+        "--name", help="object name (default: the file's name; manifest.json from stdin)"
+    )
     parser.add_argument("--timeout", type=float, default=30.0, help="seconds to wait for a result")
     parser.add_argument("--as", dest="writer", help="identity in stack.json that uploads")
     args = parser.parse_args(argv)
-    if not STACK_FILE.exists():
-        print(f"{STACK_FILE} not found: start the local stack with `make run` first")
+    stack_file = local_dir() / "stack.json"
+    if not stack_file.exists():
+        print(f"{stack_file} not found: start the local stack with `make run` first")
         return 1
-    stack = json.loads(STACK_FILE.read_text())
+    stack = json.loads(stack_file.read_text())
     bucket = stack["resources"]["manifest_bucket"]
-    name = args.name or args.manifest.name
+    from_stdin = args.manifest == "-"
+    body = sys.stdin.buffer.read() if from_stdin else Path(args.manifest).read_bytes()
+    name = args.name or ("manifest.json" if from_stdin else Path(args.manifest).name)
     account = args.account or stack["demo"]["account_id"]
     key = f"incoming/{args.team}/{account}/{args.script}/{name}"
     result_key = "results/" + key.removeprefix("incoming/").removesuffix(".gz")
@@ -62,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     tagging = writer_tagging(stack["identities"][writer]["principal_arn"])
     previous = _version(s3, bucket, result_key)
-    s3.put_object(Bucket=bucket, Key=key, Body=args.manifest.read_bytes(), Tagging=tagging)
+    s3.put_object(Bucket=bucket, Key=key, Body=body, Tagging=tagging)
     print(f"put s3://{bucket}/{key}; waiting for s3://{bucket}/{result_key}", file=sys.stderr)
     deadline = time.monotonic() + args.timeout
     while time.monotonic() < deadline:

@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import ModuleType
-from typing import Any
+from typing import TYPE_CHECKING, Any, TextIO
 
 from assets_gateway.adapters.policy_history import PolicyHistory
 from assets_gateway.ports.policy_versions import PublishedPolicy
@@ -40,7 +40,11 @@ from gateway_local.demo import (
     demo_policy,
 )
 from gateway_local.http_server import BackgroundServer
+from gateway_local.request_log import RequestLog, as_function, as_manifest_function
 from gateway_local.sqs_poller import SqsPoller
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import WSGIApplication
 
 SESSION_API_APP = REPO_ROOT / "functions" / "session_api" / "app.py"
 ADMIN_API_APP = REPO_ROOT / "functions" / "admin_api" / "app.py"
@@ -83,6 +87,8 @@ class StackOptions:
     extra_environment: dict[str, str] = field(default_factory=dict)
     # The emulator's per-token limit (Cloudflare's 1,200 per 5 minutes); benches raise it.
     cloudflare_rate_limit: int = 1200
+    # Where one line per request goes (`make run`: the terminal); None writes none.
+    request_log: TextIO | None = None
 
 
 def api_routes(
@@ -170,7 +176,9 @@ class LocalStack:
         self.admin_api = load_handler_module(ADMIN_API_APP, f"admin_api_app_{id(self)}")
         template = load_template()
         self.front = ApiFront(
-            handler=ExecutionEnvironments([env.lambda_handler for env in environments]),
+            handler=ExecutionEnvironments(
+                [as_function("session-api", env.lambda_handler) for env in environments]
+            ),
             routes=[
                 *api_routes(template),
                 *api_routes(template, ADMIN_API_FUNCTION, name="admin-api"),
@@ -178,9 +186,16 @@ class LocalStack:
             identities=list(options.identities.values()),
             region=REGION,
             function_name="session-api",
-            functions={"admin-api": ExecutionEnvironments([self.admin_api.lambda_handler])},
+            functions={
+                "admin-api": ExecutionEnvironments(
+                    [as_function("admin-api", self.admin_api.lambda_handler)]
+                )
+            },
         )
-        self.front_server = BackgroundServer(self.front, options.gateway_port, name="api-front")
+        front: WSGIApplication = self.front
+        if options.request_log is not None:
+            front = RequestLog(self.front, options.request_log)
+        self.front_server = BackgroundServer(front, options.gateway_port, name="api-front")
         self.manifest_events = load_handler_module(
             MANIFEST_EVENTS_APP, f"manifest_events_app_{id(self)}"
         )
@@ -188,7 +203,13 @@ class LocalStack:
             sqs=self.aws.client("sqs", endpoint_url=self.moto.endpoint_url),
             queue_url=self.queues.manifest_url,
             queue_arn=self.queues.manifest_arn,
-            handler=self.manifest_events.lambda_handler,
+            handler=(
+                as_function("manifest-events", self.manifest_events.lambda_handler)
+                if options.request_log is None
+                else as_manifest_function(
+                    "manifest-events", self.manifest_events.lambda_handler, options.request_log
+                )
+            ),
             region=REGION,
             batch_size=MANIFEST_BATCH_SIZE,
         )

@@ -36,23 +36,16 @@ DISPATCH = (
     "/client/v4/accounts/{account_id}/workers/dispatch/namespaces/{namespace}"
     "/scripts/{script_name}/assets-upload-session"
 )
+WEB_ROLE = "arn:aws:sts::111111111111:assumed-role/web-deployer"
+# The deployer's secret holds "/" and "+"; TEMPORARY's key is an STS one (ASIA…, session token).
 DEPLOYER = LocalIdentity(
-    access_key_id="AKIADEPLOYER00000001",
-    secret_access_key="deployer/secret+key",
-    principal_arn="arn:aws:sts::111111111111:assumed-role/web-deployer/ci-session",
-    account_id="111111111111",
+    "AKIADEPLOYER00000001", "deployer/secret+key", f"{WEB_ROLE}/ci-session", "111111111111"
 )
 ALICE = LocalIdentity(
-    access_key_id="AKIAALICE00000000001",
-    secret_access_key="alice-secret",
-    principal_arn="arn:aws:iam::222222222222:user/alice",
-    account_id="222222222222",
+    "AKIAALICE00000000001", "alice-secret", "arn:aws:iam::222222222222:user/alice", "222222222222"
 )
 TEMPORARY = LocalIdentity(
-    access_key_id="ASIATEMPORARY0000001",
-    secret_access_key="temporary-secret",
-    principal_arn="arn:aws:sts::111111111111:assumed-role/web-deployer/laptop",
-    account_id="111111111111",
+    "ASIATEMPORARY0000001", "temporary-secret", f"{WEB_ROLE}/laptop", "111111111111"
 )
 SESSION_TOKEN = "FwoGZXIvYXdzEJr//////////wEaDFakeSessionToken=="
 OK_ENVELOPE = {
@@ -203,6 +196,16 @@ def assert_gateway_refusal(
     assert re.fullmatch(r"[0-9a-f-]{36}", headers["x-amzn-RequestId"])
 
 
+def assert_missing_authentication_token(api: Front, response: httpx.Response) -> None:
+    """API Gateway's answer to no signature, or no such route or method: the Lambda never ran."""
+    assert_gateway_refusal(
+        response.status_code, response.headers, response.json(),
+        code=403, message="Missing Authentication Token",
+        error_type="MissingAuthenticationTokenException",
+    )  # fmt: skip
+    assert api.handler.events == []
+
+
 SCRIPT_PATH = "/client/v4/accounts/acc1/workers/scripts/site/assets-upload-session"
 ENCODED_PATH = "/client/v4/accounts/acc1/workers/scripts/my%20site%2Bv2/assets-upload-session"
 
@@ -210,59 +213,54 @@ ENCODED_PATH = "/client/v4/accounts/acc1/workers/scripts/my%20site%2Bv2/assets-u
 # -- accepted signatures -------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("path", "query", "script_name", "expected_query"),
+@dataclass(frozen=True)
+class SignedPath:
+    """A path and query both signers must get through, and what the Lambda then receives."""
+
+    path: str
+    query: str
+    script_name: str
+    expected_query: dict[str, str] | None
+
+
+# Plain and percent-encoded script names, with no query, an encoded one and an unsorted one.
+SIGNED_PATHS = pytest.mark.parametrize(
+    "case",
     [
-        (SCRIPT_PATH, "", "site", None),
-        (SCRIPT_PATH, "?dry_run=true&b=x%20y", "site", {"dry_run": "true", "b": "x y"}),
-        (ENCODED_PATH, "", "my site+v2", None),
-        (ENCODED_PATH, "?b=2&a=1", "my site+v2", {"b": "2", "a": "1"}),
+        SignedPath(SCRIPT_PATH, "", "site", None),
+        SignedPath(SCRIPT_PATH, "?dry_run=true&b=x%20y", "site", {"dry_run": "true", "b": "x y"}),
+        SignedPath(ENCODED_PATH, "", "my site+v2", None),
+        SignedPath(ENCODED_PATH, "?b=2&a=1", "my site+v2", {"b": "2", "a": "1"}),
     ],
+    ids=["plain", "query", "encoded", "encoded-unsorted-query"],
 )
-def test_httpx_signature_accepted(
-    api: Front,
-    path: str,
-    query: str,
-    script_name: str,
-    expected_query: dict[str, str] | None,
-) -> None:
+
+
+@SIGNED_PATHS
+def test_httpx_signature_accepted(api: Front, case: SignedPath) -> None:
     with sigv4_client() as client:
         response = client.post(
-            api.gateway_url(path) + query,
+            api.gateway_url(case.path) + case.query,
             json={"manifest": {}},
             headers={"Authorization": "Bearer would-be-cloudflare-token"},
         )
     assert response.status_code == 200, response.text
     assert response.json() == OK_ENVELOPE
     event = api.handler.event
-    assert event["path"] == path
-    assert event["pathParameters"] == {"account_id": "acc1", "script_name": script_name}
-    assert event["queryStringParameters"] == expected_query
+    assert event["path"] == case.path
+    assert event["pathParameters"] == {"account_id": "acc1", "script_name": case.script_name}
+    assert event["queryStringParameters"] == case.expected_query
     assert event["headers"]["Authorization"].startswith("AWS4-HMAC-SHA256 ")
 
 
-@pytest.mark.parametrize(
-    ("path", "query", "script_name", "expected_query"),
-    [
-        (SCRIPT_PATH, "", "site", None),
-        (SCRIPT_PATH, "?dry_run=true&b=x%20y", "site", {"dry_run": "true", "b": "x y"}),
-        (ENCODED_PATH, "", "my site+v2", None),
-        (ENCODED_PATH, "?b=2&a=1", "my site+v2", {"b": "2", "a": "1"}),
-    ],
-)
-def test_curl_signature_accepted(
-    api: Front,
-    path: str,
-    query: str,
-    script_name: str,
-    expected_query: dict[str, str] | None,
-) -> None:
-    answer = curl(api.gateway_url(path) + query)
+@SIGNED_PATHS
+def test_curl_signature_accepted(api: Front, case: SignedPath) -> None:
+    answer = curl(api.gateway_url(case.path) + case.query)
     assert answer.status == 200, answer.body
     assert answer.json() == OK_ENVELOPE
     event = api.handler.event
-    assert event["pathParameters"] == {"account_id": "acc1", "script_name": script_name}
-    assert event["queryStringParameters"] == expected_query
+    assert event["pathParameters"] == {"account_id": "acc1", "script_name": case.script_name}
+    assert event["queryStringParameters"] == case.expected_query
     assert event["body"] == '{"manifest": {}}'
     assert event["requestContext"]["identity"]["userAgent"].startswith("curl/")
 
@@ -491,12 +489,7 @@ def test_proxy_result_is_translated(api: Front) -> None:
 
 def test_missing_auth(api: Front) -> None:
     response = httpx.post(api.gateway_url(SCRIPT_PATH), json={}, timeout=HTTP_TIMEOUT)
-    assert_gateway_refusal(
-        response.status_code, response.headers, response.json(),
-        code=403, message="Missing Authentication Token",
-        error_type="MissingAuthenticationTokenException",
-    )  # fmt: skip
-    assert api.handler.events == []
+    assert_missing_authentication_token(api, response)
 
 
 def test_bearer_only_is_an_incomplete_signature(api: Front) -> None:
@@ -532,13 +525,30 @@ def test_tampered_body(api: Front) -> None:
         assert client.send(original).status_code == 200
 
 
-def test_wrong_secret_httpx(api: Front) -> None:
-    wrong = LocalIdentity(DEPLOYER.access_key_id, "not-the-secret", "", "")
-    with sigv4_client(wrong) as client:
+@pytest.mark.parametrize(
+    ("signer", "message", "error_type"),
+    [
+        (
+            LocalIdentity(DEPLOYER.access_key_id, "not-the-secret", "", ""),
+            SIGNATURE_MISMATCH,
+            "InvalidSignatureException",
+        ),
+        (
+            LocalIdentity("AKIASTRANGER00000001", "whatever", "", ""),
+            UNRECOGNIZED_CLIENT,
+            "UnrecognizedClientException",
+        ),
+    ],
+    ids=["wrong-secret", "unknown-access-key"],
+)
+def test_a_wrong_secret_or_an_unknown_key_is_refused(
+    api: Front, signer: LocalIdentity, message: str, error_type: str
+) -> None:
+    with sigv4_client(signer) as client:
         response = client.post(api.gateway_url(SCRIPT_PATH), json={})
     assert_gateway_refusal(
         response.status_code, response.headers, response.json(),
-        code=403, message=SIGNATURE_MISMATCH, error_type="InvalidSignatureException",
+        code=403, message=message, error_type=error_type,
     )  # fmt: skip
     assert api.handler.events == []
 
@@ -548,16 +558,6 @@ def test_wrong_secret_curl(api: Front) -> None:
     assert answer.status == 403
     assert answer.json()["errors"] == [{"code": 10000, "message": SIGNATURE_MISMATCH}]
     assert api.handler.events == []
-
-
-def test_unknown_access_key(api: Front) -> None:
-    stranger = LocalIdentity("AKIASTRANGER00000001", "whatever", "", "")
-    with sigv4_client(stranger) as client:
-        response = client.post(api.gateway_url(SCRIPT_PATH), json={})
-    assert_gateway_refusal(
-        response.status_code, response.headers, response.json(),
-        code=403, message=UNRECOGNIZED_CLIENT, error_type="UnrecognizedClientException",
-    )  # fmt: skip
 
 
 @pytest.mark.parametrize(
@@ -595,12 +595,7 @@ def test_stale_date(api: Front, offset: timedelta, prefix: str) -> None:
 def test_unknown_route_or_method(api: Front, method: str, path: str) -> None:
     with sigv4_client() as client:
         response = client.request(method, api.gateway_url(path), content=b"{}")
-    assert_gateway_refusal(
-        response.status_code, response.headers, response.json(),
-        code=403, message="Missing Authentication Token",
-        error_type="MissingAuthenticationTokenException",
-    )  # fmt: skip
-    assert api.handler.events == []
+    assert_missing_authentication_token(api, response)
 
 
 def test_get_route_and_dispatch_route(api: Front) -> None:
