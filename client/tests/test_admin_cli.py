@@ -755,6 +755,22 @@ def test_simulate_reads_stdin_and_sends_the_period_in_utc(
     assert door.body() == {"policy": POLICY, "since": "2025-05-01T00:00:00Z"}
 
 
+def test_simulate_reads_relative_times_from_the_clock(monkeypatch: pytest.MonkeyPatch) -> None:
+    door = Door(httpx.Response(200, json=envelope({"decisions": 0, "teams": {}})))
+    monkeypatch.setattr("sys.stdin", io.StringIO(json.dumps(POLICY)))
+    assert run(door, "policy", "simulate", "-", "--since", "7d", "--until", "90m") == 0
+    assert door.body() == {
+        "policy": POLICY,
+        "since": "2025-05-25T12:00:00Z",  # NOW less 7 days
+        "until": "2025-06-01T10:30:00Z",  # NOW less 90 minutes
+    }
+
+
+def test_a_relative_time_is_no_instant_where_there_is_no_clock() -> None:
+    with pytest.raises(UsageError, match="not an ISO 8601"):
+        parse_instant("7d", "--expires")
+
+
 def test_explain_exits_1_when_the_decision_is_a_refusal(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -200,10 +200,11 @@ def _policy_rollback(ctx: _Context) -> int:
 def _policy_simulate(ctx: _Context) -> int:
     source = PolicySource.read(ctx.args.file)
     body: dict[str, Any] = {"policy": source.document}
+    now = ctx.now()
     if ctx.args.since is not None:
-        body["since"] = parse_instant(ctx.args.since, "--since")
+        body["since"] = parse_instant(ctx.args.since, "--since", now)
     if ctx.args.until is not None:
-        body["until"] = parse_instant(ctx.args.until, "--until")
+        body["until"] = parse_instant(ctx.args.until, "--until", now)
     answer = ctx.client.call(
         "POST",
         "/admin/policy:simulate",

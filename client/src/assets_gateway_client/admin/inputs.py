@@ -202,13 +202,23 @@ class PolicySource:
         return f"{self.name} line {line}" if line is not None else None
 
 
-def parse_instant(text: str, option: str) -> str:
-    """An ISO 8601 instant as the gateway wants it (UTC, `Z`); a time without zone is UTC."""
+# `90m`, `6h`, `7d`: that long before now (examples and scripts that never go stale).
+_AGO = re.compile(r"^(\d{1,6})\s*([mhd])$")
+_AGO_UNITS = {"m": timedelta(minutes=1), "h": timedelta(hours=1), "d": timedelta(days=1)}
+
+
+def parse_instant(text: str, option: str, now: datetime | None = None) -> str:
+    """An ISO 8601 instant as the gateway wants it (UTC, `Z`); a time without zone is UTC.
+    Given `now`, a duration such as `6h` or `7d` also reads as that long before `now`."""
+    ago = _AGO.match(text.strip()) if now is not None else None
+    if now is not None and ago is not None:
+        return _iso(now - int(ago[1]) * _AGO_UNITS[ago[2]])
     try:
         moment = datetime.fromisoformat(text.strip())
     except ValueError as error:
+        example = "2025-06-01T12:00:00Z" + (", or 6h, 7d: that long ago" if now else "")
         raise UsageError(
-            f"{option} {text!r} is not an ISO 8601 date and time (e.g. 2025-06-01T12:00:00Z)"
+            f"{option} {text!r} is not an ISO 8601 date and time (e.g. {example})"
         ) from error
     if moment.tzinfo is None:
         moment = moment.replace(tzinfo=UTC)

@@ -128,8 +128,12 @@ def _add_policy_parsers(
 
     text = "replay recorded decisions against a policy file: what would change, by team"
     simulate = adder.add("simulate", text, policy_file=True)
-    simulate.add_argument("--since", metavar="ISO", help="start (default: 24 hours ago)")
-    simulate.add_argument("--until", metavar="ISO", help="end (default: now; 30 days at most)")
+    simulate.add_argument(
+        "--since", metavar="WHEN", help="start: ISO 8601, or 6h, 7d ago (default: 24 hours ago)"
+    )
+    simulate.add_argument(
+        "--until", metavar="WHEN", help="end: ISO 8601, or 1h ago (default: now; 30 days at most)"
+    )
 
 
 def _add_explain_parser(adder: _Adder) -> None:
