@@ -6,6 +6,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 RUN_STAMP := $(VENV)/.installed-run
+NODE_STAMP := node_modules/.installed
 
 # Prefer the Lambda runtime's Python (3.13) when this machine has it, else any 3.11+.
 PYTHON_FOR_VENV ?= $(shell for p in python3.13 $$HOME/.pyenv/versions/3.13*/bin/python3.13 python3.12 python3.11 python3; do \
@@ -42,7 +43,13 @@ $(STAMP): $(RUN_STAMP)
 run: $(RUN_STAMP)
 	$(BIN)/python -m gateway_local
 
-test: lint typecheck template-check
+# The tests also run the real wrangler CLI (pinned in package-lock.json, with the Node.js 22 it
+# needs from the same registry): `make test` installs it once; `make run` never needs Node.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund
+	@touch $(NODE_STAMP)
+
+test: lint typecheck template-check $(NODE_STAMP)
 	$(BIN)/python -m pytest -q
 
 lint: $(STAMP)
@@ -66,7 +73,7 @@ unit: $(STAMP)
 integration: $(STAMP)
 	$(BIN)/python -m pytest -q tests/integration
 
-e2e: $(STAMP)
+e2e: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q tests/e2e
 
 bench: $(STAMP)
@@ -85,4 +92,4 @@ build: $(STAMP)
 	PATH="$(dir $(PYTHON_FOR_VENV)):$$PATH" $(BIN)/sam build
 
 clean:
-	rm -rf $(VENV) .local .aws-sam .mypy_cache .ruff_cache .pytest_cache
+	rm -rf $(VENV) node_modules .local .aws-sam .mypy_cache .ruff_cache .pytest_cache
