@@ -62,10 +62,20 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, NoReturn
 
 from werkzeug.exceptions import HTTPException, MethodNotAllowed
-from werkzeug.http import parse_options_header
 from werkzeug.routing import Map, Rule
-from werkzeug.sansio.multipart import Data, Epilogue, Field, File, MultipartDecoder
 from werkzeug.wrappers import Request, Response
+
+from gateway_local.emulator_wire import (
+    NOT_MULTIPART,
+    ApiError,
+    Part,
+    error_response,
+    json_pointer,
+    json_response,
+    parse_multipart,
+    success_response,
+)
+from gateway_local.emulator_workers import ScriptKey, WorkersCode, WorkersState
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -107,6 +117,7 @@ class _Code:
     INVALID_AUTH_FORMAT = 6111
     INVALID_TOKEN = 9109
     AUTHENTICATION = 10000
+    INVALID_API_TOKEN = 1000  # GET /user/tokens/verify with a token that is not one
     NO_ROUTE = 7000
     METHOD_NOT_ALLOWED = 7001
     CANNOT_ROUTE = 7003
@@ -119,7 +130,7 @@ class _Code:
     PATH_WITHOUT_SLASH = 10304
     INVALID_ENTRY = 10305
     BASE64_REQUIRED = 10310
-    NOT_MULTIPART = 10311
+    NOT_MULTIPART = NOT_MULTIPART
     HASH_NOT_IN_SESSION = 10312
     INVALID_BASE64 = 10313
     NO_FILES = 10314
@@ -246,66 +257,6 @@ def decode_jwt(token: str, secret: bytes) -> dict[str, Any]:
     return claims
 
 
-# ----------------------------------------------------------------------------- errors
-
-
-class _ApiError(Exception):
-    """A refusal, answered as Cloudflare's error envelope."""
-
-    def __init__(
-        self,
-        status: int,
-        code: int,
-        message: str,
-        *,
-        pointer: str | None = None,
-        chain: Iterable[tuple[int, str]] = (),
-        headers: Mapping[str, str] | None = None,
-    ) -> None:
-        super().__init__(message)
-        self.status = status
-        self.code = code
-        self.message = message
-        self.pointer = pointer
-        self.chain = tuple(chain)
-        self.headers = dict(headers or {})
-
-    def error_object(self) -> dict[str, object]:
-        error: dict[str, object] = {"code": self.code, "message": self.message}
-        if self.pointer is not None:
-            error["source"] = {"pointer": self.pointer}
-        if self.chain:
-            error["error_chain"] = [{"code": code, "message": text} for code, text in self.chain]
-        return error
-
-    def response(self) -> Response:
-        return _error_response(self.status, [self.error_object()], self.headers)
-
-
-def _json_response(
-    status: int, payload: object, headers: Mapping[str, str] | None = None
-) -> Response:
-    return Response(
-        json.dumps(payload), status=status, headers=dict(headers or {}), mimetype="application/json"
-    )
-
-
-def _success_response(status: int, result: object) -> Response:
-    return _json_response(status, {"success": True, "errors": [], "messages": [], "result": result})
-
-
-def _error_response(
-    status: int, errors: list[dict[str, object]], headers: Mapping[str, str] | None = None
-) -> Response:
-    envelope = {"success": False, "errors": errors, "messages": [], "result": None}
-    return _json_response(status, envelope, headers)
-
-
-def _json_pointer(*tokens: str) -> str:
-    """RFC 6901: manifest keys contain '/', so `/index.html` becomes `~1index.html`."""
-    return "".join("/" + token.replace("~", "~0").replace("/", "~1") for token in tokens)
-
-
 def _cf_ray() -> str:
     return f"{secrets.token_hex(8)}-{_COLO}"
 
@@ -318,19 +269,19 @@ def _parse_manifest(body: bytes) -> dict[str, tuple[str, int]]:
     try:
         payload = json.loads(body)
     except ValueError as error:
-        raise _ApiError(400, _Code.BAD_BODY, "Request body is not valid JSON") from error
+        raise ApiError(400, _Code.BAD_BODY, "Request body is not valid JSON") from error
     if not isinstance(payload, dict):
-        raise _ApiError(400, _Code.BAD_BODY, "Request body must be a JSON object", pointer="/")
+        raise ApiError(400, _Code.BAD_BODY, "Request body must be a JSON object", pointer="/")
     manifest = payload.get("manifest")
     if not isinstance(manifest, dict):
-        raise _ApiError(
+        raise ApiError(
             400,
             _Code.BAD_BODY,
             "manifest must be an object of path: {hash, size}",
             pointer="/manifest",
         )
     if len(manifest) > MAX_MANIFEST_ENTRIES:
-        raise _ApiError(
+        raise ApiError(
             413,
             _Code.MANIFEST_TOO_LARGE,
             f"manifest has {len(manifest)} entries; at most {MAX_MANIFEST_ENTRIES} are allowed",
@@ -341,90 +292,58 @@ def _parse_manifest(body: bytes) -> dict[str, tuple[str, int]]:
 
 def _parse_manifest_entry(path: str, entry: object) -> tuple[str, int]:
     if not path.startswith("/"):
-        raise _ApiError(
+        raise ApiError(
             400,
             _Code.PATH_WITHOUT_SLASH,
             f"Manifest path {path!r} must begin with a '/'",
-            pointer=_json_pointer("manifest", path),
+            pointer=json_pointer("manifest", path),
         )
     if not isinstance(entry, dict):
-        raise _ApiError(
+        raise ApiError(
             400,
             _Code.INVALID_ENTRY,
             "manifest entry must be an object {hash, size}",
-            pointer=_json_pointer("manifest", path),
+            pointer=json_pointer("manifest", path),
         )
     file_hash = entry.get("hash")
     if not isinstance(file_hash, str) or _HASH_RE.fullmatch(file_hash) is None:
-        raise _ApiError(
+        raise ApiError(
             400,
             _Code.INVALID_HASH,
             "hash must be 1 to 32 hexadecimal characters",
-            pointer=_json_pointer("manifest", path, "hash"),
+            pointer=json_pointer("manifest", path, "hash"),
         )
     size = entry.get("size")
     # bool is an int in Python, never in JSON's sense of a size
     if not isinstance(size, int) or isinstance(size, bool) or not 0 <= size <= MAX_FILE_BYTES:
-        raise _ApiError(
+        raise ApiError(
             400,
             _Code.INVALID_SIZE,
             f"size must be an integer from 0 to {MAX_FILE_BYTES} bytes",
-            pointer=_json_pointer("manifest", path, "size"),
+            pointer=json_pointer("manifest", path, "size"),
         )
     return file_hash, size
 
 
-@dataclass
-class _Part:
-    name: str
-    content_type: str | None
-    chunks: list[bytes] = field(default_factory=list)
-
-
-def _parse_multipart(content_type: str | None, body: bytes) -> list[_Part]:
-    mimetype, options = parse_options_header(content_type or "")
-    boundary = options.get("boundary")
-    if mimetype != "multipart/form-data" or not boundary:
-        raise _ApiError(400, _Code.NOT_MULTIPART, "Request body must be multipart/form-data")
-    decoder = MultipartDecoder(boundary.encode("latin-1"))
-    decoder.receive_data(body)
-    decoder.receive_data(None)
-    parts: list[_Part] = []
-    current: _Part | None = None
-    try:
-        while True:
-            event = decoder.next_event()
-            if isinstance(event, (Field, File)):
-                current = _Part(event.name, event.headers.get("content-type"))
-            elif isinstance(event, Data) and current is not None:
-                current.chunks.append(event.data)
-                if not event.more_data:
-                    parts.append(current)
-            elif isinstance(event, Epilogue):
-                return parts
-    except ValueError as error:
-        raise _ApiError(400, _Code.NOT_MULTIPART, "Malformed multipart/form-data body") from error
-
-
-def _decode_base64_file(part: _Part) -> bytes:
+def _decode_base64_file(part: Part) -> bytes:
     try:
         return base64.b64decode(b"".join(part.chunks).strip(), validate=True)
     except binascii.Error as error:
-        raise _ApiError(
+        raise ApiError(
             400,
             _Code.INVALID_BASE64,
             f"Part {part.name!r} is not valid base64",
-            pointer=_json_pointer(part.name),
+            pointer=json_pointer(part.name),
         ) from error
 
 
 def _check_file_size(file_hash: str, content: bytes) -> None:
     if len(content) > MAX_FILE_BYTES:
-        raise _ApiError(
+        raise ApiError(
             413,
             _Code.INVALID_SIZE,
             f"File {file_hash} is {len(content)} bytes; at most {MAX_FILE_BYTES} are allowed",
-            pointer=_json_pointer(file_hash),
+            pointer=json_pointer(file_hash),
         )
 
 
@@ -438,6 +357,7 @@ class _Session:
     script_name: str
     namespace: str | None
     hashes: frozenset[str]  # every distinct hash of the manifest
+    manifest: Mapping[str, tuple[str, int]]  # path -> (hash, size), bound to its completion JWT
     expires_at: float  # when its JWTs expire: past it the session is of no use to anyone
 
 
@@ -489,7 +409,7 @@ def _fault_response(fault: Fault) -> Response | None:
             if fault.status == 429
             else f"{_status_phrase(fault.status)} (injected fault)"
         )
-        return _error_response(fault.status, [{"code": code, "message": message}], fault.headers)
+        return error_response(fault.status, [{"code": code, "message": message}], fault.headers)
     else:
         return None
     return Response(
@@ -597,6 +517,18 @@ def _reset_socket(connection: socket.socket) -> None:
         tcp.close()
 
 
+def _manifest_digest(manifest: Mapping[str, tuple[str, int]]) -> str:
+    canonical = json.dumps(sorted((path, h, size) for path, (h, size) in manifest.items()))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def _json_body(body: bytes) -> object:
+    try:
+        return json.loads(body)
+    except ValueError as error:
+        raise ApiError(400, _Code.BAD_BODY, "Request body is not valid JSON") from error
+
+
 def busiest_window(arrivals: Iterable[float], window_s: float) -> int:
     """The most arrivals any closed interval of `window_s` holds, wherever it starts: what
     Cloudflare's "N requests in any 5 minutes" is measured against. Linear after the sort."""
@@ -611,30 +543,43 @@ def busiest_window(arrivals: Iterable[float], window_s: float) -> int:
 
 # ----------------------------------------------------------------------------- the emulator
 
+_ACCOUNT = f"{API_PREFIX}/accounts/<account_id>/workers"
+_SCRIPT = f"{_ACCOUNT}/scripts/<script_name>"
+_DISPATCH_SCRIPT = f"{_ACCOUNT}/dispatch/namespaces/<namespace>/scripts/<script_name>"
+# (path under a script, method, endpoint): served for account scripts and, where Workers for
+# Platforms has the same route, for dispatch namespace scripts.
+_SCRIPT_ROUTES = (
+    ("/assets-upload-session", "POST", "create_session", True),
+    ("", "PUT", "upload_script", True),
+    ("/settings", "GET", "settings", True),
+    ("/deployments", "GET", "deployments", False),
+    ("/deployments", "POST", "deploy", False),
+    ("/versions", "GET", "versions", False),
+    ("/versions", "POST", "upload_version", False),
+    ("/versions/<version_id>", "GET", "version", False),
+    ("/script-settings", "PATCH", "script_settings", False),
+    ("/subdomain", "GET", "subdomain", False),
+    ("/subdomain", "POST", "set_subdomain", False),
+)
+
 _API_ROUTES = Map(
     [
-        Rule(
-            f"{API_PREFIX}/accounts/<account_id>/workers/scripts/<script_name>"
-            "/assets-upload-session",
-            endpoint="create_session",
-            methods=["POST"],
+        *(
+            Rule(f"{_SCRIPT}{suffix}", endpoint=endpoint, methods=[method])
+            for suffix, method, endpoint, _twin in _SCRIPT_ROUTES
         ),
-        Rule(
-            f"{API_PREFIX}/accounts/<account_id>/workers/dispatch/namespaces/<namespace>"
-            "/scripts/<script_name>/assets-upload-session",
-            endpoint="create_session",
-            methods=["POST"],
+        *(
+            Rule(f"{_DISPATCH_SCRIPT}{suffix}", endpoint=endpoint, methods=[method])
+            for suffix, method, endpoint, twin in _SCRIPT_ROUTES
+            if twin
         ),
-        Rule(
-            f"{API_PREFIX}/accounts/<account_id>/workers/assets/upload",
-            endpoint="upload_bucket",
-            methods=["POST"],
-        ),
-        Rule(
-            f"{API_PREFIX}/accounts/<account_id>/workers/assets/upload/<file_hash>",
-            endpoint="upload_single",
-            methods=["POST"],
-        ),
+        Rule(f"{_ACCOUNT}/services/<script_name>", endpoint="service", methods=["GET"]),
+        Rule(_DISPATCH_SCRIPT, endpoint="service", methods=["GET"]),
+        Rule(f"{_ACCOUNT}/workers/<script_name>", endpoint="worker", methods=["GET"]),
+        Rule(f"{_ACCOUNT}/subdomain", endpoint="account_subdomain", methods=["GET"]),
+        Rule(f"{_ACCOUNT}/assets/upload", endpoint="upload_bucket", methods=["POST"]),
+        Rule(f"{_ACCOUNT}/assets/upload/<file_hash>", endpoint="upload_single", methods=["POST"]),
+        Rule(f"{API_PREFIX}/user/tokens/verify", endpoint="verify_token", methods=["GET"]),
     ],
     merge_slashes=False,  # a doubled slash is a routing failure at Cloudflare, not a redirect
 )
@@ -663,6 +608,7 @@ class CloudflareEmulator:
         rate_window_s: int = 300,
         block_s: int = 300,
         single_asset_uploads: bool = False,
+        workers_subdomain: str | None = "emulator",
         max_recorded_calls: int = MAX_RECORDED_CALLS,
         max_recorded_bytes: int = MAX_RECORDED_BYTES,
         max_sessions: int = MAX_SESSIONS,
@@ -692,6 +638,11 @@ class CloudflareEmulator:
         self._sessions: dict[str, _Session] = {}
         self._faults: list[tuple[Fault, int]] = []  # (fault, uses left), first match wins
         self._budgets: dict[str, _TokenBudget] = {}
+        # Sessions whose completion JWT a script upload has redeemed (each at most once).
+        self._redeemed: set[str] = set()
+        self.workers = WorkersState(
+            clock=clock, redeem_assets=self._redeem_assets, account_subdomain=workers_subdomain
+        )
         # How many 429s the rate limit itself (not an injected fault) answered.
         self.limited = 0
 
@@ -758,7 +709,9 @@ class CloudflareEmulator:
             self._sessions.clear()
             self._faults.clear()
             self._budgets.clear()
+            self._redeemed.clear()
             self.limited = 0
+        self.workers.reset()
 
     def verify_token(self, token: str) -> dict[str, Any]:
         """The claims of a JWT this emulator issued, if its signature holds and it is current."""
@@ -843,7 +796,7 @@ class CloudflareEmulator:
             endpoint, args = adapter.match()
         except MethodNotAllowed as error:
             allowed = ", ".join(error.valid_methods or [])
-            return _error_response(
+            return error_response(
                 405,
                 [{"code": _Code.METHOD_NOT_ALLOWED, "message": "Method not allowed"}],
                 {"Allow": allowed},
@@ -851,12 +804,14 @@ class CloudflareEmulator:
         except HTTPException:
             return self._no_route(request.path)
         try:
-            if endpoint == "create_session":
-                return self._create_session(request, body, **args)
             if endpoint == "upload_bucket":
                 return self._upload_bucket(request, body, **args)
-            return self._upload_single(request, body, **args)
-        except _ApiError as error:
+            if endpoint == "upload_single":
+                return self._upload_single(request, body, **args)
+            if endpoint == "verify_token":
+                return self._verify_api_token(request)
+            return self._with_api_token(request, args["account_id"], endpoint, body, args)
+        except ApiError as error:
             return error.response()
 
     @staticmethod
@@ -867,7 +822,7 @@ class CloudflareEmulator:
             {"code": _Code.CANNOT_ROUTE, "message": message},
             {"code": _Code.NO_ROUTE, "message": "No route for that URI"},
         ]
-        return _error_response(404, errors)
+        return error_response(404, errors)
 
     # ------------------------------------------------------------------ authentication
 
@@ -875,12 +830,12 @@ class CloudflareEmulator:
     def _bearer(request: Request) -> str:
         header = request.headers.get("Authorization")
         if header is None:
-            raise _ApiError(
+            raise ApiError(
                 400, _Code.MISSING_AUTH, "Missing X-Auth-Key, X-Auth-Email or Authorization headers"
             )
         scheme, _, credential = header.strip().partition(" ")
         if scheme.lower() != "bearer" or not credential.strip():
-            raise _ApiError(
+            raise ApiError(
                 400,
                 _Code.INVALID_HEADERS,
                 "Invalid request headers",
@@ -891,7 +846,7 @@ class CloudflareEmulator:
     def _api_token(self, request: Request) -> str:
         token = self._bearer(request)
         if token not in self._tokens:  # replaced whole by roll_token: a read needs no lock
-            raise _ApiError(400, _Code.INVALID_TOKEN, "Invalid access token")
+            raise ApiError(400, _Code.INVALID_TOKEN, "Invalid access token")
         return token
 
     def _admit(self, token: str) -> _Admission:
@@ -934,46 +889,131 @@ class CloudflareEmulator:
         try:
             claims = self.verify_token(jwt)
         except InvalidTokenError as error:
-            raise _ApiError(401, _Code.AUTHENTICATION, f"Authentication error: {error}") from error
+            raise ApiError(401, _Code.AUTHENTICATION, f"Authentication error: {error}") from error
         if claims.get("purpose") != "upload":
-            raise _ApiError(401, _Code.AUTHENTICATION, "Authentication error: not an upload token")
+            raise ApiError(401, _Code.AUTHENTICATION, "Authentication error: not an upload token")
         if claims.get("account_id") != account_id:
-            raise _ApiError(
+            raise ApiError(
                 401, _Code.AUTHENTICATION, "Authentication error: token is for another account"
             )
         with self._lock:
             session = self._sessions.get(str(claims.get("session_id")))
         if session is None:
-            raise _ApiError(401, _Code.AUTHENTICATION, "Authentication error: unknown session")
+            raise ApiError(401, _Code.AUTHENTICATION, "Authentication error: unknown session")
         return session
 
     # ------------------------------------------------------------------ endpoints
 
-    def _create_session(
-        self,
-        request: Request,
-        body: bytes,
-        account_id: str,
-        script_name: str,
-        namespace: str | None = None,
+    def _with_api_token(
+        self, request: Request, account_id: str, endpoint: str, body: bytes, args: Mapping[str, str]
     ) -> Response:
+        """Every route that spends the org's API token: checked, counted against its budget, then
+        answered by the endpoint, with the rate-limit headers on whatever it answers."""
         token = self._api_token(request)
         admission = self._admit(token)
         try:
             if not admission.admitted:
-                raise _ApiError(
+                raise ApiError(
                     429,
                     _Code.RATE_LIMITED,
                     "Please wait and consider throttling your request speed",
                 )
             if account_id not in self._tokens[token]:
-                raise _ApiError(403, _Code.AUTHENTICATION, "Authentication error")
-            manifest = _parse_manifest(body)
-            response = self._open_session(account_id, script_name, namespace, manifest)
-        except _ApiError as error:
+                raise ApiError(403, _Code.AUTHENTICATION, "Authentication error")
+            response = self._token_route(request, endpoint, body, args)
+        except ApiError as error:
             response = error.response()
         response.headers.update(admission.headers())
         return response
+
+    def _token_route(
+        self, request: Request, endpoint: str, body: bytes, args: Mapping[str, str]
+    ) -> Response:
+        if endpoint == "create_session":
+            manifest = _parse_manifest(body)
+            return self._open_session(
+                args["account_id"], args["script_name"], args.get("namespace"), manifest
+            )
+        if endpoint == "account_subdomain":
+            return success_response(200, self.workers.account_subdomain(args["account_id"]))
+        key = ScriptKey(args["account_id"], args["script_name"], args.get("namespace"))
+        workers = self.workers
+        source = "wrangler" if "wrangler" in request.headers.get("User-Agent", "") else "api"
+        strict = request.args.get("bindings_inherit") == "strict"
+        readers: dict[str, Callable[[ScriptKey], object]] = {
+            "service": workers.service,
+            "deployments": workers.deployments,
+            "versions": workers.versions,
+            "settings": workers.settings,
+            "subdomain": workers.subdomain,
+            "worker": workers.worker,
+        }
+        if endpoint in readers:
+            return success_response(200, readers[endpoint](key))
+        if endpoint == "version":
+            return success_response(200, workers.version(key, args["version_id"]))
+        if endpoint in ("upload_script", "upload_version"):
+            parts = parse_multipart(request.headers.get("Content-Type"), body)
+            upload = (
+                workers.upload_version if endpoint == "upload_version" else workers.upload_script
+            )
+            return success_response(200, upload(key, parts, strict_inherit=strict, source=source))
+        payload = _json_body(body)
+        if endpoint == "deploy":
+            return success_response(200, workers.deploy(key, payload, source=source))
+        if endpoint == "script_settings":
+            return success_response(200, workers.patch_script_settings(key, payload))
+        return success_response(200, workers.set_subdomain(key, payload))
+
+    def _verify_api_token(self, request: Request) -> Response:
+        """`GET /user/tokens/verify`: what wrangler asks after a 10000, to tell a bad token."""
+        token = self._bearer(request)
+        if token not in self._tokens:
+            raise ApiError(401, _Code.INVALID_API_TOKEN, "Invalid API Token")
+        token_id = hashlib.sha256(token.encode()).hexdigest()[:32]
+        return success_response(
+            200,
+            {"id": token_id, "status": "active"},
+        )
+
+    def _redeem_assets(self, jwt: str, key: ScriptKey) -> Mapping[str, tuple[str, int]]:
+        """The manifest of the session a completion JWT closed, spending that JWT: it must be
+        genuine, current, a completion token, for this account, script and namespace, and not
+        redeemed before; its manifest must be the one it was issued for."""
+        try:
+            claims = self.verify_token(jwt)
+        except InvalidTokenError as error:
+            raise ApiError(
+                401, _Code.AUTHENTICATION, f"Authentication error: assets.jwt: {error}"
+            ) from error
+        expected = {
+            "purpose": "completion",
+            "account_id": key.account_id,
+            "script_name": key.name,
+            "namespace": key.namespace,
+        }
+        for claim, value in expected.items():
+            if claims.get(claim) != value:
+                raise ApiError(
+                    401,
+                    _Code.AUTHENTICATION,
+                    f"Authentication error: assets.jwt is not valid here ({claim})",
+                )
+        session_id = str(claims.get("session_id"))
+        with self._lock:
+            session = self._sessions.get(session_id)
+            if session is None or claims.get("manifest") != _manifest_digest(session.manifest):
+                raise ApiError(
+                    401, _Code.AUTHENTICATION, "Authentication error: assets.jwt: unknown session"
+                )
+            if session_id in self._redeemed:
+                raise ApiError(
+                    400,
+                    WorkersCode.ASSETS_TOKEN_USED,
+                    "assets.jwt has already been used: start a new upload session",
+                )
+            self._redeemed.add(session_id)
+            return session.manifest
 
     def _open_session(
         self,
@@ -990,6 +1030,7 @@ class CloudflareEmulator:
             script_name=script_name,
             namespace=namespace,
             hashes=frozenset(hashes),
+            manifest=dict(manifest),
             expires_at=int(now) + TOKEN_LIFETIME_S,
         )
         with self._lock:
@@ -1007,7 +1048,7 @@ class CloudflareEmulator:
             if missing
             else self._completion_token(session)
         )
-        return _success_response(200, {"jwt": jwt, "buckets": buckets})
+        return success_response(200, {"jwt": jwt, "buckets": buckets})
 
     def _forget_expired_sessions(self, now: float) -> None:
         """Make room for one more session (the lock is held): sessions whose JWTs expired can
@@ -1022,12 +1063,12 @@ class CloudflareEmulator:
     def _upload_bucket(self, request: Request, body: bytes, account_id: str) -> Response:
         session = self._upload_session(request, account_id)
         if request.args.get("base64") != "true":
-            raise _ApiError(
+            raise ApiError(
                 400, _Code.BASE64_REQUIRED, "Only base64 uploads are supported: add ?base64=true"
             )
-        parts = _parse_multipart(request.headers.get("Content-Type"), body)
+        parts = parse_multipart(request.headers.get("Content-Type"), body)
         if not parts:
-            raise _ApiError(400, _Code.NO_FILES, "The upload holds no files")
+            raise ApiError(400, _Code.NO_FILES, "The upload holds no files")
         files: dict[str, StoredAsset] = {}
         for part in parts:  # validate every part before storing any: a refusal stores nothing
             self._check_in_session(session, part.name)
@@ -1047,11 +1088,11 @@ class CloudflareEmulator:
     @staticmethod
     def _check_in_session(session: _Session, file_hash: str) -> None:
         if file_hash not in session.hashes:
-            raise _ApiError(
+            raise ApiError(
                 400,
                 _Code.HASH_NOT_IN_SESSION,
                 f"{file_hash!r} is not a hash of this upload session's manifest",
-                pointer=_json_pointer(file_hash),
+                pointer=json_pointer(file_hash),
             )
 
     def _store(self, session: _Session, files: Mapping[str, StoredAsset]) -> Response:
@@ -1061,8 +1102,8 @@ class CloudflareEmulator:
             stored.update(files)
             complete = session.hashes <= stored.keys()
         if not complete:
-            return _success_response(202, {"jwt": None})
-        return _success_response(201, {"jwt": self._completion_token(session)})
+            return success_response(202, {"jwt": None})
+        return success_response(201, {"jwt": self._completion_token(session)})
 
     # ------------------------------------------------------------------ tokens
 
@@ -1097,7 +1138,9 @@ class CloudflareEmulator:
         return encode_jwt(claims, self._secret)
 
     def _completion_token(self, session: _Session) -> str:
-        return encode_jwt(self._session_claims(session, "completion"), self._secret)
+        claims = self._session_claims(session, "completion")
+        claims["manifest"] = _manifest_digest(session.manifest)  # bound to what was registered
+        return encode_jwt(claims, self._secret)
 
     # ------------------------------------------------------------------ control over HTTP
 
@@ -1106,20 +1149,20 @@ class CloudflareEmulator:
         try:
             endpoint, _args = adapter.match()
         except MethodNotAllowed:
-            return _error_response(
+            return error_response(
                 405, [{"code": _Code.METHOD_NOT_ALLOWED, "message": "Method not allowed"}]
             )
         except HTTPException:
             return self._no_route(request.path)
         if endpoint == "calls":
-            return _json_response(200, [call.to_public_json() for call in self.calls])
+            return json_response(200, [call.to_public_json() for call in self.calls])
         if endpoint == "reset":
             self.reset()
-            return _success_response(200, None)
+            return success_response(200, None)
         try:
             fault = _fault_from_json(json.loads(request.get_data()))
         except ValueError as error:
-            return _ApiError(400, _Code.BAD_BODY, f"Invalid fault: {error}").response()
+            return ApiError(400, _Code.BAD_BODY, f"Invalid fault: {error}").response()
         self.inject_fault(fault)
         public = {**asdict(fault), "body": None if fault.body is None else fault.body.decode()}
-        return _success_response(201, public)
+        return success_response(201, public)
