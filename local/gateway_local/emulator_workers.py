@@ -510,6 +510,8 @@ class WorkersState:
     # ------------------------------------------------------------------ writes
 
     def patch_script_settings(self, key: ScriptKey, body: object) -> dict[str, Any]:
+        with self._lock:
+            self._existing(key)  # the path is resolved before the body is read
         if not isinstance(body, dict):
             raise ApiError(400, WorkersCode.INVALID_SETTINGS, "Settings must be a JSON object")
         checks = {
@@ -537,6 +539,8 @@ class WorkersState:
     def set_subdomain(self, key: ScriptKey, body: object) -> dict[str, Any]:
         """`POST .../subdomain`: `previews_enabled` left out keeps its value (wrangler leaves it
         out unless the config sets `preview_urls`)."""
+        with self._lock:
+            self._existing(key)  # the path is resolved before the body is read
         fields = body if isinstance(body, dict) else {}
         enabled, previews = fields.get("enabled"), fields.get("previews_enabled")
         if not isinstance(enabled, bool) or not isinstance(previews, (bool, type(None))):
@@ -580,6 +584,8 @@ class WorkersState:
         self, key: ScriptKey, parts: Sequence[Part], *, strict_inherit: bool, source: str
     ) -> dict[str, Any]:
         """`POST /workers/scripts/{s}/versions`: a new version of an existing Worker, undeployed."""
+        with self._lock:
+            self._existing(key)  # the path is resolved before the body is read
         metadata = parse_upload_metadata(parts, self._today())
         with self._lock:
             script = self._existing(key)
@@ -595,6 +601,8 @@ class WorkersState:
 
     def deploy(self, key: ScriptKey, body: object, *, source: str) -> dict[str, Any]:
         """`POST /workers/scripts/{s}/deployments`: route traffic to up to two versions."""
+        with self._lock:
+            self._existing(key)  # the path is resolved before the body is read
         split, message = _parse_deployment(body)
         with self._lock:
             script = self._existing(key)

@@ -3,169 +3,38 @@
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 import re
 import time
-from collections.abc import Callable, Iterable, Iterator, Mapping
-from contextlib import ExitStack
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
+from cloudflare_stack import (
+    ACCOUNT,
+    OTHER_ACCOUNT,
+    OTHER_TOKEN,
+    START,
+    TOKEN,
+    Serve,
+    Stack,
+    create_session,
+    error_codes,
+    file_hash,
+    jwt_claims,
+    manifest_of,
+    session_path,
+    upload_bucket,
+)
 
 from gateway_local.cloudflare_emulator import (
     MAX_FILE_BYTES,
     TOKEN_LIFETIME_S,
-    CloudflareEmulator,
     Fault,
     InvalidTokenError,
     decode_jwt,
     encode_jwt,
 )
-from gateway_local.http_server import BackgroundServer
 from helpers import HTTP_TIMEOUT
-
-if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
-
-ACCOUNT = "acc0000000000000000000000000000a"
-OTHER_ACCOUNT = "acc0000000000000000000000000000b"
-TOKEN = "org-token-secret-value"
-OTHER_TOKEN = "other-token-value"
-START = 1_800_000_000.0
-
-
-class FakeClock:
-    def __init__(self) -> None:
-        self.now = START
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
-
-
-@dataclass
-class Stack:
-    emulator: CloudflareEmulator
-    server: BackgroundServer
-    client: httpx.Client
-    clock: FakeClock
-
-
-Serve = Callable[..., Stack]
-
-
-class AppSlot:
-    """The WSGI app of the shared server: whichever emulator the running test plugged in."""
-
-    def __init__(self) -> None:
-        self.app: CloudflareEmulator | None = None
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        assert self.app is not None, "no emulator plugged in"
-        return self.app(environ, start_response)
-
-
-@pytest.fixture(scope="module")
-def shared_server() -> Iterator[tuple[AppSlot, BackgroundServer]]:
-    # One server for the module: stopping a werkzeug server waits out its 0.5 s poll.
-    slot = AppSlot()
-    with BackgroundServer(slot, name="cloudflare") as server:
-        yield slot, server
-
-
-@pytest.fixture
-def serve(shared_server: tuple[AppSlot, BackgroundServer]) -> Iterator[Serve]:
-    """Plug a fresh emulator (with the given constructor options) into the loopback server."""
-    slot, server = shared_server
-    with ExitStack() as stack:
-
-        def start(**options: Any) -> Stack:
-            clock = FakeClock()
-            options.setdefault("tokens", {TOKEN: [ACCOUNT], OTHER_TOKEN: [OTHER_ACCOUNT]})
-            emulator = CloudflareEmulator(clock=clock, **options)
-            slot.app = emulator
-            client = stack.enter_context(
-                httpx.Client(base_url=f"{server.url}/client/v4", timeout=HTTP_TIMEOUT)
-            )
-            return Stack(emulator, server, client, clock)
-
-        yield start
-        slot.app = None
-
-
-@pytest.fixture
-def cf(serve: Serve) -> Stack:
-    return serve()
-
-
-# ----------------------------------------------------------------------------- helpers
-
-
-def file_hash(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()[:32]
-
-
-def manifest_of(files: Mapping[str, bytes]) -> dict[str, dict[str, object]]:
-    return {path: {"hash": file_hash(data), "size": len(data)} for path, data in files.items()}
-
-
-def session_path(account: str = ACCOUNT, script: str = "site") -> str:
-    return f"/accounts/{account}/workers/scripts/{script}/assets-upload-session"
-
-
-def create_session(
-    cf: Stack,
-    manifest: object,
-    *,
-    token: str | None = TOKEN,
-    account: str = ACCOUNT,
-    path: str | None = None,
-) -> httpx.Response:
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    return cf.client.post(
-        path or session_path(account), json={"manifest": manifest}, headers=headers
-    )
-
-
-def upload_bucket(
-    cf: Stack,
-    jwt: str,
-    files: Mapping[str, bytes],
-    *,
-    account: str = ACCOUNT,
-    content_type: str = "application/null",
-    params: Mapping[str, str] | None = None,
-) -> httpx.Response:
-    """One multipart request, a part per file named by its hash, holding its base64."""
-    parts = {name: (name, base64.b64encode(data), content_type) for name, data in files.items()}
-    return cf.client.post(
-        f"/accounts/{account}/workers/assets/upload",
-        params={"base64": "true"} if params is None else params,
-        files=parts,
-        headers={"Authorization": f"Bearer {jwt}"},
-    )
-
-
-def jwt_claims(jwt: str) -> dict[str, Any]:
-    payload = jwt.split(".")[1]
-    claims: dict[str, Any] = json.loads(
-        base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
-    )
-    return claims
-
-
-def error_codes(response: httpx.Response) -> list[int]:
-    body = response.json()
-    assert body["success"] is False
-    assert body["result"] is None
-    assert response.headers["content-type"] == "application/json"
-    return [error["code"] for error in body["errors"]]
-
 
 SITE = {f"/page-{index}.html": f"<p>page {index}</p>".encode() for index in range(23)}
 
