@@ -301,7 +301,7 @@ def test_metadata_part_that_is_not_json_and_a_body_that_is_not_multipart(cf: Sta
 
 
 def test_every_binding_shape_is_accepted_and_secrets_are_never_shown_back(cf: Stack) -> None:
-    bindings = [
+    bindings: list[dict[str, Any]] = [
         {"name": "TEXT", "type": "plain_text", "text": "hello"},
         {"name": "SECRET", "type": "secret_text", "text": "s3cr3t-value"},
         {"name": "CONF", "type": "json", "json": [1, 2]},
