@@ -15,6 +15,16 @@ Mirrored (everything under the `/client/v4` prefix):
   named by its hash, holding its base64) and the single-asset path `.../upload/{hash}` (raw
   body), both authorised by the session JWT: 202 while files are missing, 201 with the
   completion JWT once every file of the session is stored.
+- The deploy flow of wrangler 4.x (`deploy`, `versions upload`, `versions deploy`, `rollback`;
+  state and validation in `emulator_workers`): `GET /workers/services/{s}` (10007 for an unknown
+  Worker), `GET /workers/workers/{s}`, `GET /workers/scripts/{s}/deployments|settings|versions|
+  versions/{id}|subdomain`, `PUT /workers/scripts/{s}` and `POST .../versions` (multipart, the
+  metadata validated; `assets.jwt` redeemed: a completion JWT bound to account, script, namespace
+  and manifest, once, within its hour, binding that manifest to the new version), `POST
+  .../deployments` (percentages summing to 100 over existing versions), `PATCH
+  .../script-settings`, `POST .../subdomain`, `GET /workers/subdomain`; the Workers for Platforms
+  twins `GET|PUT .../dispatch/namespaces/{n}/scripts/{s}` and its `/settings`; and what wrangler
+  asks after a 10000: `GET /user/tokens/verify`, `/user`, `/accounts`, `/memberships`.
 - Cloudflare's global API limit: `rate_limit` requests in any `rate_window_s` (a sliding window,
   as Cloudflare counts "any 5 minutes", not windows aligned on a clock) per API token, then 429
   (code 971) with `Retry-After`, and every call of that token is refused for `block_s`.
@@ -23,11 +33,13 @@ Mirrored (everything under the `/client/v4` prefix):
 - The error envelope, 404 (7003 + 7000) for unknown routes, 405 (7001) for wrong methods, and a
   `cf-ray` header on every answer.
 
-Deliberately not mirrored: script uploads, the other Cloudflare APIs, X-Auth-Key/X-Auth-Email
-authentication, the per-IP limit, token permission scopes beyond "which accounts", checking that
-uploaded content matches the manifest's hash or size (Cloudflare treats the hash as an opaque id),
-gzip request bodies, and request-size limits of the real edge. Error codes Cloudflare does not
-publish for this operation are our choice, in the 103xx block (see `_Code`).
+Deliberately not mirrored: running the uploaded code (its startup time is always 1 ms, its
+handlers `fetch`), routes and custom domains, secrets, Durable Object migrations, the other
+Cloudflare APIs, X-Auth-Key/X-Auth-Email authentication, the per-IP limit, token permission
+scopes beyond "which accounts", checking that uploaded content matches the manifest's hash or
+size (Cloudflare treats the hash as an opaque id), gzip request bodies, and request-size limits of
+the real edge. Error codes Cloudflare does not publish for these operations are our choice, in the
+103xx block (see `_Code` and `WorkersCode`).
 
 Tests steer it in process (`inject_fault`, `reset`, `calls`, `wait_for_calls`) or over HTTP
 under `/__emulator/` for out-of-process use; those control paths are never recorded, faulted nor
@@ -35,8 +47,9 @@ rate limited.
 
 What it keeps is bounded, so an hour of load does not grow it: the recorded calls are the most
 recent `max_recorded_calls` (and at most `max_recorded_bytes` of bodies), and an upload session is
-forgotten once its JWT has expired, or when `max_sessions` newer ones are open. Stored files are
-Cloudflare's own state and stay.
+forgotten once its JWT has expired, or when `max_sessions` newer ones are open (and with it the
+mark that its completion JWT was redeemed). Stored files and Workers (versions keep their modules'
+names and sizes, not their bytes) are Cloudflare's own state and stay.
 """
 
 from __future__ import annotations
@@ -580,6 +593,9 @@ _API_ROUTES = Map(
         Rule(f"{_ACCOUNT}/assets/upload", endpoint="upload_bucket", methods=["POST"]),
         Rule(f"{_ACCOUNT}/assets/upload/<file_hash>", endpoint="upload_single", methods=["POST"]),
         Rule(f"{API_PREFIX}/user/tokens/verify", endpoint="verify_token", methods=["GET"]),
+        Rule(f"{API_PREFIX}/user", endpoint="user", methods=["GET"]),
+        Rule(f"{API_PREFIX}/memberships", endpoint="memberships", methods=["GET"]),
+        Rule(f"{API_PREFIX}/accounts", endpoint="accounts", methods=["GET"]),
     ],
     merge_slashes=False,  # a doubled slash is a routing failure at Cloudflare, not a redirect
 )
@@ -810,6 +826,8 @@ class CloudflareEmulator:
                 return self._upload_single(request, body, **args)
             if endpoint == "verify_token":
                 return self._verify_api_token(request)
+            if endpoint in ("user", "memberships", "accounts"):
+                return self._whoami(request, endpoint)
             return self._with_api_token(request, args["account_id"], endpoint, body, args)
         except ApiError as error:
             return error.response()
@@ -976,6 +994,21 @@ class CloudflareEmulator:
             {"id": token_id, "status": "active"},
         )
 
+    def _whoami(self, request: Request, endpoint: str) -> Response:
+        """`GET /user`, `/memberships` and `/accounts`: what wrangler reads to say who the token
+        is (after a 10000, and in `wrangler whoami`). A token's accounts are its memberships."""
+        accounts = sorted(self._tokens.get(self._api_token(request), ()))
+        if endpoint == "user":
+            user = {"id": "emulated-user", "email": "emulator@example.com", "suspended": False}
+            return success_response(200, user)
+        listed = [{"id": account, "name": f"Emulated account {account}"} for account in accounts]
+        if endpoint == "accounts":
+            return success_response(200, listed)
+        memberships = [
+            {"id": f"membership-{a['id']}", "status": "accepted", "account": a} for a in listed
+        ]
+        return success_response(200, memberships)
+
     def _redeem_assets(self, jwt: str, key: ScriptKey) -> Mapping[str, tuple[str, int]]:
         """The manifest of the session a completion JWT closed, spending that JWT: it must be
         genuine, current, a completion token, for this account, script and namespace, and not
@@ -1059,6 +1092,7 @@ class CloudflareEmulator:
             if oldest.expires_at > now and len(self._sessions) < self._max_sessions:
                 return
             del self._sessions[oldest.session_id]
+            self._redeemed.discard(oldest.session_id)
 
     def _upload_bucket(self, request: Request, body: bytes, account_id: str) -> Response:
         session = self._upload_session(request, account_id)

@@ -9,6 +9,7 @@ second deploy uploads exactly the changed file, and nothing but 127.0.0.1 is con
 
 from __future__ import annotations
 
+import json
 import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -17,7 +18,7 @@ from pathlib import Path
 import pytest
 from wrangler_cli import ConnectionTrap, WranglerRun, offline_env, run_wrangler
 
-from gateway_local.cloudflare_emulator import CloudflareEmulator, RecordedCall
+from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault, RecordedCall
 from gateway_local.emulator_wire import parse_multipart
 from gateway_local.emulator_workers import Script, ScriptKey
 from gateway_local.http_server import BackgroundServer
@@ -177,3 +178,25 @@ def test_the_trap_sees_what_wrangler_sends_beyond_loopback(project: Project) -> 
     assert "fetch failed" in run.output
     assert "CONNECT registry.npmjs.org:443 HTTP/1.1" in project.trap.requests
     assert project.emulator.workers.script(KEY) is None
+
+
+def test_a_10000_refusal_makes_wrangler_check_its_token_and_stop(project: Project) -> None:
+    """Why the gateway must never refuse with 10000: wrangler takes it for a bad token, asks who
+    the token is and prints an authentication error instead of the refusal's reasons."""
+    refusal = {
+        "success": False,
+        "errors": [{"code": 10000, "message": "Authentication error"}],
+        "messages": [],
+        "result": None,
+    }
+    project.emulator.inject_fault(
+        Fault(status=403, body=json.dumps(refusal).encode(), path_suffix=f"/services/{WORKER}")
+    )
+
+    run = run_wrangler(["deploy"], cwd=project.root, env=project.env)
+
+    assert run.returncode != 0
+    assert "Authentication error [code: 10000]" in run.output
+    assert "/client/v4/user/tokens/verify" in [call.path for call in project.emulator.calls]
+    assert project.emulator.workers.script(KEY) is None
+    assert project.trap.requests == []

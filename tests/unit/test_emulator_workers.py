@@ -504,6 +504,20 @@ def test_token_verify_tells_a_live_token_from_a_bad_one(cf: Stack) -> None:
     assert error(bad)[:2] == (401, 1000)
 
 
+def test_user_accounts_and_memberships_name_the_tokens_accounts(serve: Serve) -> None:
+    cf = serve(tokens={TOKEN: [OTHER_ACCOUNT, ACCOUNT]})
+
+    user = result_of(cf.client.get("/user", headers=AUTH))
+    accounts = result_of(cf.client.get("/accounts", headers=AUTH, params={"page": "1"}))
+    memberships = result_of(cf.client.get("/memberships", headers=AUTH))
+    unknown = cf.client.get("/user", headers={"Authorization": "Bearer nope"})
+
+    assert user["email"] == "emulator@example.com"
+    assert [account["id"] for account in accounts] == [ACCOUNT, OTHER_ACCOUNT]
+    assert [m["account"]["id"] for m in memberships] == [ACCOUNT, OTHER_ACCOUNT]
+    assert error(unknown)[:2] == (400, 9109)
+
+
 def test_deploy_routes_check_the_token_its_account_and_its_budget(serve: Serve) -> None:
     cf = serve(rate_limit=2)
     other_account = f"/accounts/{OTHER_ACCOUNT}/workers/services/site"
@@ -557,6 +571,9 @@ ROUTES = [
     ("PUT", DISPATCH),
     ("GET", f"{DISPATCH}/settings"),
     ("GET", "/user/tokens/verify"),
+    ("GET", "/user"),
+    ("GET", "/accounts"),
+    ("GET", "/memberships"),
 ]
 
 
