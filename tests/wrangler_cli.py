@@ -19,7 +19,6 @@ import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_BIN = REPO / "node_modules" / ".bin"
@@ -68,24 +67,13 @@ class ConnectionTrap:
             with self._lock:
                 self._requests.append(first.decode("latin-1"))
 
-    def stop(self) -> None:
+    def close(self) -> None:
         self._stopped.set()
         # accept() does not wake on close() alone on Linux: shut the socket down first.
         with contextlib.suppress(OSError):
             self._socket.shutdown(socket.SHUT_RDWR)
         self._socket.close()
         self._thread.join(timeout=5)
-
-    def __enter__(self) -> ConnectionTrap:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.stop()
 
 
 def offline_env(

@@ -88,7 +88,7 @@ from gateway_local.emulator_wire import (
     parse_multipart,
     success_response,
 )
-from gateway_local.emulator_workers import ScriptKey, WorkersCode, WorkersState
+from gateway_local.emulator_workers import ScriptKey, ScriptUpload, WorkersCode, WorkersState
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -972,10 +972,11 @@ class CloudflareEmulator:
             return success_response(200, workers.version(key, args["version_id"]))
         if endpoint in ("upload_script", "upload_version"):
             parts = parse_multipart(request.headers.get("Content-Type"), body)
+            received = ScriptUpload(parts, source, strict_inherit=strict)
             upload = (
                 workers.upload_version if endpoint == "upload_version" else workers.upload_script
             )
-            return success_response(200, upload(key, parts, strict_inherit=strict, source=source))
+            return success_response(200, upload(key, received))
         payload = _json_body(body)
         if endpoint == "deploy":
             return success_response(200, workers.deploy(key, payload, source=source))

@@ -224,6 +224,16 @@ class UploadedMetadata:
     tag: str | None
 
 
+@dataclass(frozen=True)
+class ScriptUpload:
+    """A multipart script upload as received: its parts, how it came, and whether `inherit`
+    bindings must exist (`bindings_inherit=strict`)."""
+
+    parts: Sequence[Part]
+    source: str  # "wrangler" or "api": what versions and deployments show as their source
+    strict_inherit: bool
+
+
 # Takes (assets JWT, script key) and answers the manifest that JWT's session registered, or
 # raises ApiError (forged, expired, another account's or script's, already redeemed).
 RedeemAssets = Callable[[str, ScriptKey], Mapping[str, tuple[str, int]]]
@@ -556,48 +566,30 @@ class WorkersState:
                 script.previews_enabled = previews
             return {"enabled": enabled, "previews_enabled": script.previews_enabled}
 
-    def upload_script(
-        self, key: ScriptKey, parts: Sequence[Part], *, strict_inherit: bool, source: str
-    ) -> dict[str, Any]:
+    def upload_script(self, key: ScriptKey, upload: ScriptUpload) -> dict[str, Any]:
         """`PUT /workers/scripts/{s}`: creates the Worker if new, uploads a version and deploys
         it to 100% at once (what the script API has always done)."""
-        metadata = parse_upload_metadata(parts, self._today())
+        metadata = parse_upload_metadata(upload.parts, self._today())
         with self._lock:
             script = self._scripts.get(key)
             if script is None:
                 now = _timestamp(self._clock())
                 script = Script(key, secrets.token_hex(16), now, now)
-            version = self._new_version(
-                script,
-                metadata,
-                parts,
-                strict_inherit=strict_inherit,
-                source=source,
-                triggered_by="upload",
-            )
+            version = self._new_version(script, upload, metadata, "upload")
             self._scripts[key] = script
-            self._deploy(script, ((version.id, 100.0),), source, "upload", metadata.message)
+            split = ((version.id, 100.0),)
+            self._deploy(script, split, upload.source, "upload", metadata.message)
             result = script.service_script()
         return {**result, "deployment_id": version.id, "startup_time_ms": 1}
 
-    def upload_version(
-        self, key: ScriptKey, parts: Sequence[Part], *, strict_inherit: bool, source: str
-    ) -> dict[str, Any]:
+    def upload_version(self, key: ScriptKey, upload: ScriptUpload) -> dict[str, Any]:
         """`POST /workers/scripts/{s}/versions`: a new version of an existing Worker, undeployed."""
         with self._lock:
             self._existing(key)  # the path is resolved before the body is read
-        metadata = parse_upload_metadata(parts, self._today())
+        metadata = parse_upload_metadata(upload.parts, self._today())
         with self._lock:
             script = self._existing(key)
-            version = self._new_version(
-                script,
-                metadata,
-                parts,
-                strict_inherit=strict_inherit,
-                source=source,
-                triggered_by="version_upload",
-            )
-            return version.public()
+            return self._new_version(script, upload, metadata, "version_upload").public()
 
     def deploy(self, key: ScriptKey, body: object, *, source: str) -> dict[str, Any]:
         """`POST /workers/scripts/{s}/deployments`: route traffic to up to two versions."""
@@ -618,17 +610,14 @@ class WorkersState:
     def _new_version(
         self,
         script: Script,
+        upload: ScriptUpload,
         metadata: UploadedMetadata,
-        parts: Sequence[Part],
-        *,
-        strict_inherit: bool,
-        source: str,
         triggered_by: str,
     ) -> Version:
         """Build and append a version (the lock is held). The assets JWT is redeemed last, once
         everything else has passed, so a refused upload never spends it."""
         previous = script.latest_version()
-        bindings = _resolve_bindings(metadata, previous, strict_inherit)
+        bindings = _resolve_bindings(metadata, previous, upload.strict_inherit)
         if metadata.assets_jwt is not None:
             assets: Mapping[str, tuple[str, int]] | None = self._redeem_assets(
                 metadata.assets_jwt, script.key
@@ -639,18 +628,18 @@ class WorkersState:
             assets = None
         modules = tuple(
             Module(part.name, part.content_type, sum(len(chunk) for chunk in part.chunks))
-            for part in parts
+            for part in upload.parts
             if part.name != "metadata"
         )
         digest = hashlib.sha256()
-        for part in parts:
+        for part in upload.parts:
             digest.update(part.name.encode() + b"\0" + b"".join(part.chunks))
         now = _timestamp(self._clock())
         version = Version(
             id=_uuid(),
             number=len(script.versions) + 1,
             created_on=now,
-            source=source,
+            source=upload.source,
             triggered_by=triggered_by,
             message=metadata.message,
             tag=metadata.tag,

@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import socket
 from collections.abc import Iterator
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -81,7 +82,7 @@ def project(tmp_path: Path) -> Iterator[Project]:
     home = tmp_path / "home"
     home.mkdir()
     emulator = CloudflareEmulator(tokens={TOKEN: [ACCOUNT]})
-    with BackgroundServer(emulator, name="cloudflare") as server, ConnectionTrap() as trap:
+    with BackgroundServer(emulator, name="cloudflare") as server, closing(ConnectionTrap()) as trap:
         env = offline_env(
             api_base_url=f"{server.url}/client/v4",
             api_token=TOKEN,
