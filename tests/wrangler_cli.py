@@ -15,10 +15,10 @@ import contextlib
 import os
 import signal
 import socket
-import subprocess
 import threading
 from dataclasses import dataclass
 from pathlib import Path
+from subprocess import DEVNULL, PIPE, STDOUT, Popen
 
 REPO = Path(__file__).resolve().parent.parent
 NODE_BIN = REPO / "node_modules" / ".bin"
@@ -116,15 +116,10 @@ def run_wrangler(args: list[str], *, cwd: Path, env: dict[str, str]) -> Wrangler
     behind (esbuild's service included), whatever happens."""
     if not WRANGLER.exists():
         raise FileNotFoundError(f"{WRANGLER} is missing: run `npm ci` (make test does)")
-    process = subprocess.Popen(
-        [str(WRANGLER), *args],
-        cwd=cwd,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    command = [str(WRANGLER), *args]
+    # Its own session: one killpg ends wrangler and every process it started.
+    process = Popen(
+        command, cwd=cwd, env=env, stdin=DEVNULL, stdout=PIPE, stderr=STDOUT, start_new_session=True
     )
     try:
         output, _ = process.communicate(timeout=WRANGLER_HANG_LIMIT_S)
@@ -132,4 +127,4 @@ def run_wrangler(args: list[str], *, cwd: Path, env: dict[str, str]) -> Wrangler
         with contextlib.suppress(ProcessLookupError):  # the group has already ended
             os.killpg(process.pid, signal.SIGKILL)
         process.wait()
-    return WranglerRun(tuple(args), process.returncode, output)
+    return WranglerRun(tuple(args), process.returncode, output.decode("utf-8", "replace"))

@@ -4,7 +4,7 @@ over real loopback HTTP with httpx, as wrangler drives it."""
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import httpx
 import pytest
@@ -12,8 +12,6 @@ from cloudflare_stack import (
     ACCOUNT,
     OTHER_ACCOUNT,
     TOKEN,
-    Serve,
-    Stack,
     create_session,
     error_codes,
     file_hash,
@@ -23,6 +21,9 @@ from cloudflare_stack import (
 
 from gateway_local.cloudflare_emulator import TOKEN_LIFETIME_S, Fault, encode_jwt
 from gateway_local.emulator_workers import ScriptKey
+
+if TYPE_CHECKING:
+    from cloudflare_stack import Serve, Stack
 
 AUTH = {"Authorization": f"Bearer {TOKEN}"}
 SCRIPT = f"/accounts/{ACCOUNT}/workers/scripts/site"
