@@ -19,9 +19,11 @@ parts in the same bytes:
 - two parts may not share a name, nor names equal once percent-decoded: browsers and undici
   (wrangler's FormData) write `"` as `%22`, Go and older curl as `\\"`, and a reader that
   decodes one way or the other must not find a second `metadata` where the gateway found one.
-Parameter values are tokens or quoted strings with `\\` quoted pairs (RFC 2045 §5.1, RFC 2183),
-read by the regular expressions below rather than the `email` package, whose header parser
-repairs what it cannot read (recording "defects") and decodes RFC 2231 continuations.
+- a backslash in a quoted value is refused: RFC 2045 reads `\\"` as a quoted pair, the HTML
+  standard (which undici follows) as a backslash then the end of the value.
+Parameter values are tokens or quoted strings (RFC 2045 §5.1, RFC 2183), read by the regular
+expressions below rather than the `email` package, whose header parser repairs what it cannot
+read (recording "defects") and decodes RFC 2231 continuations.
 Preamble and epilogue (RFC 2046 §5.1.1) are allowed and ignored, but they are forwarded too, so
 they may not hold the boundary either.
 """
@@ -48,7 +50,6 @@ _PARAMETER = re.compile(rf"[ \t]*;[ \t]*({_TCHARS})[ \t]*=[ \t]*(?:({_TCHARS})|{
 _TRAILING = re.compile(r"[ \t]*;?[ \t]*\Z")
 _MEDIA_TYPE = re.compile(rf"[ \t]*({_TCHARS}/{_TCHARS})")
 _DISPOSITION = re.compile(rf"[ \t]*({_TCHARS})")
-_QUOTED_PAIR = re.compile(r"\\(.)")
 _BOUNDARY = re.compile(r"[0-9A-Za-z'()+_,\-./:=? ]{0,69}[0-9A-Za-z'()+_,\-./:=?]")
 _HEADER_NAME = re.compile(rb"[!#$%&'*+.^_`|~0-9A-Za-z-]+")
 _CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
@@ -111,8 +112,13 @@ def parse_parameters(text: str, position: int, what: str) -> dict[str, str]:
         name = match[1].lower()
         if name in parameters:
             raise InvalidWorkerUpload(f"{what} names the parameter {name!r} twice")
-        token, quoted = match[2], match[3]
-        parameters[name] = token if token is not None else _QUOTED_PAIR.sub(r"\1", quoted)
+        value: str = match[2] if match[2] is not None else match[3]
+        if "\\" in value:
+            raise InvalidWorkerUpload(
+                f"{what} has a backslash in its {name!r}: RFC 2045 readers take it for an "
+                "escape, HTML-standard ones (undici, browsers) for itself; rename without it"
+            )
+        parameters[name] = value
         position = match.end()
     if not _TRAILING.match(text, position):
         raise InvalidWorkerUpload(
@@ -263,6 +269,8 @@ def _headers(block: bytes, index: int) -> dict[str, str]:
     but they must still be well-formed lines.
     """
     headers: dict[str, str] = {}
+    if not block:
+        return headers
     for line in _lines(block, index):
         name, colon, raw_value = line.partition(b":")
         if not colon or not _HEADER_NAME.fullmatch(name):
