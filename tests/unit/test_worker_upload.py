@@ -59,6 +59,29 @@ BINDINGS: list[dict[str, Any]] = [
 ]
 
 
+# What the summary names of each resource binding above, in BINDINGS' order of fields.
+RESOURCES = {
+    "kv_namespace": (("namespace_id", "0f2ac74b498b48028cb68387c421e279"),),
+    "d1": (("id", "xxxx-d1-id"),),
+    "r2_bucket": (("bucket_name", "team-bucket"),),
+    "queue": (("queue_name", "team-jobs"),),
+    "service": (("service", "auth-worker"), ("environment", "production")),
+    "durable_object_namespace": (("class_name", "Room"), ("script_name", "rooms")),
+    "analytics_engine": (("dataset", "team_stats"),),
+    "hyperdrive": (("id", "hyperdrive-id"),),
+    "vectorize": (("index_name", "team-index"),),
+    "mtls_certificate": (("certificate_id", "cert-id"),),
+    "dispatch_namespace": (
+        ("namespace", "customers"),
+        ("outbound/worker/service", "outbound-worker"),
+    ),
+    "workflow": (("workflow_name", "flow"), ("class_name", "Flow")),
+    "secrets_store_secret": (("store_id", "st"), ("secret_name", "sn")),
+    "plain_text": (),
+    "ai": (),
+}
+
+
 def metadata(**fields: Any) -> dict[str, Any]:
     """What `wrangler deploy` sends for a new Worker with assets (fields override)."""
     document: dict[str, Any] = {
@@ -119,29 +142,7 @@ def test_a_new_worker_with_assets_is_summarised_for_the_deploy_policy() -> None:
     assert (summary.keep_bindings, summary.keep_assets) == (None, None)
     assert (summary.logpush, summary.migrations, summary.tail_consumers) == (False, False, ())
     by_type = summary.bindings_by_type
-    assert by_type["kv_namespace"][0].resources == (
-        ("namespace_id", "0f2ac74b498b48028cb68387c421e279"),
-    )
-    assert by_type["d1"][0].resources == (("id", "xxxx-d1-id"),)
-    assert by_type["r2_bucket"][0].resources == (("bucket_name", "team-bucket"),)
-    assert by_type["queue"][0].resources == (("queue_name", "team-jobs"),)
-    assert by_type["service"][0].resources == (
-        ("service", "auth-worker"),
-        ("environment", "production"),
-    )
-    assert by_type["durable_object_namespace"][0].resources == (
-        ("class_name", "Room"),
-        ("script_name", "rooms"),
-    )
-    assert by_type["analytics_engine"][0].resources == (("dataset", "team_stats"),)
-    assert by_type["dispatch_namespace"][0].resources == (
-        ("namespace", "customers"),
-        ("outbound/worker/service", "outbound-worker"),
-    )
-    assert by_type["secrets_store_secret"][0].resources == (
-        ("store_id", "st"),
-        ("secret_name", "sn"),
-    )
+    assert {kind: by_type[kind][0].resources for kind in RESOURCES} == RESOURCES
     kinds = {b.type: b.kind for b in summary.bindings}
     assert kinds["plain_text"] is kinds["secret_text"] is BindingKind.VALUE
     assert kinds["assets"] is kinds["version_metadata"] is kinds["ai"] is BindingKind.PLATFORM
