@@ -239,7 +239,7 @@ HOSTILE: dict[str, tuple[Callable[[], bytes], type[GatewayError], str]] = {
     "delimiter right after the delimiter": (
         f"--{BOUNDARY}\r\n--{BOUNDARY}--".encode,
         InvalidWorkerUpload,
-        "middle of a line",
+        "is empty: not even headers",
     ),
     "duplicate names": (
         lambda: form([METADATA, MODULE, METADATA]),
@@ -458,9 +458,13 @@ def test_a_body_of_tiny_parts_costs_o_parts_when_the_cap_allows_them() -> None:
             + b"h" * (32 * MIB),
             id="one 32 MiB header, never ended",
         ),
+        pytest.param(
+            f"--{BOUNDARY}".encode() + b" " * (32 * MIB) + b"x",
+            id="32 MiB of transport padding",
+        ),
     ],
 )
-def test_a_huge_header_is_refused_without_copying_it(body: bytes) -> None:
+def test_a_huge_header_or_padding_is_refused_without_copying_it(body: bytes) -> None:
     peak, outcome = _peak(body)
     assert isinstance(outcome, GatewayError)
     assert peak < 256 * 1024, f"{peak / 1024:.0f} KiB"
