@@ -249,6 +249,7 @@ def test_versions_upload_fields_and_unknown_fields_are_kept_and_reported() -> No
         placement={"mode": "smart"},
         limits={"cpu_ms": 50},
         usage_model="standard",
+        tags=["team-a"],
         capnp_schema="./capnp-1.compiled",
         future_field={"x": 1},
     )
@@ -260,7 +261,7 @@ def test_versions_upload_fields_and_unknown_fields_are_kept_and_reported() -> No
     assert (summary.logpush, summary.migrations) == (True, True)
     assert summary.unknown_fields == ("future_field",)
     assert upload.metadata.model_extra == {"future_field": {"x": 1}}
-    assert upload.metadata.usage_model == "standard"
+    assert (upload.metadata.usage_model, upload.metadata.tags) == ("standard", ["team-a"])
 
 
 def test_no_secret_reaches_a_repr() -> None:
@@ -292,6 +293,7 @@ OUTBOUND_NOT_A_STRING = {
         (metadata(compatibility_flags="nodejs_compat"), "/compatibility_flags", "list"),
         (metadata(keep_assets="yes"), "/keep_assets", "boolean"),
         (metadata(logpush=1), "/logpush", "boolean"),
+        (metadata(tags="team-a"), "/tags", "list"),
         (metadata(assets={"jwt": 5}), "/assets/jwt", "string"),
         (metadata(tail_consumers=[{}]), "/tail_consumers/0/service", "Field required"),
         (metadata(body_part="index.js"), "/body_part", "names both main_module"),

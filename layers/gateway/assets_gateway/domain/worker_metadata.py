@@ -7,7 +7,7 @@ Cloudflare's `PUT /accounts/{a}/workers/scripts/{s}` and `POST …/versions` tak
 `compatibility_date`/`_flags`, `migrations`, `keep_bindings`, `logpush`, `placement`,
 `tail_consumers`, `streaming_tail_consumers`, `limits`, `annotations`, `keep_assets`,
 `assets: {jwt, config}`, `observability`, `cache_options`, `containers`, `exports`,
-`capnp_schema`, `package_dependencies`; Cloudflare's API also documents `usage_model`.
+`capnp_schema`, `package_dependencies`; Cloudflare's API also documents `usage_model` and `tags`.
 `wrangler.toml`'s `[unsafe.metadata]` is merged into the top level, and its unsafe bindings
 arrive with their own `type` (wrangler strips `unsafe_`): both surface here as unknown.
 
@@ -148,6 +148,7 @@ class WorkerMetadata(BaseModel):
     observability: dict[str, Any] | None = None
     limits: dict[str, Any] | None = None
     usage_model: str | None = None
+    tags: list[str] | None = None  # Workers for Platforms
     # Known to wrangler and forwarded as sent; the policy does not read them (yet).
     cache_options: Any = None
     containers: Any = None
