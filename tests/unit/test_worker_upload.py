@@ -346,6 +346,25 @@ def test_metadata_part_faults_are_named() -> None:
     assert "larger than 1000 bytes" in big.message
 
 
+def test_a_metadata_part_of_350_000_empty_objects_is_refused_before_it_is_built() -> None:
+    count = (MIB - 64) // 3
+    raw = b'{"main_module":"index.js","exports":[' + b",".join([b"{}"] * count) + b"]}"
+    assert len(raw) < MIB
+    body = wrangler_body(raw)
+    tracemalloc.start()
+    try:
+        with pytest.raises(WorkerUploadTooLarge) as refused:
+            read(body)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert "more than 100000 JSON values" in refused.value.message
+    assert peak < 3 * MIB, f"{peak / MIB:.1f} MiB"  # the part's copy, not 350,000 dicts
+    # Under the ceiling, the same shape is read: the ceiling is the caller's to choose.
+    limits = UploadLimits(max_metadata_values=count + 10)
+    assert read(body, limits=limits).metadata.exports == [{}] * count
+
+
 def test_refusals_become_cloudflare_envelopes_a_person_can_act_on() -> None:
     refused = refusal(wrangler_body(metadata(compatibility_date="soon")))
     reply = error_reply(refused)

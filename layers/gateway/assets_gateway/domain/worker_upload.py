@@ -28,6 +28,7 @@ from assets_gateway.domain.errors import (
     ManifestTooLarge,
     WorkerUploadTooLarge,
 )
+from assets_gateway.domain.json_values import holds_at_most
 from assets_gateway.domain.multipart import FormData, FormLimits, Part, read_form_data
 from assets_gateway.domain.request_body import gunzip, parse_json_body, shown
 from assets_gateway.domain.worker_metadata import (
@@ -44,6 +45,10 @@ MAX_WIRE_BYTES = 6 * 1000 * 1000
 # Cloudflare refuses a Worker past 64 MiB uncompressed (and 10 MB compressed on paid plans).
 MAX_INFLATED_BYTES = 64 * MIB
 MAX_METADATA_BYTES = 1 * MIB
+# JSON values (json_values.holds_at_most) the metadata may hold: a 1 MiB part of `[{},{},…]`
+# would build ~350,000 dicts (26 MiB). wrangler's metadata holds a few per binding; 128 `json`
+# variables of 5 KB each (Cloudflare's ceilings) would need 320,000 of single digits.
+MAX_METADATA_VALUES = 100_000
 METADATA_PART = "metadata"
 _METADATA_TYPES = frozenset({None, "application/json", "text/plain"})
 
@@ -53,6 +58,7 @@ class UploadLimits:
     max_wire_bytes: int = MAX_WIRE_BYTES
     max_inflated_bytes: int = MAX_INFLATED_BYTES
     max_metadata_bytes: int = MAX_METADATA_BYTES
+    max_metadata_values: int = MAX_METADATA_VALUES
     form: FormLimits = field(default_factory=FormLimits)
 
 
@@ -153,7 +159,7 @@ def read_worker_upload(
     body = _decoded(wire, content_encoding, limits.max_inflated_bytes)
     form = read_form_data(body, content_type, limits.form)
     assert content_type is not None  # read_form_data refuses a body without one
-    metadata = _metadata(form, limits.max_metadata_bytes)
+    metadata = _metadata(form, limits)
     _check_references(form, metadata)
     return WorkerUpload(
         wire=wire,
@@ -182,7 +188,7 @@ def _decoded(wire: bytes, content_encoding: str | None, limit: int) -> bytes:
         raise InvalidWorkerUpload(error.message) from None
 
 
-def _metadata(form: FormData, limit: int) -> WorkerMetadata:
+def _metadata(form: FormData, limits: UploadLimits) -> WorkerMetadata:
     part = form.get(METADATA_PART)
     if part is None:
         raise InvalidWorkerUpload(
@@ -194,10 +200,17 @@ def _metadata(form: FormData, limit: int) -> WorkerMetadata:
             f"the metadata part has Content-Type {shown(part.content_type or '')}: send it "
             "as application/json (or without a type)"
         )
-    if part.size > limit:
-        raise WorkerUploadTooLarge(f"the metadata part is larger than {limit} bytes")
+    if part.size > limits.max_metadata_bytes:
+        raise WorkerUploadTooLarge(
+            f"the metadata part is larger than {limits.max_metadata_bytes} bytes"
+        )
+    raw = bytes(form.content(part))
+    if not holds_at_most(raw, limits.max_metadata_values):
+        raise WorkerUploadTooLarge(
+            f"the metadata part holds more than {limits.max_metadata_values} JSON values"
+        )
     try:
-        document = parse_json_body(bytes(form.content(part)))
+        document = parse_json_body(raw)
     except GatewayError as error:
         raise InvalidWorkerUpload(
             f"the metadata part: {error.message}", pointer=error.pointer
