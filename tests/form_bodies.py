@@ -3,7 +3,10 @@ range of each part's content: the reference the reader's tests compare against."
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import tracemalloc
+from collections.abc import Callable, Sequence
+
+from assets_gateway.domain.errors import GatewayError
 
 MIB = 1024 * 1024
 BOUNDARY = "----formdata-undici-012345678901"
@@ -43,3 +46,17 @@ def built(
 
 def form(parts: Sequence[FormPart], boundary: str = BOUNDARY, **kwargs: bytes) -> bytes:
     return built(parts, boundary, **kwargs)[0]
+
+
+def traced_peak(read: Callable[[], object]) -> tuple[int, object]:
+    """tracemalloc's peak while `read()` runs (what existed before excluded), and its result or
+    the GatewayError it raised."""
+    tracemalloc.start()
+    try:
+        try:
+            outcome = read()
+        except GatewayError as error:
+            outcome = error
+        return tracemalloc.get_traced_memory()[1], outcome
+    finally:
+        tracemalloc.stop()

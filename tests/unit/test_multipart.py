@@ -3,7 +3,6 @@ differ, bounded in memory whatever the body holds."""
 
 from __future__ import annotations
 
-import tracemalloc
 from collections.abc import Callable
 
 import pytest
@@ -16,6 +15,7 @@ from form_bodies import (
     built,
     escape,
     form,
+    traced_peak,
 )
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -405,17 +405,7 @@ def test_only_immutable_bytes_are_read() -> None:
 
 
 def _peak(body: bytes, limits: FormLimits | None = None) -> tuple[int, object]:
-    """tracemalloc's peak while `body` is read (the body itself excluded: made before)."""
-    tracemalloc.start()
-    try:
-        try:
-            outcome: object = read_form_data(body, CONTENT_TYPE, limits or FormLimits())
-        except GatewayError as error:
-            outcome = error
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return peak, outcome
+    return traced_peak(lambda: read_form_data(body, CONTENT_TYPE, limits or FormLimits()))
 
 
 def _tiny_parts(size: int) -> bytes:

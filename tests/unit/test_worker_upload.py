@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import gzip
 import json
-import tracemalloc
 from typing import Any
 
 import pytest
-from form_bodies import BOUNDARY, CONTENT_TYPE, MIB, FormPart, form
+from form_bodies import BOUNDARY, CONTENT_TYPE, MIB, FormPart, form, traced_peak
 
 from assets_gateway.domain.envelope import error_reply
 from assets_gateway.domain.errors import GatewayError, InvalidWorkerUpload, WorkerUploadTooLarge
@@ -351,14 +350,9 @@ def test_a_metadata_part_of_350_000_empty_objects_is_refused_before_it_is_built(
     raw = b'{"main_module":"index.js","exports":[' + b",".join([b"{}"] * count) + b"]}"
     assert len(raw) < MIB
     body = wrangler_body(raw)
-    tracemalloc.start()
-    try:
-        with pytest.raises(WorkerUploadTooLarge) as refused:
-            read(body)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert "more than 100000 JSON values" in refused.value.message
+    peak, refused = traced_peak(lambda: read(body))
+    assert isinstance(refused, WorkerUploadTooLarge)
+    assert "more than 100000 JSON values" in refused.message
     assert peak < 3 * MIB, f"{peak / MIB:.1f} MiB"  # the part's copy, not 350,000 dicts
     # Under the ceiling, the same shape is read: the ceiling is the caller's to choose.
     limits = UploadLimits(max_metadata_values=count + 10)
@@ -391,13 +385,8 @@ def test_a_gzip_bomb_of_tiny_parts_is_refused_within_the_inflated_body_and_a_lit
     del plain
     assert len(wire) < 6 * 1000 * 1000
     limits = UploadLimits(max_inflated_bytes=32 * MIB, form=FormLimits())
-    tracemalloc.start()
-    try:
-        with pytest.raises(WorkerUploadTooLarge) as refused:
-            read_worker_upload(wire, CONTENT_TYPE, "gzip", limits)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    assert "more than 2000 parts" in refused.value.message
+    peak, refused = traced_peak(lambda: read_worker_upload(wire, CONTENT_TYPE, "gzip", limits))
+    assert isinstance(refused, WorkerUploadTooLarge)
+    assert "more than 2000 parts" in refused.message
     # The inflated body once (gunzip holds one copy), plus the part table of 2,000 parts.
     assert peak < 32 * MIB + 2 * MIB, f"{peak / MIB:.1f} MiB"
