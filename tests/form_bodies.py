@@ -3,6 +3,7 @@ range of each part's content: the reference the reader's tests compare against."
 
 from __future__ import annotations
 
+import re
 import tracemalloc
 from collections.abc import Callable, Sequence
 
@@ -20,6 +21,11 @@ def escape(name: str) -> str:
     return name.replace("\n", "%0A").replace("\r", "%0D").replace('"', "%22")
 
 
+def field_name(name: str) -> str:
+    """A field's name as undici writes it: line breaks made CRLF first, then escaped."""
+    return escape(re.sub(r"\r?\n|\r", "\r\n", name))
+
+
 def built(
     parts: Sequence[FormPart],
     boundary: str = BOUNDARY,
@@ -34,7 +40,7 @@ def built(
     out = bytearray(preamble + b"\r\n" if preamble else b"")
     ranges = []
     for name, content, filename, content_type in parts:
-        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{escape(name)}"'
+        head = f'--{boundary}\r\nContent-Disposition: form-data; name="{field_name(name)}"'
         if filename is not None:
             head += f'; filename="{escape(filename)}"\r\nContent-Type: {content_type}'
         out += head.encode() + b"\r\n\r\n"
