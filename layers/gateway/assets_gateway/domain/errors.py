@@ -180,3 +180,17 @@ class DecisionsUnavailable(GatewayError):
     """The recorded decisions cannot be read (a simulation needs them)."""
 
     code, status = 19055, 503
+
+
+class InvalidWorkerUpload(MalformedRequest):
+    """A Worker upload body (multipart/form-data) or its metadata part is malformed.
+
+    Answered with 19000 until the deploy door assigns its own code in the 1906x range.
+    """
+
+
+class WorkerUploadTooLarge(ManifestTooLarge):
+    """A Worker upload exceeds a ceiling: body, inflated body, parts, one part's headers, metadata.
+
+    Answered with 19002 (413) until the deploy door assigns its own code in the 1906x range.
+    """
