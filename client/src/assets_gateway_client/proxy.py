@@ -340,13 +340,14 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         except _Refused as refused:
             answer, where = refused.answer, "proxy"
             self.close_connection = True  # what is left of the request is not read
-        self._write(answer, request_id)
+        # Said before the answer is sent: whoever has the answer can read its line.
         elapsed_ms = (time.perf_counter() - started) * 1000
         note = f" ({answer.note})" if answer.note else ""
         self.server.config.log(
             f"assets-gateway proxy: {request_id} {self.command} {target[:300]} -> {where} "
             f"{answer.status} {elapsed_ms:.0f} ms{note}"
         )
+        self._write(answer, request_id)
 
     def _target(self) -> str:
         """The raw path and query; an absolute-form target (a client using us as its HTTP
@@ -389,7 +390,9 @@ class _ProxyHandler(BaseHTTPRequestHandler):
             self.send_header("Date", self.date_time_string())
         self.send_header(PROXY_ID_HEADER, request_id)
         no_body = answer.status in (204, 304) or 100 <= answer.status < 200
-        if not no_body:
+        # A HEAD answer's length would be the GET's, which is not known here: none is sent (no
+        # body follows either way, so the connection stays in step).
+        if not no_body and self.command != "HEAD":
             self.send_header("Content-Length", str(len(answer.body)))
         if self.close_connection:
             self.send_header("Connection", "close")
@@ -407,8 +410,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         """http.server's own refusals (bad request line, unknown method) in the envelope."""
         self.close_connection = True
         text = message or _reason(code) or "refused"
-        self._write(_own_answer(code, CODE_BAD_REQUEST, text), secrets.token_hex(4))
         self.log_message("%s %s", code, text)
+        self._write(_own_answer(code, CODE_BAD_REQUEST, text), secrets.token_hex(4))
 
 
 def _reason(status: int) -> str:

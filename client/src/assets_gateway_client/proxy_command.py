@@ -17,15 +17,7 @@ import signal
 import threading
 from types import FrameType
 
-from assets_gateway_client import environment
-from assets_gateway_client.console import (
-    EXIT_OK,
-    Console,
-    UsageError,
-    add_cloudflare_api_option,
-    add_connection_options,
-    exit_status,
-)
+from assets_gateway_client import console, environment
 from assets_gateway_client.proxy import ProxyConfig, running_proxy
 from assets_gateway_client.signing import profile_auth
 
@@ -34,37 +26,36 @@ __all__ = ["BASE_URL_VARIABLE", "add_proxy_parser", "run_proxy"]
 BASE_URL_VARIABLE = "CLOUDFLARE_API_BASE_URL"  # what wrangler reads its API base URL from
 
 
+_DESCRIPTION = (
+    "Listen on 127.0.0.1 and forward Cloudflare API calls to the gateway, signed with your AWS "
+    "identity (the client's own token is a placeholder and is dropped); asset uploads, which "
+    f"carry the session's JWT, go straight to Cloudflare. Prints {BASE_URL_VARIABLE}=... on "
+    "stdout; runs until Ctrl-C or SIGTERM."
+)
+
+
 def add_proxy_parser(commands: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    """Add `proxy` and its options to the console script's subcommands."""
-    proxy = commands.add_parser(
-        "proxy",
-        help="run a local signing proxy for wrangler, the Cloudflare SDKs or curl",
-        description="Listen on 127.0.0.1 and forward Cloudflare API calls to the gateway, "
-        "signed with your AWS identity (the client's own token is a placeholder and is "
-        "dropped); asset uploads, which carry the session's JWT, go straight to Cloudflare. "
-        f"Prints {BASE_URL_VARIABLE}=... on stdout; runs until Ctrl-C or SIGTERM.",
-    )
+    """The `proxy` subcommand of the console script."""
+    help_text = "run a local signing proxy for wrangler, the Cloudflare SDKs or curl"
+    proxy = commands.add_parser("proxy", help=help_text, description=_DESCRIPTION)
     proxy.add_argument(
         "--port", metavar="N", type=int, default=0, help="port to listen on (default: any free)"
     )
-    add_cloudflare_api_option(proxy)
-    add_connection_options(proxy)
+    console.add_cloudflare_api_option(proxy)
+    console.add_connection_options(proxy)
     proxy.set_defaults(run=run_proxy)
 
 
 def run_proxy(args: argparse.Namespace) -> int:
-    """Run the `proxy` command parsed into `args` until Ctrl-C or SIGTERM; the exit status."""
-    return exit_status(
-        lambda: _proxy(args, Console()),
-        failures=(),
-        explain=str,
-        interrupted="interrupted",
+    """Serve until Ctrl-C or SIGTERM (exit 0); 2 when the proxy cannot start."""
+    return console.exit_status(
+        lambda: _proxy(args, console.Console()), failures=(), explain=str, interrupted="interrupted"
     )
 
 
-def _proxy(args: argparse.Namespace, console: Console) -> int:
+def _proxy(args: argparse.Namespace, people: console.Console) -> int:
     if not 0 <= args.port <= 65535:
-        raise UsageError(f"--port must be between 0 and 65535 (got {args.port})")
+        raise console.UsageError(f"--port must be between 0 and 65535 (got {args.port})")
     gateway_url = environment.gateway_url(args.gateway)
     config = ProxyConfig(
         gateway_url=gateway_url,
@@ -83,9 +74,10 @@ def _proxy(args: argparse.Namespace, console: Console) -> int:
             try:
                 base_url = serving.enter_context(running_proxy(config))
             except OSError as error:
-                raise UsageError(f"cannot listen on 127.0.0.1:{args.port}: {error}") from error
+                message = f"cannot listen on 127.0.0.1:{args.port}: {error}"
+                raise console.UsageError(message) from error
             print(f"{BASE_URL_VARIABLE}={base_url}", flush=True)
-            console.info(
+            people.info(
                 f"assets-gateway proxy: listening on {base_url}, signing for {gateway_url}; "
                 f"uploads go to {config.cloudflare_api_url}. Give clients any placeholder "
                 "token (CLOUDFLARE_API_TOKEN=placeholder). Ctrl-C stops."
@@ -94,5 +86,5 @@ def _proxy(args: argparse.Namespace, console: Console) -> int:
                 stop.wait()
     finally:
         signal.signal(signal.SIGTERM, previous)
-    console.info("assets-gateway proxy: stopped")
-    return EXIT_OK
+    people.info("assets-gateway proxy: stopped")
+    return console.EXIT_OK
