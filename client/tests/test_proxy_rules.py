@@ -56,6 +56,8 @@ CLIENT_HEADERS = [
     ("Idempotency-Key", "k-1"),
     ("User-Agent", "wrangler/4"),
     ("Accept-Encoding", "gzip"),
+    ("X-Auth-Email", "someone@example.com"),
+    ("X-Auth-Key", "a-global-api-key"),
 ]
 
 
@@ -72,6 +74,7 @@ def test_toward_cloudflare_the_session_jwt_travels() -> None:
     kept = proxy_rules.forwarded_request_headers(CLIENT_HEADERS, Upstream.CLOUDFLARE)
     assert ("Authorization", "Bearer placeholder") in kept
     assert ("X-Amz-Date", "20260101T000000Z") in kept
+    assert ("X-Auth-Key", "a-global-api-key") in kept
     assert not {name.lower() for name, _ in kept} & {"host", "connection", "x-private", "expect"}
 
 

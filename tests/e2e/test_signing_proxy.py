@@ -16,14 +16,18 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import replace
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
+from botocore.credentials import RefreshableCredentials
+from botocore.exceptions import CredentialRetrievalError
 
 from assets_gateway_client.proxy import PROXY_ID_HEADER, ProxyConfig, running_proxy
 from assets_gateway_client.sigv4 import SigV4Auth
@@ -462,3 +466,72 @@ def test_a_port_in_use_is_a_usage_error(
     status = main(["proxy", "--port", str(proxy.port), "--region", "us-east-1"])
     assert status == 2
     assert f"cannot listen on 127.0.0.1:{proxy.port}" in capsys.readouterr().err
+
+
+def test_credentials_that_cannot_refresh_get_a_500_envelope(stack: LocalStack) -> None:
+    def refresh() -> dict[str, str]:
+        raise CredentialRetrievalError(provider="sso", error_msg="the SSO session has expired")
+
+    expired = RefreshableCredentials(
+        WEB_DEPLOYER.access_key_id,
+        WEB_DEPLOYER.secret_access_key,
+        "a-session-token",
+        datetime.now(UTC) - timedelta(minutes=1),
+        refresh,
+        "sso",
+    )
+    with proxy_for(stack, auth=SigV4Auth(expired, "us-east-1")) as stale, stale.client() as client:
+        answer = client.post(SESSION_PATH, json={"manifest": {}})
+    assert answer.status_code == 500
+    error = answer.json()["errors"][0]
+    assert error["code"] == 19099
+    assert "cannot sign for the gateway: CredentialRetrievalError" in error["message"]
+    assert "the SSO session has expired" in error["message"]
+    assert stack.emulator.calls == []
+
+
+def test_malformed_requests_get_an_envelope(stack: LocalStack, proxy: Proxy) -> None:
+    with socket.create_connection(("127.0.0.1", proxy.port), timeout=HTTP_TIMEOUT) as raw:
+        raw.sendall(b"NOT A REQUEST LINE AT ALL\r\n\r\n")
+        answer = raw.makefile("rb").read()
+    assert answer.startswith(b"HTTP/1.1 400 ")
+    assert b'"success": false' in answer
+    assert b'"code": 19000' in answer
+
+
+def test_a_client_that_stops_sending_gets_a_408(stack: LocalStack) -> None:
+    with (
+        proxy_for(stack, idle_timeout_s=0.3) as proxy,
+        socket.create_connection(("127.0.0.1", proxy.port), timeout=HTTP_TIMEOUT) as raw,
+    ):
+        raw.sendall(
+            f"POST /client/v4{SESSION_PATH} HTTP/1.1\r\nHost: x\r\n"
+            "Content-Type: application/json\r\nContent-Length: 1000\r\n\r\n{".encode()
+        )
+        answer = raw.makefile("rb").read()  # the proxy answers, then closes
+    assert answer.startswith(b"HTTP/1.1 408 ")
+    assert b"did not arrive within 0.3 s" in answer
+    assert stack.emulator.calls == []
+
+
+def test_a_client_that_hangs_up_midway_leaves_one_line_and_no_traceback(
+    stack: LocalStack, capfd: pytest.CaptureFixture[str]
+) -> None:
+    said = threading.Event()
+    lines: list[str] = []
+
+    def log(line: str) -> None:
+        lines.append(line)
+        said.set()
+
+    with proxy_for(stack, log=log) as proxy:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=HTTP_TIMEOUT) as raw:
+            raw.sendall(
+                f"POST /client/v4{SESSION_PATH} HTTP/1.1\r\nHost: x\r\n"
+                "Content-Length: 1000\r\n\r\n{".encode()
+            )
+        assert said.wait(HTTP_TIMEOUT)
+    assert len(lines) == 1
+    assert " -> client hung up: the request body ended before its length " in lines[0]
+    assert "Traceback" not in capfd.readouterr().err
+    assert stack.emulator.calls == []

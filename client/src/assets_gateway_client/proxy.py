@@ -26,7 +26,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from io import BufferedIOBase
@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 import httpx
+from botocore.exceptions import BotoCoreError
 
 from assets_gateway_client.gateway import GATEWAY_TIMEOUT
 from assets_gateway_client.proxy_rules import (
@@ -73,6 +74,7 @@ _MAX_CHUNK_LINE = 1024
 CODE_BAD_REQUEST = 19000
 CODE_TOO_LARGE = 19002
 CODE_UNREACHABLE = 19031
+CODE_INTERNAL = 19099
 CODE_NO_ROUTE = 7000  # Cloudflare's "No route for that URI"
 
 
@@ -118,10 +120,14 @@ def _own_answer(status: int, code: int, message: str) -> _Answer:
     return _Answer(status, [("Content-Type", "application/json")], envelope(code, text), message)
 
 
+class _HungUp(Exception):
+    """The client closed its connection before its request was whole: nobody to answer."""
+
+
 def _read_exactly(stream: BufferedIOBase, size: int) -> bytes:
     data = stream.read(size)
     if len(data) != size:
-        raise _Refused(400, CODE_BAD_REQUEST, "the request body ended before its length")
+        raise _HungUp("the request body ended before its length")
     return data
 
 
@@ -213,7 +219,11 @@ class _Forwarder:
             content=body or None,
         )
         if upstream is Upstream.GATEWAY:
-            self.config.auth.sign(request)
+            try:
+                self.config.auth.sign(request)
+            except (BotoCoreError, ValueError) as error:  # expired credentials failing to refresh
+                message = f"cannot sign for the gateway: {type(error).__name__}: {error}"
+                return _own_answer(500, CODE_INTERNAL, message)
         where = f"the {upstream.value} at {self._bases[upstream]}"
         try:
             response = self._clients[upstream].send(request, stream=True, follow_redirects=False)
@@ -279,6 +289,12 @@ class _ProxyServer(ThreadingHTTPServer):
             self._connections.discard(request)
         super().shutdown_request(request)
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        """A connection that failed outside a request's own handling (the client went away while
+        its answer was written): one line, no traceback."""
+        error = sys.exc_info()[1]
+        self.config.log(f"assets-gateway proxy: connection ended: {type(error).__name__}: {error}")
+
     def close_connections(self) -> None:
         """Wake every connection thread (idle keep-alive ones wait for the client otherwise)."""
         with self._connections_lock:
@@ -340,14 +356,37 @@ class _ProxyHandler(BaseHTTPRequestHandler):
         except _Refused as refused:
             answer, where = refused.answer, "proxy"
             self.close_connection = True  # what is left of the request is not read
+        except TimeoutError:  # the client stopped sending midway
+            seconds = self.server.config.idle_timeout_s
+            message = f"the request body did not arrive within {seconds:g} s"
+            answer, where = _own_answer(408, CODE_BAD_REQUEST, message), "proxy"
+            self.close_connection = True
+        except _HungUp as hung_up:
+            self.close_connection = True
+            self._log(request_id, target, f"client hung up: {hung_up}", started)
+            return
+        except ConnectionError:
+            raise  # the client went away: nobody to answer (`handle_error` says it in one line)
+        # A defect of the proxy: the client gets a clean envelope, the log its one line.
+        except Exception as error:  # noqa: BLE001 - said in the log line, never a traceback
+            message = f"internal error ({type(error).__name__}); see the proxy's log, {request_id}"
+            answer, where = _own_answer(500, CODE_INTERNAL, message), "proxy"
+            answer = replace(answer, note=f"{type(error).__name__}: {error}")
+            self.close_connection = True
         # Said before the answer is sent: whoever has the answer can read its line.
-        elapsed_ms = (time.perf_counter() - started) * 1000
         note = f" ({answer.note})" if answer.note else ""
-        self.server.config.log(
-            f"assets-gateway proxy: {request_id} {self.command} {target[:300]} -> {where} "
-            f"{answer.status} {elapsed_ms:.0f} ms{note}"
-        )
+        self._log(request_id, target, f"{where} {answer.status}", started, note)
         self._write(answer, request_id)
+
+    def _log(
+        self, request_id: str, target: str, outcome: str, started: float, note: str = ""
+    ) -> None:
+        """The request's line: never a header value, so never a credential or a JWT."""
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        self.server.config.log(
+            f"assets-gateway proxy: {request_id} {self.command} {target[:300]} -> {outcome} "
+            f"{elapsed_ms:.0f} ms{note}"
+        )
 
     def _target(self) -> str:
         """The raw path and query; an absolute-form target (a client using us as its HTTP
@@ -409,6 +448,8 @@ class _ProxyHandler(BaseHTTPRequestHandler):
     def send_error(self, code: int, message: str | None = None, explain: str | None = None) -> None:
         """http.server's own refusals (bad request line, unknown method) in the envelope."""
         self.close_connection = True
+        # A request line too broken to name its version still gets a status line and headers.
+        self.request_version = self.protocol_version
         text = message or _reason(code) or "refused"
         self.log_message("%s %s", code, text)
         self._write(_own_answer(code, CODE_BAD_REQUEST, text), secrets.token_hex(4))

@@ -47,6 +47,12 @@ _HOP_BY_HOP = frozenset(
     }
 )
 
+# How Cloudflare's API takes credentials: a token (Authorization: Bearer), or the global API key
+# (X-Auth-Email + X-Auth-Key) or a service key, which wrangler sends when they are set.
+_CLOUDFLARE_CREDENTIALS = frozenset(
+    {"authorization", "x-auth-key", "x-auth-email", "x-auth-user-service-key"}
+)
+
 
 class Upstream(Enum):
     """Where a request goes."""
@@ -78,8 +84,9 @@ def _connection_tokens(headers: Iterable[tuple[str, str]]) -> set[str]:
 def forwarded_request_headers(
     headers: Iterable[tuple[str, str]], upstream: Upstream
 ) -> list[tuple[str, str]]:
-    """The client's headers that travel on. Toward the gateway its `Authorization` (a placeholder
-    token) and any `X-Amz-*` go too: the proxy signs in their place."""
+    """The client's headers that travel on. Toward the gateway its Cloudflare credentials (a
+    placeholder token, or a real key the gateway has no use for) and any `X-Amz-*` stay behind
+    too: the proxy signs in their place."""
     pairs = list(headers)
     dropped = _HOP_BY_HOP | _connection_tokens(pairs)
     kept: list[tuple[str, str]] = []
@@ -88,7 +95,7 @@ def forwarded_request_headers(
         if lowered in dropped:
             continue
         if upstream is Upstream.GATEWAY and (
-            lowered == "authorization" or lowered.startswith("x-amz-")
+            lowered in _CLOUDFLARE_CREDENTIALS or lowered.startswith("x-amz-")
         ):
             continue
         kept.append((name, value))
