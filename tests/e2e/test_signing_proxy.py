@@ -535,3 +535,62 @@ def test_a_client_that_hangs_up_midway_leaves_one_line_and_no_traceback(
     assert " -> client hung up: the request body ended before its length " in lines[0]
     assert "Traceback" not in capfd.readouterr().err
     assert stack.emulator.calls == []
+
+
+README = Path(__file__).resolve().parents[2] / "README.md"
+SECTION = "### A signing proxy for other tools\n"
+
+
+def readme_blocks(language: str) -> list[str]:
+    """The ```language blocks of the README's proxy subsection."""
+    text = README.read_text(encoding="utf-8")
+    start = text.index(SECTION)
+    body = text[start : text.index("\n## ", start)]
+    fence = f"```{language}\n"
+    return [part.split("```", 1)[0] for part in body.split(fence)[1:]]
+
+
+def test_the_readmes_example_runs_as_written(stack: LocalStack) -> None:
+    # Given the README's shell example, with the demo's account and script, and its Python
+    # snippet run where the shell example has the proxy going
+    (shell,) = readme_blocks("sh")
+    (snippet,) = readme_blocks("python")
+    shell = shell.replace("<account id>", DEMO_ACCOUNT_ID).replace("my-worker", WEB_SCRIPT)
+    snippet = snippet.replace("<account id>", DEMO_ACCOUNT_ID).replace("my-worker", WEB_SCRIPT)
+    assert shell.rstrip().endswith("kill $PROXY_PID")
+    script = shell.replace("kill $PROXY_PID", '"$PYTHON" -c "$SNIPPET"\nkill $PROXY_PID')
+    script += "wait $PROXY_PID\n"  # the proxy's own exit status
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    env.update(
+        PATH=f"{CLI.parent}{os.pathsep}{os.environ['PATH']}",
+        PYTHON=sys.executable,
+        SNIPPET=snippet,
+        ASSETS_GATEWAY_URL=stack.base_url,
+        CLOUDFLARE_API_URL=stack.cloudflare_url,
+        AWS_ACCESS_KEY_ID=WEB_DEPLOYER.access_key_id,
+        AWS_SECRET_ACCESS_KEY=WEB_DEPLOYER.secret_access_key,
+        AWS_DEFAULT_REGION="us-east-1",
+        AWS_CONFIG_FILE=os.devnull,
+        AWS_SHARED_CREDENTIALS_FILE=os.devnull,
+    )
+
+    # When bash runs it (its own process group, so nothing it starts can outlive the test)
+    process = subprocess.Popen(
+        ["bash", "-e", "-c", script],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        stdout, stderr = process.communicate(timeout=HTTP_TIMEOUT)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+
+    # Then curl and the SDK each got a session through the proxy, which then stopped cleanly
+    assert process.returncode == 0, stderr
+    assert json.loads(stdout)["success"] is True
+    assert len(stack.emulator.calls_to("/assets-upload-session")) == 2
+    assert stderr.count(" -> gateway 200 ") == 2
