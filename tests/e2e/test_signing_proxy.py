@@ -300,13 +300,21 @@ def test_large_bodies_reach_the_gateway_gzipped(stack: LocalStack) -> None:
             content=already + b"\0" * 8192,  # over the threshold, yet already encoded
             headers={"Content-Type": "application/json", "Content-Encoding": "gzip"},
         )
+        manifest = {p: {"hash": content_hash(d), "size": len(d)} for p, d in files.items()}
+        identity = client.post(  # "identity" is no encoding: gzipped, and said once
+            SESSION_PATH,
+            json={"manifest": manifest},
+            headers={"Content-Encoding": "identity"},
+        )
     assert len(session["buckets"][0]) > 0
     assert "(gzip " in zipping.lines[0]
+    assert identity.status_code == 200
+    assert "(gzip " in zipping.lines[2]
     # the client's own encoding is left alone (gzipped twice, the gateway would refuse it)
     assert encoded.status_code == 200
     assert "(gzip " not in zipping.lines[1]
     forwarded = stack.emulator.calls_to("/assets-upload-session")
-    assert [len(json.loads(call.body)["manifest"]) for call in forwarded] == [300, 1]
+    assert [len(json.loads(call.body)["manifest"]) for call in forwarded] == [300, 1, 300]
 
 
 def test_gateway_down_is_a_502_envelope(stack: LocalStack) -> None:

@@ -210,6 +210,7 @@ class _Forwarder:
             compressed = gzip.compress(body, compresslevel=6, mtime=0)
             note = f"gzip {format_bytes(len(body))} -> {format_bytes(len(compressed))}"
             body = compressed
+            sent = [(n, v) for n, v in sent if n.lower() != "content-encoding"]  # "identity"
             sent.append(("Content-Encoding", "gzip"))
         # Latin-1 both ways: header bytes pass through exactly, whatever they hold.
         request = httpx.Request(

@@ -18,7 +18,6 @@ import threading
 from types import FrameType
 
 from assets_gateway_client import console, environment
-from assets_gateway_client.proxy import ProxyConfig, running_proxy
 from assets_gateway_client.signing import profile_auth
 
 __all__ = ["BASE_URL_VARIABLE", "add_proxy_parser", "run_proxy"]
@@ -54,6 +53,9 @@ def run_proxy(args: argparse.Namespace) -> int:
 
 
 def _proxy(args: argparse.Namespace, people: console.Console) -> int:
+    # The server's modules load only for this command: `upload` and `admin` start no slower.
+    from assets_gateway_client.proxy import ProxyConfig, running_proxy  # noqa: PLC0415
+
     if not 0 <= args.port <= 65535:
         raise console.UsageError(f"--port must be between 0 and 65535 (got {args.port})")
     gateway_url = environment.gateway_url(args.gateway)
