@@ -270,10 +270,10 @@ class _ProxyServer(ThreadingHTTPServer):
 
     def __init__(self, config: ProxyConfig) -> None:
         self.config = config
-        self.forwarder = _Forwarder(config)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
         super().__init__((LOOPBACK, config.port), _ProxyHandler)
+        self.forwarder = _Forwarder(config)  # once the port is had: nothing to close otherwise
 
     def server_bind(self) -> None:
         # HTTPServer's own looks the host name up (getfqdn), which can stall: 127.0.0.1 it is.
