@@ -1,10 +1,11 @@
 """`assets-gateway`: the team client's command line, and the org admins' (`admin`).
 
     assets-gateway upload DIST --account ACCOUNT_ID --script NAME ...   (see `upload_command`)
+    assets-gateway proxy [--port N] ...   a signing proxy for wrangler, SDKs, curl (see `proxy`)
     assets-gateway admin policy|explain|usage|grant|reset-usage|suspend|resume|kill-switch ...
                                                                         (see `admin`)
 
-Both read the gateway's URL from `--gateway` or $ASSETS_GATEWAY_URL, sign with the standard AWS
+All read the gateway's URL from `--gateway` or $ASSETS_GATEWAY_URL, sign with the standard AWS
 credential chain (`--profile`, `--region`), print results on stdout and everything for people on
 stderr, and exit 0 (done), 1 (refused or failed), 2 (a usage or local problem) or 130
 (interrupted).
@@ -17,6 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from assets_gateway_client.admin.parser import add_admin_parser
+from assets_gateway_client.proxy_command import add_proxy_parser
 from assets_gateway_client.upload_command import add_upload_parser
 
 __all__ = ["main"]
@@ -30,6 +32,7 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_upload_parser(commands)
+    add_proxy_parser(commands)
     add_admin_parser(commands)
     return parser
 

@@ -8,7 +8,11 @@ import sys
 from collections.abc import Callable
 
 from assets_gateway_client.answers import SetupError
-from assets_gateway_client.environment import GATEWAY_URL_ENV
+from assets_gateway_client.environment import (
+    CLOUDFLARE_API_URL_ENV,
+    DEFAULT_CLOUDFLARE_API_URL,
+    GATEWAY_URL_ENV,
+)
 from assets_gateway_client.manifest_builder import ManifestError
 
 __all__ = [
@@ -18,6 +22,7 @@ __all__ = [
     "EXIT_USAGE",
     "Console",
     "UsageError",
+    "add_cloudflare_api_option",
     "add_connection_options",
     "exit_status",
 ]
@@ -64,6 +69,16 @@ _CONNECTION_OPTIONS = (
 def add_connection_options(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
     for flag, metavar, text in _CONNECTION_OPTIONS:
         parser.add_argument(flag, metavar=metavar, help=text)
+
+
+def add_cloudflare_api_option(parser: argparse.ArgumentParser) -> None:
+    """`--cloudflare-api`: where asset uploads go, straight to Cloudflare with the session JWT."""
+    parser.add_argument(
+        "--cloudflare-api",
+        metavar="URL",
+        help=f"where files are uploaded (default: ${CLOUDFLARE_API_URL_ENV}, else "
+        f"{DEFAULT_CLOUDFLARE_API_URL})",
+    )
 
 
 def exit_status(

@@ -31,6 +31,7 @@ from assets_gateway_client.console import (
     EXIT_OK,
     Console,
     UsageError,
+    add_cloudflare_api_option,
     add_connection_options,
     exit_status,
 )
@@ -66,12 +67,7 @@ def add_upload_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     upload.add_argument(
         "--namespace", metavar="NS", help="Workers for Platforms dispatch namespace"
     )
-    upload.add_argument(
-        "--cloudflare-api",
-        metavar="URL",
-        help=f"where files are uploaded (default: ${environment.CLOUDFLARE_API_URL_ENV}, else "
-        f"{environment.DEFAULT_CLOUDFLARE_API_URL})",
-    )
+    add_cloudflare_api_option(upload)
     add_connection_options(upload)
     upload.add_argument(
         "--concurrency",

@@ -41,12 +41,12 @@ from assets_gateway_client.manifest_builder import (
     node_extension,
 )
 
-__all__ = ["UploadProgress", "UploadResult", "upload_assets"]
+__all__ = ["UPLOAD_TIMEOUT", "UploadProgress", "UploadResult", "upload_assets"]
 
 BULK_CONCURRENCY = 3  # wrangler's BULK_UPLOAD_CONCURRENCY
 SINGLE_ASSET_CONCURRENCY = 50  # wrangler's default when the JWT names no edge_kv concurrency
 MAX_SESSIONS = 2  # the first, and one fresh session when its JWT expires
-_UPLOAD_TIMEOUT = httpx.Timeout(120.0, connect=10.0)  # a bucket can hold tens of MiB
+UPLOAD_TIMEOUT = httpx.Timeout(120.0, connect=10.0)  # a bucket can hold tens of MiB
 
 
 @dataclass(frozen=True)
@@ -307,7 +307,7 @@ def upload_assets(
     upload_url = f"{cloudflare_api_url.rstrip('/')}/accounts/{quote(account_id, safe='')}"
     upload_url += "/workers/assets/upload"
     client = http_client or httpx.Client(
-        timeout=_UPLOAD_TIMEOUT,
+        timeout=UPLOAD_TIMEOUT,
         limits=httpx.Limits(max_connections=None, max_keepalive_connections=64),
     )
     uploader = _Uploader(client, upload_url, manifest, tracker, retrying, concurrency)
