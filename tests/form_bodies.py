@@ -4,10 +4,7 @@ range of each part's content: the reference the reader's tests compare against."
 from __future__ import annotations
 
 import re
-import tracemalloc
-from collections.abc import Callable, Sequence
-
-from assets_gateway.domain.errors import GatewayError
+from collections.abc import Sequence
 
 MIB = 1024 * 1024
 BOUNDARY = "----formdata-undici-012345678901"
@@ -52,17 +49,3 @@ def built(
 
 def form(parts: Sequence[FormPart], boundary: str = BOUNDARY, **kwargs: bytes) -> bytes:
     return built(parts, boundary, **kwargs)[0]
-
-
-def traced_peak(read: Callable[[], object]) -> tuple[int, object]:
-    """tracemalloc's peak while `read()` runs (what existed before excluded), and its result or
-    the GatewayError it raised."""
-    tracemalloc.start()
-    try:
-        try:
-            outcome = read()
-        except GatewayError as error:
-            outcome = error
-        return tracemalloc.get_traced_memory()[1], outcome
-    finally:
-        tracemalloc.stop()

@@ -6,12 +6,14 @@ import contextlib
 import hashlib
 import logging
 import time
+import tracemalloc
 from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import boto3
 import httpx
 
+from assets_gateway.domain.errors import GatewayError
 from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local.api_front import LocalIdentity
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_SCRIPT
@@ -126,3 +128,17 @@ def quota_items(stack: LocalStack) -> list[dict[str, Any]]:
 def numbers_of(item: dict[str, Any], names: tuple[str, ...]) -> dict[str, int]:
     """The item's numeric attributes among `names`."""
     return {name: int(value["N"]) for name, value in item.items() if name in names}
+
+
+def traced_peak(read: Callable[[], object]) -> tuple[int, object]:
+    """tracemalloc's peak while `read()` runs (what existed before excluded), and its result or
+    the GatewayError it raised."""
+    tracemalloc.start()
+    try:
+        try:
+            outcome = read()
+        except GatewayError as error:
+            outcome = error
+        return tracemalloc.get_traced_memory()[1], outcome
+    finally:
+        tracemalloc.stop()

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import gzip
 import json
-import tracemalloc
 from collections.abc import Callable
 from typing import Any
 
@@ -31,6 +30,7 @@ from assets_gateway.domain.manifest import (
     parse_manifest_body,
 )
 from assets_gateway.domain.request_body import check_content_type, gunzip, parse_json_body
+from helpers import traced_peak
 
 HASH = "0de3dd5df907418e9730fd2bd747bd5e"
 
@@ -806,14 +806,9 @@ _STRING_HEAVY: dict[str, Callable[[int], bytes]] = {
 
 def _peak_of(raw: bytes) -> tuple[int, GatewayError]:
     """tracemalloc's peak of Python allocations while the body is refused (the body excluded)."""
-    tracemalloc.start()
-    try:
-        with pytest.raises(GatewayError) as refused:
-            parse_manifest_body(raw)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-    return peak, refused.value
+    peak, refused = traced_peak(lambda: parse_manifest_body(raw))
+    assert isinstance(refused, GatewayError), f"accepted: {refused!r}"
+    return peak, refused
 
 
 @pytest.mark.parametrize("name", list(_VALUE_HEAVY))
@@ -899,11 +894,6 @@ def test_many_members_inflate_in_linear_time_and_bounded_memory() -> None:
     is fed a piece at a time (a copy of the whole rest per member would be 3 GB here)."""
     members = [GZ(bytes([65 + n % 26]) * 6000) for n in range(999)]
     wire = b"".join(members) + GZ(b"") + b"\0" * (5 * MIB)  # the rest: zero padding
-    tracemalloc.start()
-    try:
-        out = gunzip(wire, 32 * MIB)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
+    peak, out = traced_peak(lambda: gunzip(wire, 32 * MIB))
     assert out == b"".join(bytes([65 + n % 26]) * 6000 for n in range(999))
     assert peak < 2 * len(out) + MIB

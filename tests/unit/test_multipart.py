@@ -19,7 +19,6 @@ from form_bodies import (
     escape,
     field_name,
     form,
-    traced_peak,
 )
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
@@ -32,6 +31,7 @@ from assets_gateway.domain.multipart import (
     boundary_of,
     read_form_data,
 )
+from helpers import traced_peak
 
 METADATA: FormPart = ("metadata", b'{"main_module":"index.js"}', None, None)
 MODULE: FormPart = ("index.js", b"export default {}", "index.js", "application/javascript+module")

@@ -8,13 +8,14 @@ import json
 from typing import Any
 
 import pytest
-from form_bodies import BOUNDARY, CONTENT_TYPE, MIB, FormPart, form, traced_peak
+from form_bodies import BOUNDARY, CONTENT_TYPE, MIB, FormPart, form
 
 from assets_gateway.domain.envelope import error_reply
 from assets_gateway.domain.errors import GatewayError, InvalidWorkerUpload, WorkerUploadTooLarge
 from assets_gateway.domain.multipart import FormLimits
 from assets_gateway.domain.worker_metadata import BINDING_TYPES, BindingKind
 from assets_gateway.domain.worker_upload import UploadLimits, WorkerUpload, read_worker_upload
+from helpers import traced_peak
 
 JWT = "eyJhbGciOiJIUzI1NiJ9.completion-token.sig"
 INDEX_JS = b"import './chunk.js';\r\nexport default {}"
