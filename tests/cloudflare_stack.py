@@ -6,7 +6,6 @@ The fixtures that serve it (`shared_server`, `serve`, `cf`) are in this folder's
 from __future__ import annotations
 
 import base64
-import hashlib
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
@@ -61,14 +60,6 @@ class AppSlot:
 
 
 # ----------------------------------------------------------------------------- helpers
-
-
-def file_hash(content: bytes) -> str:
-    return hashlib.sha256(content).hexdigest()[:32]
-
-
-def manifest_of(files: Mapping[str, bytes]) -> dict[str, dict[str, object]]:
-    return {path: {"hash": file_hash(data), "size": len(data)} for path, data in files.items()}
 
 
 def session_path(account: str = ACCOUNT, script: str = "site") -> str:

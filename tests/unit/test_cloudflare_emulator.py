@@ -19,9 +19,7 @@ from cloudflare_stack import (
     Stack,
     create_session,
     error_codes,
-    file_hash,
     jwt_claims,
-    manifest_of,
     session_path,
     upload_bucket,
 )
@@ -34,7 +32,7 @@ from gateway_local.cloudflare_emulator import (
     decode_jwt,
     encode_jwt,
 )
-from helpers import HTTP_TIMEOUT
+from helpers import HTTP_TIMEOUT, content_hash, manifest_of
 
 SITE = {f"/page-{index}.html": f"<p>page {index}</p>".encode() for index in range(23)}
 
@@ -53,7 +51,7 @@ def test_session_groups_missing_hashes_into_buckets_in_manifest_order(cf: Stack)
     assert body["success"] is True
     assert body["errors"] == []
     assert body["messages"] == []
-    hashes = [file_hash(data) for data in SITE.values()]
+    hashes = [content_hash(data) for data in SITE.values()]
     assert body["result"]["buckets"] == [hashes[0:10], hashes[10:20], hashes[20:23]]
     assert re.fullmatch(r"[0-9a-f]{16}-LOC", response.headers["cf-ray"])
 
@@ -99,7 +97,7 @@ def test_single_asset_mode_is_announced_in_the_jwt(serve: Serve) -> None:
 
 
 def test_full_flow_answers_202_per_bucket_then_201_with_a_completion_token(cf: Stack) -> None:
-    by_hash = {file_hash(data): data for data in SITE.values()}
+    by_hash = {content_hash(data): data for data in SITE.values()}
     result = create_session(cf, manifest_of(SITE)).json()["result"]
     jwt, buckets = result["jwt"], result["buckets"]
 
@@ -120,7 +118,7 @@ def test_full_flow_answers_202_per_bucket_then_201_with_a_completion_token(cf: S
 def test_second_session_after_uploads_has_no_buckets_and_a_completion_token(cf: Stack) -> None:
     files = {"/a.txt": b"alpha", "/b.txt": b"beta"}
     jwt = create_session(cf, manifest_of(files)).json()["result"]["jwt"]
-    assert upload_bucket(cf, jwt, {file_hash(d): d for d in files.values()}).status_code == 201
+    assert upload_bucket(cf, jwt, {content_hash(d): d for d in files.values()}).status_code == 201
 
     again = create_session(cf, manifest_of(files)).json()["result"]
 
@@ -131,22 +129,22 @@ def test_second_session_after_uploads_has_no_buckets_and_a_completion_token(cf: 
 def test_stored_files_are_remembered_per_account(cf: Stack) -> None:
     files = {"/a.txt": b"alpha"}
     jwt = create_session(cf, manifest_of(files)).json()["result"]["jwt"]
-    upload_bucket(cf, jwt, {file_hash(b"alpha"): b"alpha"})
+    upload_bucket(cf, jwt, {content_hash(b"alpha"): b"alpha"})
 
     other = create_session(cf, manifest_of(files), token=OTHER_TOKEN, account=OTHER_ACCOUNT)
 
-    assert other.json()["result"]["buckets"] == [[file_hash(b"alpha")]]
+    assert other.json()["result"]["buckets"] == [[content_hash(b"alpha")]]
     assert cf.emulator.stored_hashes(OTHER_ACCOUNT) == set()
 
 
 def test_only_new_files_are_asked_for(cf: Stack) -> None:
     old = {"/a.txt": b"alpha"}
     jwt = create_session(cf, manifest_of(old)).json()["result"]["jwt"]
-    upload_bucket(cf, jwt, {file_hash(b"alpha"): b"alpha"})
+    upload_bucket(cf, jwt, {content_hash(b"alpha"): b"alpha"})
 
     result = create_session(cf, manifest_of({**old, "/new.txt": b"new"})).json()["result"]
 
-    assert result["buckets"] == [[file_hash(b"new")]]
+    assert result["buckets"] == [[content_hash(b"new")]]
     assert cf.emulator.verify_token(result["jwt"])["purpose"] == "upload"
 
 
@@ -157,7 +155,7 @@ def test_single_asset_flow_uploads_raw_bytes_per_hash(serve: Serve) -> None:
 
     answers = [
         cf.client.post(
-            f"/accounts/{ACCOUNT}/workers/assets/upload/{file_hash(data)}",
+            f"/accounts/{ACCOUNT}/workers/assets/upload/{content_hash(data)}",
             content=data,
             headers={"Authorization": f"Bearer {jwt}", "Content-Type": "text/css"},
         )
@@ -166,7 +164,7 @@ def test_single_asset_flow_uploads_raw_bytes_per_hash(serve: Serve) -> None:
 
     assert [answer.status_code for answer in answers] == [202, 201]
     assert cf.emulator.verify_token(answers[1].json()["result"]["jwt"])["purpose"] == "completion"
-    stored = cf.emulator.stored_asset(ACCOUNT, file_hash(bytes(range(256))))
+    stored = cf.emulator.stored_asset(ACCOUNT, content_hash(bytes(range(256))))
     assert stored is not None
     assert stored.content == bytes(range(256))
     assert stored.content_type == "text/css"
@@ -177,15 +175,15 @@ def test_session_jwt_expires_after_one_hour_by_the_injected_clock(cf: Stack) -> 
     jwt = create_session(cf, manifest_of(files)).json()["result"]["jwt"]
 
     cf.clock.advance(3599)
-    still_valid = upload_bucket(cf, jwt, {file_hash(b"alpha"): b"alpha"})
+    still_valid = upload_bucket(cf, jwt, {content_hash(b"alpha"): b"alpha"})
     cf.clock.advance(1)
-    expired = upload_bucket(cf, jwt, {file_hash(b"beta"): b"beta"})
+    expired = upload_bucket(cf, jwt, {content_hash(b"beta"): b"beta"})
 
     assert still_valid.status_code == 202
     assert expired.status_code == 401
     assert error_codes(expired) == [10000]
     assert "expired" in expired.json()["errors"][0]["message"]
-    assert file_hash(b"beta") not in cf.emulator.stored_hashes(ACCOUNT)
+    assert content_hash(b"beta") not in cf.emulator.stored_hashes(ACCOUNT)
 
 
 def test_upload_refuses_tokens_that_are_not_this_accounts_upload_jwt(cf: Stack) -> None:
@@ -193,7 +191,7 @@ def test_upload_refuses_tokens_that_are_not_this_accounts_upload_jwt(cf: Stack) 
     jwt = create_session(cf, manifest_of({"/a.txt": data})).json()["result"]["jwt"]
     forged = encode_jwt(jwt_claims(jwt), b"not the emulator's secret")
     completion = create_session(cf, {}).json()["result"]["jwt"]  # empty manifest: complete
-    files = {file_hash(data): data}
+    files = {content_hash(data): data}
 
     refusals = {
         "forged": upload_bucket(cf, forged, files),
@@ -212,11 +210,11 @@ def test_upload_refuses_tokens_that_are_not_this_accounts_upload_jwt(cf: Stack) 
 def test_upload_validation(cf: Stack) -> None:
     data = b"alpha"
     jwt = create_session(cf, manifest_of({"/a.txt": data})).json()["result"]["jwt"]
-    known = file_hash(data)
+    known = content_hash(data)
     auth = {"Authorization": f"Bearer {jwt}"}
 
     without_base64 = upload_bucket(cf, jwt, {known: data}, params={})
-    foreign = upload_bucket(cf, jwt, {known: data, file_hash(b"stranger"): b"stranger"})
+    foreign = upload_bucket(cf, jwt, {known: data, content_hash(b"stranger"): b"stranger"})
     bad_base64 = cf.client.post(
         f"/accounts/{ACCOUNT}/workers/assets/upload?base64=true",
         files={known: (known, b"!!not base64!!", "text/plain")},
@@ -228,7 +226,7 @@ def test_upload_validation(cf: Stack) -> None:
 
     assert (without_base64.status_code, error_codes(without_base64)) == (400, [10310])
     assert (foreign.status_code, error_codes(foreign)) == (400, [10312])
-    assert foreign.json()["errors"][0]["source"] == {"pointer": f"/{file_hash(b'stranger')}"}
+    assert foreign.json()["errors"][0]["source"] == {"pointer": f"/{content_hash(b'stranger')}"}
     assert (bad_base64.status_code, error_codes(bad_base64)) == (400, [10313])
     assert (not_multipart.status_code, error_codes(not_multipart)) == (400, [10311])
     # a refused bucket stores nothing, not even its valid parts
@@ -240,7 +238,7 @@ def test_single_asset_upload_refuses_a_hash_outside_the_session(serve: Serve) ->
     jwt = create_session(cf, manifest_of({"/a.txt": b"alpha"})).json()["result"]["jwt"]
 
     answer = cf.client.post(
-        f"/accounts/{ACCOUNT}/workers/assets/upload/{file_hash(b'other')}",
+        f"/accounts/{ACCOUNT}/workers/assets/upload/{content_hash(b'other')}",
         content=b"other",
         headers={"Authorization": f"Bearer {jwt}"},
     )
@@ -458,7 +456,7 @@ def test_refused_calls_still_spend_the_budget_and_upload_calls_do_not(serve: Ser
     wrong_account = create_session(cf, manifest_of(files), account=OTHER_ACCOUNT)
     jwt = create_session(cf, manifest_of(files)).json()["result"]["jwt"]
 
-    upload = upload_bucket(cf, jwt, {file_hash(b"alpha"): b"alpha"})
+    upload = upload_bucket(cf, jwt, {content_hash(b"alpha"): b"alpha"})
     last = create_session(cf, manifest_of(files))
 
     assert remaining(wrong_account)[0] == 2
@@ -486,7 +484,7 @@ def test_fault_only_hits_paths_with_its_suffix(cf: Stack) -> None:
     data = b"alpha"
 
     session = create_session(cf, manifest_of({"/a.txt": data}))
-    upload = upload_bucket(cf, session.json()["result"]["jwt"], {file_hash(data): data})
+    upload = upload_bucket(cf, session.json()["result"]["jwt"], {content_hash(data): data})
 
     assert (session.status_code, upload.status_code) == (200, 500)
 
@@ -642,8 +640,8 @@ def test_sessions_are_forgotten_when_expired_or_past_the_cap(serve: Serve) -> No
     ]
 
     assert cf.emulator.retained()["sessions"] == 3
-    oldest = upload_bucket(cf, jwts[0], {file_hash(data): data})
-    newest = upload_bucket(cf, jwts[-1], {file_hash(data): data})
+    oldest = upload_bucket(cf, jwts[0], {content_hash(data): data})
+    newest = upload_bucket(cf, jwts[-1], {content_hash(data): data})
     assert (oldest.status_code, newest.status_code) == (401, 201)
 
     cf.clock.advance(TOKEN_LIFETIME_S)  # every JWT so far has expired
@@ -660,15 +658,15 @@ def test_reset_forgets_calls_files_sessions_and_rate_counters(serve: Serve) -> N
     cf = serve(rate_limit=1)
     data = b"alpha"
     jwt = create_session(cf, manifest_of({"/a.txt": data})).json()["result"]["jwt"]
-    upload_bucket(cf, jwt, {file_hash(data): data})
+    upload_bucket(cf, jwt, {content_hash(data): data})
     cf.emulator.inject_fault(Fault(status=500))
 
     cf.emulator.reset()
     after = create_session(cf, manifest_of({"/a.txt": data}))
 
     assert after.status_code == 200  # budget back, fault gone
-    assert after.json()["result"]["buckets"] == [[file_hash(data)]]  # files forgotten
-    assert upload_bucket(cf, jwt, {file_hash(data): data}).status_code == 401  # session gone
+    assert after.json()["result"]["buckets"] == [[content_hash(data)]]  # files forgotten
+    assert upload_bucket(cf, jwt, {content_hash(data): data}).status_code == 401  # session gone
     assert len(cf.emulator.calls) == 2
 
 

@@ -14,13 +14,12 @@ from cloudflare_stack import (
     TOKEN,
     create_session,
     error_codes,
-    file_hash,
-    manifest_of,
     upload_bucket,
 )
 
 from gateway_local.cloudflare_emulator import TOKEN_LIFETIME_S, Fault, encode_jwt
 from gateway_local.emulator_workers import ScriptKey
+from helpers import content_hash, manifest_of
 
 if TYPE_CHECKING:
     from cloudflare_stack import Serve, Stack
@@ -76,7 +75,7 @@ def completion_jwt(
     script_path = script_path or f"/accounts/{ACCOUNT}/workers/scripts/{script}"
     path = f"{script_path}/assets-upload-session"
     session = create_session(cf, manifest_of(files), path=path).json()["result"]
-    by_hash = {file_hash(data): data for data in files.values()}
+    by_hash = {content_hash(data): data for data in files.values()}
     jwt: str = session["jwt"]
     for bucket in session["buckets"]:
         jwt = (
@@ -161,7 +160,7 @@ def test_put_creates_the_worker_a_version_deployed_at_100_and_binds_the_manifest
     assert script is not None
     (version,) = script.versions
     assert result["deployment_id"] == version.id  # wrangler reads the version id from here
-    assert version.assets == {path: (file_hash(data), len(data)) for path, data in FILES.items()}
+    assert version.assets == {path: (content_hash(data), len(data)) for path, data in FILES.items()}
     assert version.assets_config == {"html_handling": "auto-trailing-slash"}
     assert [(m.name, m.size) for m in version.modules] == [("index.js", len(MODULE))]
     assert version.source == "wrangler"
