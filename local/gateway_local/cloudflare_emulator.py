@@ -78,12 +78,12 @@ from werkzeug.exceptions import HTTPException, MethodNotAllowed
 from werkzeug.routing import Map, Rule
 from werkzeug.wrappers import Request, Response
 
+from assets_gateway_common.json_pointer import json_pointer
 from gateway_local.emulator_wire import (
     NOT_MULTIPART,
     ApiError,
     Part,
     error_response,
-    json_pointer,
     json_response,
     parse_multipart,
     success_response,

@@ -70,11 +70,6 @@ def error_response(
     return json_response(status, envelope, headers)
 
 
-def json_pointer(*tokens: str) -> str:
-    """RFC 6901: manifest keys contain '/', so `/index.html` becomes `~1index.html`."""
-    return "".join("/" + token.replace("~", "~0").replace("/", "~1") for token in tokens)
-
-
 @dataclass
 class Part:
     name: str

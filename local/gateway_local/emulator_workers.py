@@ -26,6 +26,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
+from assets_gateway_common.json_pointer import json_pointer
 from gateway_local.emulator_wire import ApiError, Part
 
 # The bindings Cloudflare accepts and the fields each type must carry (a string unless listed in
@@ -539,7 +540,7 @@ class WorkersState:
                     400,
                     WorkersCode.INVALID_SETTINGS,
                     f"Invalid setting {name!r}",
-                    pointer=f"/{name}",
+                    pointer=json_pointer(name),
                 )
         with self._lock:
             script = self._existing(key)
