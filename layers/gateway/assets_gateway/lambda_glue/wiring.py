@@ -170,10 +170,7 @@ def build_manifest_records(settings: ManifestDoorSettings, *, metrics: Metrics) 
     return ManifestRecords(
         door=build_manifest_door(settings, aws=aws),
         holds=build_manifest_holds(settings, aws=aws),
-        persistence=DynamoDBPersistenceLayer(
-            table_name=settings.idempotency_table_name,
-            boto3_client=aws.client("dynamodb", config=AWS_CLIENT_CONFIG),
-        ),
+        persistence=_idempotency_records(settings.idempotency_table_name, aws),
         bucket_name=settings.manifest_bucket_name,
         max_receive_count=settings.manifest_max_receive_count,
         idempotency_hours=settings.idempotency_hours,
@@ -184,13 +181,16 @@ def build_manifest_records(settings: ManifestDoorSettings, *, metrics: Metrics) 
 def build_idempotent_sessions(
     service: SessionService, settings: Settings, *, aws: boto3.Session | None = None
 ) -> IdempotentSessions:
+    persistence = _idempotency_records(settings.control_table_name, aws or boto3.Session())
+    return IdempotentSessions(service, persistence)
+
+
+def _idempotency_records(table_name: str, aws: boto3.Session) -> DynamoDBPersistenceLayer:
     # A client of the function's one session: Powertools would otherwise build a session of its
     # own at start-up (~50 ms of cold start).
-    persistence = DynamoDBPersistenceLayer(
-        table_name=settings.control_table_name,
-        boto3_client=(aws or boto3.Session()).client("dynamodb", config=AWS_CLIENT_CONFIG),
+    return DynamoDBPersistenceLayer(
+        table_name=table_name, boto3_client=aws.client("dynamodb", config=AWS_CLIENT_CONFIG)
     )
-    return IdempotentSessions(service, persistence)
 
 
 class SessionApi(NamedTuple):
