@@ -12,18 +12,15 @@ source, upstream, audit sink, decision recorder), so it imports only domain and 
 
 from __future__ import annotations
 
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from assets_gateway.domain.envelope import Reply, error_reply, retry_after_seconds, success_reply
+from assets_gateway.domain.envelope import Reply, error_reply, success_reply
 from assets_gateway.domain.errors import (
-    CallerNotAllowed,
     CircuitOpen,
     GatewayError,
-    GatewayStopped,
     GlobalBudgetExceeded,
     IdempotencyConflict,
     MalformedRequest,
@@ -50,101 +47,28 @@ from assets_gateway.domain.quota import (
     LimitState,
     Scope,
     first_exceeded,
-    parse_ratelimit,
     ratelimit_headers,
 )
-from assets_gateway.domain.redaction import fingerprint
 from assets_gateway.domain.request_body import check_content_type, gunzip
 from assets_gateway.domain.simulation import RecordedDecision
+from assets_gateway.doors.gate import (
+    OUTCOME_OF_ERROR,
+    UpstreamCalls,
+    admitted_team,
+    audit_record,
+    back_off,
+    call_with_org_token,
+    check_target,
+    reason,
+    team_of,
+)
 from assets_gateway.ports.audit import AuditRecord, AuditSink
 from assets_gateway.ports.policy_source import PolicySource, StoredPolicy
 from assets_gateway.ports.quota import QuotaGate, Ticket
 from assets_gateway.ports.recorded_decisions import DecisionRecorder
 from assets_gateway.ports.sessions import Outcome, SessionRequest, SessionResult
 from assets_gateway.ports.token import TokenSource
-from assets_gateway.ports.upstream import Upstream, UpstreamAnswer
-
-_ACCOUNT_ID = re.compile(r"[0-9a-f]{32}")
-# Cloudflare script and namespace names: letters, digits, '-' and '_' (no dots, no slashes).
-_NAME = re.compile(r"[A-Za-z0-9_-]{1,255}")
-
-
-_OUTCOME_OF_ERROR: dict[int, Outcome] = {
-    19000: Outcome.REFUSED_REQUEST,
-    19001: Outcome.REFUSED_REQUEST,
-    19002: Outcome.REFUSED_REQUEST,
-    19010: Outcome.REFUSED_CALLER,
-    19011: Outcome.REFUSED_POLICY,
-    19012: Outcome.UNAVAILABLE,
-    19013: Outcome.STOPPED,
-    19020: Outcome.REFUSED_QUOTA,
-    19021: Outcome.REFUSED_BUDGET,
-    19022: Outcome.UNAVAILABLE,
-    19030: Outcome.UNAVAILABLE,
-    19031: Outcome.UPSTREAM_ERROR,
-    19040: Outcome.REFUSED_REQUEST,
-    19041: Outcome.UNAVAILABLE,
-}
-
-
-# Cloudflare's answers to a token it does not accept: missing/invalid header, invalid token,
-# authentication error.
-TOKEN_REJECTED_CODES = frozenset({6003, 6111, 9106, 9109, 10000})
-
-
-class _Calls:
-    """One request's calls to Cloudflare against the org's budget (an `AttemptMeter`).
-
-    The charge admitted the first call; each retry asks the budget first, so every call that
-    leaves was counted before it left and no 300 s interval holds more than the budget allows.
-    A call that never reached Cloudflare (connection failed, circuit open, no token) is taken
-    back; every call that reached it stays counted, whatever Cloudflare answered.
-    """
-
-    def __init__(
-        self,
-        quotas: QuotaGate,
-        ticket: Ticket,
-        charged_at: float,
-        request_id: str,
-        now: Callable[[], float],
-    ) -> None:
-        self._quotas = quotas
-        self._request_id = request_id
-        self._now = now
-        self._admitted: str | None = ticket.call_id or None  # admitted, not yet attempted
-        self._admitted_at = charged_at
-        self.seen = ticket.budget  # the budget as read right after the charge
-        self.reached = 0
-        self.taken_back = 0
-        self.ratelimit: str | None = None
-
-    def may_retry(self) -> bool:
-        now = self._now()
-        try:
-            call = self._quotas.permit(self._request_id, now)
-        except QuotaUnavailable:
-            return False  # fail closed: no call the budget cannot count
-        self._admitted, self._admitted_at = call, now
-        return call is not None
-
-    def record(self, *, reached: bool, ratelimit: str | None) -> None:
-        if reached:
-            self.reached += 1
-        else:
-            self._give_back()
-        self._admitted = None
-        if ratelimit:
-            self.ratelimit = ratelimit
-
-    def settle(self) -> None:
-        """The request is over: an admitted call that was never attempted goes back."""
-        self._give_back()
-        self._admitted = None
-
-    def _give_back(self) -> None:
-        if self._admitted is not None and self._quotas.take_back(self._admitted, self._admitted_at):
-            self.taken_back += 1
+from assets_gateway.ports.upstream import Upstream
 
 
 @dataclass
@@ -186,7 +110,7 @@ class SessionService:
 
     def create_session(self, request: SessionRequest) -> SessionResult:
         started = self._timer()
-        record = _audit_record(request)
+        record = audit_record(request.request_id, request.caller, request.target)
         progress = _Progress()
         if request.summary is not None and not request.dry_run:
             raise ValueError("a manifest summary can only be explained (dry run)")
@@ -196,7 +120,7 @@ class SessionService:
             if request.dry_run:
                 # A dry run reports a refusal as its decision instead of answering it.
                 result = self._dry_run_reply(
-                    progress, [_reason(error.code, error)], policy_version=record.policy_version
+                    progress, [reason(error.code, error)], policy_version=record.policy_version
                 )
                 record.reasons = [error.message]
                 return self._finish(record, result, started)
@@ -206,7 +130,7 @@ class SessionService:
             outcome = (
                 Outcome.CIRCUIT_OPEN
                 if isinstance(error, CircuitOpen)
-                else _OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR)
+                else OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR)
             )
             result = SessionResult(error_reply(error, request_id=request.request_id), outcome)
             record.code = error.code
@@ -239,14 +163,12 @@ class SessionService:
         `replay_of` naming the first request; nothing is forwarded, charged or recorded for
         simulations (the first request was)."""
         started = self._timer()
-        record = _audit_record(request)
+        record = audit_record(request.request_id, request.caller, request.target)
         record.replay_of = first_request_id
         try:
             stored = self._policies.current()
             record.policy_version = stored.version
-            _check_kill_switch(stored.policy)
-            record.team = _team_of(stored.policy, request.caller)
-            _check_not_suspended(stored.policy, record.team)
+            record.team = admitted_team(stored.policy, request.caller)
             if first.team is not None and record.team != first.team:
                 raise IdempotencyConflict(
                     f"this Idempotency-Key was first used for team {first.team!r}; the caller "
@@ -255,7 +177,7 @@ class SessionService:
         except GatewayError as error:
             record.code = error.code
             record.reasons = [error.message]
-            outcome = _OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR)
+            outcome = OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR)
             return self._finish(
                 record,
                 SessionResult(error_reply(error, request_id=request.request_id), outcome),
@@ -301,7 +223,7 @@ class SessionService:
         """The caller's own team: its limits, what is used and when each window resets."""
         try:
             stored = self._policies.current()
-            team = _team_of(stored.policy, caller)
+            team = team_of(stored.policy, caller)
             limits = stored.policy.limits_of(team, at=moment(self._now())).quotas.limits()
             # One consistent read of the team's windows and the org's budget.
             team_states, budget = self._quotas.usage_and_budget(team, limits, self._now())
@@ -322,7 +244,7 @@ class SessionService:
     def _run(
         self, request: SessionRequest, record: AuditRecord, progress: _Progress
     ) -> SessionResult:
-        _check_target(request.target)
+        check_target(request.target)
         if len(request.body) > self._max_body:
             raise ManifestTooLarge(
                 f"request body is {len(request.body)} bytes; at most {self._max_body} are accepted"
@@ -331,10 +253,8 @@ class SessionService:
         body = self._inflate(request)
         stored = self._policies.current()
         record.policy_version = stored.version
-        _check_kill_switch(stored.policy)
-        team = _team_of(stored.policy, request.caller)
+        team = admitted_team(stored.policy, request.caller)
         record.team = progress.team = team
-        _check_not_suspended(stored.policy, team)
         limits = stored.policy.limits_of(team, at=moment(self._now()))
         progress.limits = limits.quotas.limits()
         if request.summary is not None:
@@ -376,11 +296,21 @@ class SessionService:
         record.quota = {state.limit.name: state.used for state in ticket.after}
         if ticket.budget is not None:
             record.quota["cloudflare-5min"] = ticket.budget.window_calls
-        calls = _Calls(self._quotas, ticket, now, request.request_id, self._now)
-        answer = self._forward(request.target, manifest.to_body(), record, calls)
+        calls = UpstreamCalls(self._quotas, ticket, now, request.request_id, self._now)
+        body = manifest.to_body()
+        answer = call_with_org_token(
+            tokens=self._tokens,
+            quotas=self._quotas,
+            record=record,
+            calls=calls,
+            send=lambda token: self._upstream.create_upload_session(
+                request.target, body, token, calls
+            ),
+            now=self._now,
+        )
         record.upstream_status, record.upstream_ms = answer.status, round(answer.elapsed_ms, 3)
         if answer.status == 429:
-            self._back_off(answer, now)
+            back_off(self._quotas, answer, now)
         outcome = Outcome.ALLOWED if 200 <= answer.status < 300 else Outcome.REFUSED_UPSTREAM
         headers = {
             **answer.headers,
@@ -397,32 +327,6 @@ class SessionService:
             return gunzip(request.body, self._max_inflated)
         raise MalformedRequest(f"Content-Encoding must be gzip or absent, not {encoding[:40]!r}")
 
-    def _forward(
-        self, target: SessionTarget, body: bytes, record: AuditRecord, calls: _Calls
-    ) -> UpstreamAnswer:
-        """Call Cloudflare; if it says the token is invalid, the secret may have been rotated:
-        read it again once and retry with the new one (a call the budget must allow too)."""
-        try:
-            token = self._tokens.get()
-            record.token_fingerprint = fingerprint(token)
-            answer = self._upstream.create_upload_session(target, body, token, calls)
-            if answer.status in (400, 401, 403) and set(answer.error_codes) & TOKEN_REJECTED_CODES:
-                fresh = self._tokens.get(force_refresh=True)
-                if fresh.get_secret_value() != token.get_secret_value() and calls.may_retry():
-                    record.token_fingerprint = fingerprint(fresh)
-                    answer = self._upstream.create_upload_session(target, body, fresh, calls)
-        finally:
-            record.upstream_attempts = calls.reached
-            calls.settle()
-        self._follow_cloudflare(calls)
-        return answer
-
-    def _follow_cloudflare(self, calls: _Calls) -> None:
-        """Cloudflare's own count of the org token's calls wins when it is the lower one."""
-        items = parse_ratelimit(calls.ratelimit)
-        if items:
-            self._quotas.follow(items, self._now(), calls.seen)
-
     def _dry_run(
         self,
         *,
@@ -437,7 +341,7 @@ class SessionService:
         """Every reason the request would be refused now, policy and quota, charging nothing."""
         now = self._now()
         decision = decide(team, stored.policy.teams[team], limits, target, manifest)
-        reasons = [_reason(PolicyDenied.code, problem) for problem in decision.reasons]
+        reasons = [reason(PolicyDenied.code, problem) for problem in decision.reasons]
         current, budget = self._quotas.usage_and_budget(team, progress.limits, now)
         used = {state.limit.name: state.used for state in current}
         charge = Charge(entries=manifest.count, bytes=manifest.total_bytes)
@@ -445,10 +349,10 @@ class SessionService:
         if exceeded is not None:
             state = next(s for s in current if s.limit is exceeded)
             problem = Problem(f"the request would exceed {state.describe()}")
-            reasons.append(_reason(QuotaExceeded.code, problem))
+            reasons.append(reason(QuotaExceeded.code, problem))
         if budget.available < 1:
             problem = Problem(f"the org's Cloudflare budget is spent: {budget.describe()}")
-            reasons.append(_reason(GlobalBudgetExceeded.code, problem))
+            reasons.append(reason(GlobalBudgetExceeded.code, problem))
         record.reasons = [reason["message"] for reason in reasons]
         return self._dry_run_reply(
             progress,
@@ -488,18 +392,9 @@ class SessionService:
             success_reply(result, headers=ratelimit_headers(team_states)), Outcome.DRY_RUN
         )
 
-    def _back_off(self, answer: UpstreamAnswer, now: float) -> None:
-        """Cloudflare is limiting the org token: nobody calls it again before Retry-After."""
-        wait = retry_after_seconds(answer.headers.get("retry-after"), ceiling=_MAX_BACKOFF_SECONDS)
-        self._quotas.open_cooldown(now + wait)
-        raise GlobalBudgetExceeded(
-            f"Cloudflare is rate limiting the org's token; the gateway pauses calls for {wait} s",
-            headers={"Retry-After": str(wait)},
-        )
-
     def _give_back(self, progress: _Progress) -> None:
         """A charged request that ends in a refusal or failure gets its team quota back (the
-        org's budget keeps the calls that reached Cloudflare: `_Calls`)."""
+        org's budget keeps the calls that reached Cloudflare: `gate.UpstreamCalls`)."""
         if progress.ticket is not None:
             self._quotas.refund(progress.ticket)
             progress.ticket = None
@@ -513,76 +408,6 @@ class SessionService:
             return ratelimit_headers(self._quotas.usage(progress.team, team_limits, self._now()))
         except QuotaUnavailable:
             return {}
-
-
-def _audit_record(request: SessionRequest) -> AuditRecord:
-    """The audit record of one request, before anything about it is decided."""
-    return AuditRecord(
-        request_id=request.request_id,
-        door=request.caller.source,
-        principal=request.caller.principal_arn,
-        account_id=request.target.account_id,
-        script_name=request.target.script_name,
-        namespace=request.target.namespace,
-    )
-
-
-def _reason(code: int, problem: Problem | GatewayError) -> dict[str, Any]:
-    reason: dict[str, Any] = {"code": code, "message": problem.message}
-    if problem.pointer is not None:
-        reason["pointer"] = problem.pointer
-    return reason
-
-
-# Cloudflare blocks a token for 5 minutes past its limit: no cool-down is longer.
-_MAX_BACKOFF_SECONDS = 300
-
-
-def _check_target(target: SessionTarget) -> None:
-    if not _ACCOUNT_ID.fullmatch(target.account_id):
-        raise MalformedRequest(
-            "account_id must be 32 lowercase hexadecimal characters", pointer="/account_id"
-        )
-    if not _NAME.fullmatch(target.script_name):
-        raise MalformedRequest(
-            "script_name may hold only letters, digits, '-' and '_'", pointer="/script_name"
-        )
-    if target.namespace is not None and not _NAME.fullmatch(target.namespace):
-        raise MalformedRequest(
-            "namespace may hold only letters, digits, '-' and '_'", pointer="/namespace"
-        )
-
-
-def _team_of(policy: PolicyDocument, caller: Caller) -> str:
-    team = policy.team_of(caller.principal_arn)
-    if caller.team is not None:
-        # The S3 door: the key names the team, and its writer must be one of that team's
-        # principals now (a role removed from the policy is refused on both doors).
-        if caller.team not in policy.teams:
-            raise CallerNotAllowed(f"team {caller.team!r} is not in the org's policy")
-        if team != caller.team:
-            raise CallerNotAllowed(
-                f"principal {caller.principal} is not a principal of team {caller.team!r}"
-            )
-    if team is None:
-        raise CallerNotAllowed(f"principal {caller.principal} is not mapped to any team")
-    return team
-
-
-def _check_not_suspended(policy: PolicyDocument, team: str) -> None:
-    if policy.teams[team].suspended:
-        why = policy.teams[team].suspended_reason
-        raise CallerNotAllowed(f"team {team!r} is suspended" + (f": {why}" if why else ""))
-
-
-def _check_kill_switch(policy: PolicyDocument) -> None:
-    switch = policy.kill_switch
-    if switch.engaged:
-        why = f": {switch.reason}" if switch.reason else ""
-        raise GatewayStopped(
-            f"the org's admins have stopped the assets gateway{why}; sessions resume when they "
-            "release the kill switch"
-        )
 
 
 def _enforce(
