@@ -202,3 +202,26 @@ def test_one_attempt_means_no_retry() -> None:
     script = Script([Answer(503), Answer(200)])
     assert run(script, RetrySchedule(attempts=1, base_delay_seconds=1.0)) == Answer(503)
     assert math.isclose(sum(script.slept), 0.0)
+
+
+def test_an_error_the_rule_does_not_accept_propagates_at_once() -> None:
+    calls: list[int] = []
+
+    class Sent(Exception):
+        pass
+
+    class Unsent(Exception):
+        pass
+
+    def send() -> int:
+        calls.append(1)
+        raise (Unsent if len(calls) == 1 else Sent)()
+
+    rule: RetryRule[int] = RetryRule(
+        retryable=lambda _answer: False,
+        errors=(Sent, Unsent),
+        retryable_error=lambda error: isinstance(error, Unsent),
+    )
+    with pytest.raises(Sent):
+        call_with_retries(send, rule, RetrySchedule(attempts=5, base_delay_seconds=0.0), sleep=lambda _s: None)
+    assert len(calls) == 2  # the unsent one was tried again, the sent one was final

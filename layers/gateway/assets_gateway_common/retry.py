@@ -89,15 +89,20 @@ def _no_advice(_answer: object) -> float | None:
     return None
 
 
+def _any_error(_error: Exception) -> bool:
+    return True
+
+
 @dataclass(frozen=True)
 class RetryRule(Generic[Answer]):
     """Which outcomes are worth another attempt: answers `retryable` says so of (waiting what
-    `retry_after` reads from them, else the backoff), and errors of `errors`. Any other error
-    propagates at once."""
+    `retry_after` reads from them, else the backoff), and errors of `errors` that
+    `retryable_error` accepts. Any other error propagates at once."""
 
     retryable: Callable[[Answer], bool]
     retry_after: Callable[[Answer], float | None] = _no_advice
     errors: tuple[type[Exception], ...] = ()
+    retryable_error: Callable[[Exception], bool] = _any_error
 
 
 def _ignore(_wait: float) -> None:
@@ -132,6 +137,8 @@ def call_with_retries(
         try:
             answer = send()
         except rule.errors as failed:
+            if not rule.retryable_error(failed):
+                raise
             error, wait = failed, schedule.backoff(attempt)
         else:
             if not rule.retryable(answer):

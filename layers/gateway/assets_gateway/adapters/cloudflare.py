@@ -1,8 +1,9 @@
-"""The upstream client: one call to Cloudflare's Create Assets Upload Session operation.
+"""The upstream client: Cloudflare's Create Assets Upload Session operation, and any governed
+call of the deploy door forwarded as its caller made it.
 
-Cloudflare's own answers (a session, or its 4xx refusal) are returned byte for byte; anything we
-cannot trust (transport errors, timeouts, 5xx, non-envelope bodies, a 2xx without a usable
-session) becomes an `UpstreamFailure`.
+Cloudflare's own answers (a session, a version, or a 4xx refusal) are returned byte for byte;
+anything we cannot trust (transport errors, timeouts, 5xx, non-envelope bodies, a 2xx that is no
+success, or no usable session) becomes an `UpstreamFailure`.
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from assets_gateway.domain.envelope import UpstreamEnvelope, is_upload_session, 
 from assets_gateway.domain.errors import CircuitOpen, UpstreamFailure
 from assets_gateway.domain.policy import SessionTarget
 from assets_gateway.domain.redaction import redact_body, redact_text
-from assets_gateway.ports.upstream import AttemptMeter, UpstreamAnswer
+from assets_gateway.ports.upstream import AttemptMeter, UpstreamAnswer, UpstreamCall
 from assets_gateway_common.retry import (
     RetryRule,
     RetrySchedule,
@@ -99,6 +100,23 @@ class CloudflareClient:
         token: SecretStr,
         meter: AttemptMeter | None = None,
     ) -> UpstreamAnswer:
+        call = UpstreamCall(
+            "POST", session_path(target), body=body, headers={"Content-Type": "application/json"}
+        )
+        return self._send(call, token, meter, _usable_session)
+
+    def forward(
+        self, call: UpstreamCall, token: SecretStr, meter: AttemptMeter | None = None
+    ) -> UpstreamAnswer:
+        return self._send(call, token, meter, _successful)
+
+    def _send(
+        self,
+        call: UpstreamCall,
+        token: SecretStr,
+        meter: AttemptMeter | None,
+        usable: Callable[[UpstreamEnvelope], bool],
+    ) -> UpstreamAnswer:
         """Every way out of the call settles the breaker: an answer (a 429 included: Cloudflare is
         up and the service's cool-down handles its limit) closes it, any exception counts as a
         failure."""
@@ -109,21 +127,21 @@ class CloudflareClient:
                 retry_after=self._breaker.retry_after(),
             )
         with passage:
-            return self._with_retries(target, body, token, meter)
+            return self._with_retries(call, token, meter, usable)
 
     def _with_retries(
         self,
-        target: SessionTarget,
-        body: bytes,
+        call: UpstreamCall,
         token: SecretStr,
         meter: AttemptMeter | None,
+        usable: Callable[[UpstreamEnvelope], bool],
     ) -> UpstreamAnswer:
         deadline = self._clock() + self._retry.deadline_seconds
         started = time.perf_counter()
 
         def attempt() -> UpstreamAnswer:
             try:
-                answer = self._attempt(target, body, token, deadline, started)
+                answer = self._attempt(call, token, deadline, started, usable)
             except UpstreamFailure as error:
                 if meter is not None:
                     meter.record(reached=error.reached, ratelimit=None)
@@ -134,7 +152,7 @@ class CloudflareClient:
 
         answer = call_with_retries(
             attempt,
-            _UPSTREAM_RETRIES,
+            _UPSTREAM_RETRIES if call.idempotent else _CREATING_RETRIES,
             self._retry,
             sleep=self._sleep,
             clock=self._clock,
@@ -148,17 +166,21 @@ class CloudflareClient:
         return answer
 
     def _attempt(
-        self, target: SessionTarget, body: bytes, token: SecretStr, deadline: float, started: float
+        self,
+        call: UpstreamCall,
+        token: SecretStr,
+        deadline: float,
+        started: float,
+        usable: Callable[[UpstreamEnvelope], bool],
     ) -> UpstreamAnswer:
         remaining = deadline - self._clock()
+        url = self._base_url + call.path + (f"?{call.query}" if call.query else "")
         try:
-            response = self._http.post(
-                self._base_url + session_path(target),
-                content=body,
-                headers={
-                    "Authorization": f"Bearer {token.get_secret_value()}",
-                    "Content-Type": "application/json",
-                },
+            response = self._http.request(
+                call.method,
+                url,
+                content=call.body or None,
+                headers={**call.headers, "Authorization": f"Bearer {token.get_secret_value()}"},
                 # Never wait past the deadline, whatever the client's own read timeout.
                 timeout=_within(self._http.timeout, remaining),
             )
@@ -175,7 +197,7 @@ class CloudflareClient:
             raise _noting_reach(failure, error) from None
         elapsed_ms = (time.perf_counter() - started) * 1000
         answer_body = _without_token(response.content, token)
-        envelope = _check_trustworthy(response.status_code, answer_body)
+        envelope = _check_trustworthy(response.status_code, answer_body, usable)
         headers = {
             name: redact_text(response.headers[name], token.get_secret_value())
             for name in _PASS_THROUGH_HEADERS
@@ -227,6 +249,21 @@ _UPSTREAM_RETRIES = RetryRule(
 )
 
 
+def _never_sent(error: Exception) -> bool:
+    return isinstance(error, UpstreamFailure) and not error.reached
+
+
+# A call that creates something is sent again only when Cloudflare surely did not act on it: the
+# first attempt never left, or Cloudflare's 429 refused it. A timeout or a 5xx may have created
+# the version already; the caller sees the failure and decides.
+_CREATING_RETRIES = RetryRule(
+    retryable=lambda answer: answer.status == 429,
+    retry_after=_retry_after,
+    errors=(UpstreamFailure,),
+    retryable_error=_never_sent,
+)
+
+
 def _server_error(answer: UpstreamAnswer) -> UpstreamFailure:
     return UpstreamFailure(f"Cloudflare answered {answer.status}", status=502)
 
@@ -236,7 +273,17 @@ def _without_token(body: bytes, token: SecretStr) -> bytes:
     return redact_body(body, token.get_secret_value())
 
 
-def _check_trustworthy(status: int, body: bytes) -> UpstreamEnvelope:
+def _usable_session(envelope: UpstreamEnvelope) -> bool:
+    return envelope.success and is_upload_session(envelope.result)
+
+
+def _successful(envelope: UpstreamEnvelope) -> bool:
+    return envelope.success
+
+
+def _check_trustworthy(
+    status: int, body: bytes, usable: Callable[[UpstreamEnvelope], bool]
+) -> UpstreamEnvelope:
     """5xx and 429 bodies are not judged here: those answers are retried or backed off."""
     envelope = parse_envelope(body)
     if status >= 500 or status == 429:
@@ -245,6 +292,7 @@ def _check_trustworthy(status: int, body: bytes) -> UpstreamEnvelope:
         raise UpstreamFailure(
             f"Cloudflare answered {status} with a body that is not an API envelope"
         )
-    if 200 <= status < 300 and not (envelope.success and is_upload_session(envelope.result)):
-        raise UpstreamFailure(f"Cloudflare answered {status} without a usable upload session")
+    if 200 <= status < 300 and not usable(envelope):
+        what = "a usable upload session" if usable is _usable_session else "success"
+        raise UpstreamFailure(f"Cloudflare answered {status} without {what}")
     return envelope

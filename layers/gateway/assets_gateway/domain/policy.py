@@ -265,23 +265,9 @@ def decide(
     manifest: Manifest | ManifestSummary,
 ) -> Decision:
     """Every reason the team may not create this session; allowed when there is none."""
-    reasons: list[Problem] = []
-    if target.account_id not in team.accounts:
-        reasons.append(Problem(f"team {team_name!r} may not use account {target.account_id}"))
-    if not team.script_globs.matches(target.script_name):
-        reasons.append(
-            Problem(
-                f"team {team_name!r} may not use script {target.script_name!r} "
-                f"(allowed: {', '.join(team.scripts) or 'none'})"
-            )
-        )
-    if target.namespace is not None and not team.namespace_globs.matches(target.namespace):
-        reasons.append(
-            Problem(
-                f"team {team_name!r} may not use dispatch namespace {target.namespace!r} "
-                f"(allowed: {', '.join(team.namespaces) or 'none'})"
-            )
-        )
+    reasons = access_reasons(
+        team_name, team, target.account_id, target.script_name, target.namespace
+    )
     reasons.extend(_size_reasons(team_name, limits, manifest))
     unchecked: list[str] = []
     oversized = _oversized(manifest, limits.max_file_bytes)
@@ -295,6 +281,35 @@ def decide(
     else:
         reasons.extend(_path_reasons(team_name, team, paths))
     return Decision(allowed=not reasons, reasons=tuple(reasons), unchecked=tuple(unchecked))
+
+
+def access_reasons(
+    team_name: str,
+    team: TeamPolicy,
+    account_id: str,
+    script_name: str | None,
+    namespace: str | None = None,
+) -> list[Problem]:
+    """Every reason the team may not touch this account, script (None: the account itself) and
+    dispatch namespace."""
+    reasons: list[Problem] = []
+    if account_id not in team.accounts:
+        reasons.append(Problem(f"team {team_name!r} may not use account {account_id}"))
+    if script_name is not None and not team.script_globs.matches(script_name):
+        reasons.append(
+            Problem(
+                f"team {team_name!r} may not use script {script_name!r} "
+                f"(allowed: {', '.join(team.scripts) or 'none'})"
+            )
+        )
+    if namespace is not None and not team.namespace_globs.matches(namespace):
+        reasons.append(
+            Problem(
+                f"team {team_name!r} may not use dispatch namespace {namespace!r} "
+                f"(allowed: {', '.join(team.namespaces) or 'none'})"
+            )
+        )
+    return reasons
 
 
 def _size_reasons(

@@ -1,9 +1,11 @@
-"""Cloudflare as the session door calls it: one upload-session call, its answer, and the meter
-through which the org's budget counts every attempt."""
+"""Cloudflare as the doors call it: an upload-session call or any governed call forwarded as
+the caller made it, its answer, and the meter through which the org's budget counts every
+attempt."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -23,6 +25,22 @@ class UpstreamAnswer:
     ratelimit: str | None = None
 
 
+@dataclass(frozen=True)
+class UpstreamCall:
+    """One call as the deploy door forwards it: `path` is under Cloudflare's `/client/v4`, already
+    percent-encoded, `query` the raw query string; `headers` give the body its meaning (never
+    an Authorization: the adapter adds the org token)."""
+
+    method: str
+    path: str
+    query: str = ""
+    body: bytes = field(default=b"", repr=False)
+    headers: Mapping[str, str] = field(default_factory=dict)
+    # Whether sending it twice is harmless: a call that creates something (a version, a
+    # deployment) is sent again only when the first attempt never left.
+    idempotent: bool = True
+
+
 class AttemptMeter(Protocol):
     """Told of every attempt, asked before every retry: the org's Cloudflare budget counts
     each request that reached Cloudflare, retries included, and must allow each retry."""
@@ -38,4 +56,8 @@ class Upstream(Protocol):
 
     def create_upload_session(
         self, target: SessionTarget, body: bytes, token: SecretStr, meter: AttemptMeter | None
+    ) -> UpstreamAnswer: ...
+
+    def forward(
+        self, call: UpstreamCall, token: SecretStr, meter: AttemptMeter | None
     ) -> UpstreamAnswer: ...
