@@ -48,6 +48,7 @@ if TYPE_CHECKING:
 
 SESSION_API_APP = REPO_ROOT / "functions" / "session_api" / "app.py"
 ADMIN_API_APP = REPO_ROOT / "functions" / "admin_api" / "app.py"
+DEPLOY_API_APP = REPO_ROOT / "functions" / "deploy_api" / "app.py"
 MANIFEST_EVENTS_APP = REPO_ROOT / "functions" / "manifest_events" / "app.py"
 
 
@@ -69,6 +70,7 @@ MAX_RECEIVE_COUNT, MANIFEST_BATCH_SIZE, MANIFEST_RETENTION_SECONDS = _manifest_d
 )
 SESSION_API_FUNCTION = "SessionApiFunction"
 ADMIN_API_FUNCTION = "AdminApiFunction"
+DEPLOY_API_FUNCTION = "DeployApiFunction"
 DEFAULT_GATEWAY_PORT = 8787
 
 
@@ -174,6 +176,11 @@ class LocalStack:
         ]
         self.session_api = environments[0]
         self.admin_api = load_handler_module(ADMIN_API_APP, f"admin_api_app_{id(self)}")
+        # wrangler's deploy calls come one at a time; two environments serve an overlap.
+        deploy_environments = [
+            load_handler_module(DEPLOY_API_APP, f"deploy_api_app_{id(self)}_{n}") for n in range(2)
+        ]
+        self.deploy_api = deploy_environments[0]
         template = load_template()
         self.front = ApiFront(
             handler=ExecutionEnvironments(
@@ -182,6 +189,7 @@ class LocalStack:
             routes=[
                 *api_routes(template),
                 *api_routes(template, ADMIN_API_FUNCTION, name="admin-api"),
+                *api_routes(template, DEPLOY_API_FUNCTION, name="deploy-api"),
             ],
             identities=list(options.identities.values()),
             region=REGION,
@@ -189,7 +197,10 @@ class LocalStack:
             functions={
                 "admin-api": ExecutionEnvironments(
                     [as_function("admin-api", self.admin_api.lambda_handler)]
-                )
+                ),
+                "deploy-api": ExecutionEnvironments(
+                    [as_function("deploy-api", env.lambda_handler) for env in deploy_environments]
+                ),
             },
         )
         front: WSGIApplication = self.front

@@ -3,14 +3,16 @@
 `read_worker_upload` takes the request body as received (gzip or not), its Content-Type and
 Content-Encoding, and returns a `WorkerUpload`: the parts (offset ranges, `multipart`), the
 metadata model (`worker_metadata`) and the summary the deploy policy judges. The upload keeps
-the very bytes it judged: `wire` is what the caller sent and what Cloudflare gets, unchanged
-(`forward_body`, `forward_headers`), and for gzip `body` is their inflation, which the parts
-index. Nothing else is ever sent, so what Cloudflare reads is what was checked.
+the very bytes it judged: `body` (the caller's `wire`, or its inflation for gzip), which the
+parts index, is what Cloudflare gets (`forward_body`, `forward_headers`). Nothing else is ever
+sent, so what Cloudflare reads is what was checked.
 
-gzip: API Gateway and Lambda take 6 MB, Cloudflare a Worker of up to 10 MB compressed (3 MB on
-the free plan), so a large bundle reaches the gateway gzipped (`Content-Encoding: gzip`, which
-Cloudflare's API accepts too). It is inflated under a ceiling by `request_body.gunzip`, which
-counts before it inflates.
+gzip: API Gateway and Lambda take 6 MB (4.5 MB of binary, which the event carries as base64),
+so a large bundle reaches the gateway gzipped (`Content-Encoding: gzip`). It is inflated under a
+ceiling by `request_body.gunzip`, which counts before it inflates, and forwarded inflated: the
+Workers API documents no compressed request bodies, and Cloudflare's own limit is on the
+Worker (10 MB compressed, 64 MiB as uploaded), which the deploy policy's `max_script_bytes`
+bounds before anything is sent.
 """
 
 from __future__ import annotations
@@ -111,7 +113,8 @@ class UploadSummary:
 
 @dataclass(frozen=True)
 class WorkerUpload:
-    """A judged upload: `wire` is forwarded unchanged; `form.body` is what the parts index."""
+    """A judged upload: `form.body` (`wire`, inflated when gzip) is what the parts index and
+    what is forwarded."""
 
     wire: bytes = field(repr=False)
     content_type: str
@@ -126,14 +129,11 @@ class WorkerUpload:
         return self.form.body
 
     def forward_body(self) -> bytes:
-        return self.wire
+        return self.body
 
     def forward_headers(self) -> dict[str, str]:
-        """The headers that give `wire` its meaning, exactly as they were judged."""
-        headers = {"Content-Type": self.content_type}
-        if self.content_encoding is not None:
-            headers["Content-Encoding"] = self.content_encoding
-        return headers
+        """The headers that give `body` its meaning, exactly as they were judged."""
+        return {"Content-Type": self.content_type}
 
     @cached_property
     def wire_sha256(self) -> str:

@@ -21,6 +21,7 @@ from assets_gateway.adapters.policy_store import PolicyStore
 from assets_gateway.adapters.quota_store import QuotaStore
 from assets_gateway.domain.circuit import CircuitBreaker
 from assets_gateway.domain.quota import CallBudget
+from assets_gateway.doors.deploy import DeployService
 from assets_gateway.doors.session import SessionService
 from assets_gateway.lambda_glue.api_idempotency import IdempotentSessions
 from assets_gateway.lambda_glue.settings import AdminSettings, ManifestDoorSettings, Settings
@@ -48,23 +49,29 @@ def quiet_sdk_debug_logs() -> None:
         logging.getLogger(name).setLevel(logging.INFO)
 
 
-def build_session_service(
+class _PipelineParts(NamedTuple):
+    """What the session and deploy doors both call through: the policy, the quotas, the org
+    token and Cloudflare."""
+
+    policies: PolicyStore
+    quotas: QuotaGate
+    tokens: TokenProvider
+    upstream: CloudflareClient
+
+
+def _pipeline_parts(
     settings: Settings,
     *,
-    http: httpx.Client | None = None,
-    aws: boto3.Session | None = None,
-    audit: AuditSink | None = None,
-    quotas: QuotaGate | None = None,
-    now: Callable[[], float] = time.time,
-    max_request_body_bytes: int | None = None,
-) -> SessionService:
+    http: httpx.Client | None,
+    aws: boto3.Session,
+    quotas: QuotaGate | None,
+) -> _PipelineParts:
     quiet_sdk_debug_logs()
-    aws = aws or boto3.Session()
     http = http or build_http_client(
         connect_timeout=settings.upstream_connect_timeout_seconds,
         read_timeout=settings.upstream_read_timeout_seconds,
     )
-    return SessionService(
+    return _PipelineParts(
         policies=PolicyStore(
             table_name=settings.control_table_name,
             dynamodb=aws.resource("dynamodb", config=AWS_CLIENT_CONFIG),
@@ -93,10 +100,45 @@ def build_session_service(
                 open_seconds=settings.circuit_open_seconds,
             ),
         ),
+    )
+
+
+def build_session_service(
+    settings: Settings,
+    *,
+    http: httpx.Client | None = None,
+    aws: boto3.Session | None = None,
+    audit: AuditSink | None = None,
+    quotas: QuotaGate | None = None,
+    now: Callable[[], float] = time.time,
+    max_request_body_bytes: int | None = None,
+) -> SessionService:
+    aws = aws or boto3.Session()
+    parts = _pipeline_parts(settings, http=http, aws=aws, quotas=quotas)
+    return SessionService(
+        **parts._asdict(),
         audit=audit or LoggerAuditSink(),
         max_request_body_bytes=max_request_body_bytes or settings.max_request_body_bytes,
         max_inflated_body_bytes=settings.max_inflated_body_bytes,
         decisions=_decision_log(settings, aws),
+        now=now,
+    )
+
+
+def build_deploy_service(
+    settings: Settings,
+    *,
+    http: httpx.Client | None = None,
+    aws: boto3.Session | None = None,
+    audit: AuditSink | None = None,
+    quotas: QuotaGate | None = None,
+    now: Callable[[], float] = time.time,
+) -> DeployService:
+    parts = _pipeline_parts(settings, http=http, aws=aws or boto3.Session(), quotas=quotas)
+    return DeployService(
+        **parts._asdict(),
+        audit=audit or LoggerAuditSink(),
+        max_request_body_bytes=settings.max_request_body_bytes,
         now=now,
     )
 

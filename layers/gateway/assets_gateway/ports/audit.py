@@ -4,7 +4,7 @@ token: at most its fingerprint (`redaction.fingerprint`)."""
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 
 @dataclass
@@ -32,6 +32,10 @@ class AuditRecord:
     latency_ms: float | None = None
     # An Idempotency-Key replay: the request id of the first request, whose answer it repeats.
     replay_of: str | None = None
+    # The deploy door: the call (`POST /accounts/…/versions`) and what the policy judged of it
+    # (binding types and names, sizes, the body's digest, deployment splits; never a value).
+    route: str | None = None
+    deploy: dict[str, Any] | None = None
 
 
 @dataclass

@@ -1,0 +1,318 @@
+"""The pipeline of the deploy door: the calls `wrangler deploy`, `wrangler versions upload`,
+`versions deploy` and `rollback` make after the upload session, each governed like a session:
+
+    identifiers → body bound → the caller's team → the team's accounts and scripts → the deploy
+    policy over what the call would change → quotas → the org token → Cloudflare → the answer,
+    with one audit record whatever happens.
+
+Reads are judged by the allow-list alone. Writes are judged by what they carry: a Worker upload
+by its metadata part (bindings, tail consumers, logpush, migrations, size), a deployment by its
+versions and split, script settings by their logpush and tail consumers, the subdomain by what
+it enables. What is forwarded is exactly the bytes that were judged. Every forwarded call counts
+in the org's Cloudflare budget and the team's `deploy-calls-minute`; uploads and deployments
+also in its deploy quotas.
+
+Pure: everything outside goes through the ports it is given, so it imports only domain and
+ports (and the steps it shares with the session door).
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from assets_gateway.domain.deploy_policy import (
+    EffectiveDeployRules,
+    deployment_reasons,
+    parse_deployment,
+    parse_json_object,
+    script_settings_reasons,
+    subdomain_reasons,
+    upload_reasons,
+)
+from assets_gateway.domain.envelope import Reply, error_reply, success_reply
+from assets_gateway.domain.errors import (
+    CircuitOpen,
+    DeployDenied,
+    DeployQuotaExceeded,
+    GatewayError,
+    InvalidDeployRequest,
+    PolicyDenied,
+    Problem,
+    QuotaExceeded,
+    QuotaUnavailable,
+    WorkerUploadTooLarge,
+)
+from assets_gateway.domain.policy import SessionTarget, TeamPolicy, access_reasons, moment
+from assets_gateway.domain.quota import Charge, Limit, Scope, ratelimit_headers
+from assets_gateway.domain.worker_upload import UploadLimits, WorkerUpload, read_worker_upload
+from assets_gateway.doors.gate import (
+    OUTCOME_OF_ERROR,
+    UpstreamCalls,
+    admitted_team,
+    audit_record,
+    back_off,
+    call_with_org_token,
+    check_account,
+    check_target,
+)
+from assets_gateway.ports.audit import AuditRecord, AuditSink
+from assets_gateway.ports.deploys import DeployCall, DeployRequest, DeployResult
+from assets_gateway.ports.policy_source import PolicySource
+from assets_gateway.ports.quota import QuotaGate, Ticket
+from assets_gateway.ports.sessions import Outcome
+from assets_gateway.ports.token import TokenSource
+from assets_gateway.ports.upstream import Upstream, UpstreamCall
+
+# A deployment, script settings or subdomain body is a few hundred bytes of JSON.
+MAX_JSON_BODY_BYTES = 64 * 1024
+
+_WHAT: dict[DeployCall, str] = {
+    DeployCall.WORKER_UPLOAD: "Worker upload",
+    DeployCall.DEPLOYMENT: "deployment",
+    DeployCall.SCRIPT_SETTINGS: "change of script settings",
+    DeployCall.SUBDOMAIN: "change of the workers.dev route",
+}
+
+
+@dataclass
+class _Progress:
+    """What one call has established so far, for the answer's headers and the refund."""
+
+    team: str | None = None
+    limits: Sequence[Limit] = ()
+    ticket: Ticket | None = None
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class DeployService:
+    def __init__(
+        self,
+        *,
+        policies: PolicySource,
+        quotas: QuotaGate,
+        tokens: TokenSource,
+        upstream: Upstream,
+        audit: AuditSink,
+        max_request_body_bytes: int,
+        now: Callable[[], float] = time.time,
+        timer: Callable[[], float] = time.perf_counter,
+    ) -> None:
+        self._policies = policies
+        self._quotas = quotas
+        self._tokens = tokens
+        self._upstream = upstream
+        self._audit = audit
+        self._max_body = max_request_body_bytes
+        self._now = now
+        self._timer = timer
+
+    def handle(self, request: DeployRequest) -> DeployResult:
+        started = self._timer()
+        record = audit_record(request.request_id, request.caller, None)
+        record.account_id, record.script_name = request.account_id, request.script_name
+        record.namespace, record.route = request.namespace, request.route
+        progress = _Progress()
+        try:
+            reply, outcome = self._run(request, record, progress)
+        except GatewayError as error:
+            if progress.ticket is not None:
+                self._quotas.refund(progress.ticket)
+            if "RateLimit" not in error.headers:
+                error.headers = {**self._quota_headers(progress), **error.headers}
+            outcome = (
+                Outcome.CIRCUIT_OPEN
+                if isinstance(error, CircuitOpen)
+                else OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR)
+            )
+            reply = error_reply(error, request_id=request.request_id)
+            record.code = error.code
+            record.reasons = [error.message, *(reason.message for reason in error.reasons)]
+        except Exception:
+            # The handler answers a clean 500 envelope; the charge is given back and the call
+            # is still audited.
+            if progress.ticket is not None:
+                self._quotas.refund(progress.ticket)
+            record.latency_ms = round((self._timer() - started) * 1000, 3)
+            self._audit.record(record)
+            raise
+        record.latency_ms = round((self._timer() - started) * 1000, 3)
+        record.outcome, record.status = outcome.value, reply.status
+        self._audit.record(record)
+        return DeployResult(reply, outcome, record.team)
+
+    def verify(self, request: DeployRequest) -> Reply:
+        """`GET /user/tokens/verify`, which wrangler calls when it doubts its credentials: the
+        caller's AWS identity stands in for a token, so the answer says whose it is."""
+        try:
+            stored = self._policies.current()
+            team = admitted_team(stored.policy, request.caller)
+        except GatewayError as error:
+            return error_reply(error, request_id=request.request_id)
+        result = {"id": f"assets-gateway:{team}", "status": "active"}
+        message = (
+            f"signed by {request.caller.principal}, a principal of team {team!r}: calls go "
+            "through the assets gateway with the org's token, under the org's policy"
+        )
+        return success_reply(
+            result,
+            headers={"X-Request-Id": request.request_id},
+            messages=[{"code": 19065, "message": message}],
+        )
+
+    def _run(
+        self, request: DeployRequest, record: AuditRecord, progress: _Progress
+    ) -> tuple[Reply, Outcome]:
+        if request.script_name is None:
+            check_account(request.account_id)
+        else:
+            check_target(SessionTarget(request.account_id, request.script_name, request.namespace))
+        self._check_size(request)
+        stored = self._policies.current()
+        record.policy_version = stored.version
+        team = admitted_team(stored.policy, request.caller)
+        record.team = progress.team = team
+        team_policy = stored.policy.teams[team]
+        limits = stored.policy.limits_of(team, at=moment(self._now()))
+        access = access_reasons(
+            team, team_policy, request.account_id, request.script_name, request.namespace
+        )
+        if access:
+            count = len(access)
+            raise PolicyDenied(
+                f"the org's policy denies this call ({count} reason{'s' if count > 1 else ''})",
+                reasons=access,
+            )
+        call = self._judge(request, team, team_policy, limits.deploy, record)
+        charge = Charge(
+            entries=0, bytes=0, sessions=0, deploy_calls=1, deploys=request.kind.deploys
+        )
+        # Only the limits this call moves: a read leaves the deploy counters alone.
+        progress.limits = [
+            limit for limit in limits.quotas.deploy_limits() if charge.amount(limit.counter)
+        ]
+        now = self._now()
+        try:
+            ticket = self._quotas.charge(team, progress.limits, charge, now, request.request_id)
+        except QuotaExceeded as error:
+            raise DeployQuotaExceeded(error.message, headers=error.headers) from None
+        progress.ticket = ticket
+        record.quota = {state.limit.name: state.used for state in ticket.after}
+        if ticket.budget is not None:
+            record.quota["cloudflare-5min"] = ticket.budget.window_calls
+        calls = UpstreamCalls(self._quotas, ticket, now, request.request_id, self._now)
+        answer = call_with_org_token(
+            tokens=self._tokens,
+            quotas=self._quotas,
+            record=record,
+            calls=calls,
+            send=lambda token: self._upstream.forward(call, token, calls),
+            now=self._now,
+        )
+        record.upstream_status, record.upstream_ms = answer.status, round(answer.elapsed_ms, 3)
+        if answer.status == 429:
+            back_off(self._quotas, answer, now)
+        outcome = Outcome.ALLOWED if 200 <= answer.status < 300 else Outcome.REFUSED_UPSTREAM
+        headers = {**answer.headers, **ticket.headers(), "X-Request-Id": request.request_id}
+        return Reply(answer.status, answer.body, headers), outcome
+
+    def _check_size(self, request: DeployRequest) -> None:
+        size = len(request.body)
+        if request.kind is DeployCall.WORKER_UPLOAD:
+            if size > self._max_body:
+                raise WorkerUploadTooLarge(
+                    f"the request body is {size} bytes, more than {self._max_body}: "
+                    "send it with Content-Encoding: gzip"
+                )
+        elif request.kind is not DeployCall.READ and size > MAX_JSON_BODY_BYTES:
+            raise InvalidDeployRequest(
+                f"the request body is {size} bytes; a {_WHAT[request.kind]} takes at most "
+                f"{MAX_JSON_BODY_BYTES}"
+            )
+
+    def _judge(
+        self,
+        request: DeployRequest,
+        team: str,
+        team_policy: TeamPolicy,
+        rules: EffectiveDeployRules,
+        record: AuditRecord,
+    ) -> UpstreamCall:
+        """The call to forward once the deploy policy has found nothing against it: the bytes
+        judged and the headers that give them their meaning."""
+        if request.kind is DeployCall.READ:
+            return UpstreamCall("GET", request.path, request.query)
+        reasons: list[Problem]
+        if request.kind is DeployCall.WORKER_UPLOAD:
+            upload = read_worker_upload(
+                request.body,
+                request.content_type,
+                request.content_encoding,
+                UploadLimits(max_wire_bytes=self._max_body),
+            )
+            record.deploy = _upload_details(upload)
+            reasons = upload_reasons(team, rules, team_policy.script_globs, upload.summary)
+            body, headers = upload.forward_body(), upload.forward_headers()
+        else:
+            body, headers = _json_body(request), {"Content-Type": "application/json"}
+            if request.kind is DeployCall.DEPLOYMENT:
+                deployment = parse_deployment(body)
+                record.deploy = {
+                    "versions": {v.version_id: v.percentage for v in deployment.versions}
+                }
+                reasons = deployment_reasons(team, rules, deployment)
+            elif request.kind is DeployCall.SCRIPT_SETTINGS:
+                settings = parse_json_object(body, "script settings")
+                reasons = script_settings_reasons(team, rules, team_policy.script_globs, settings)
+            else:
+                reasons = subdomain_reasons(team, rules, parse_json_object(body, "subdomain"))
+        if reasons:
+            count = len(reasons)
+            raise DeployDenied(
+                f"the org's deploy policy denies this {_WHAT[request.kind]} "
+                f"({count} reason{'s' if count > 1 else ''})",
+                reasons=reasons,
+            )
+        return UpstreamCall(
+            request.method,
+            request.path,
+            request.query,
+            body,
+            headers,
+            idempotent=request.method != "POST",
+        )
+
+    def _quota_headers(self, progress: _Progress) -> dict[str, str]:
+        """Refusals of a known team still tell it where its deploy quotas stand."""
+        team_limits = [limit for limit in progress.limits if limit.scope is Scope.TEAM]
+        if progress.team is None or not team_limits:
+            return {}
+        try:
+            return ratelimit_headers(self._quotas.usage(progress.team, team_limits, self._now()))
+        except QuotaUnavailable:
+            return {}
+
+
+def _json_body(request: DeployRequest) -> bytes:
+    encoding = (request.content_encoding or "identity").strip().lower()
+    if encoding != "identity":
+        raise InvalidDeployRequest(
+            f"a {_WHAT[request.kind]} is sent without Content-Encoding, not {encoding[:40]!r}"
+        )
+    return request.body
+
+
+def _upload_details(upload: WorkerUpload) -> dict[str, Any]:
+    """What the audit keeps of an upload: what it binds and how big it is, never a value."""
+    summary = upload.summary
+    return {
+        "main_module": summary.main_module or summary.body_part,
+        "compatibility_date": summary.compatibility_date,
+        "bindings": [f"{binding.type}:{binding.name}" for binding in summary.bindings],
+        "modules": len(summary.modules),
+        "script_bytes": summary.script_bytes,
+        "wire_sha256": upload.wire_sha256,
+        "assets": summary.assets_jwt is not None,
+    }
