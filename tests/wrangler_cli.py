@@ -16,6 +16,7 @@ import os
 import signal
 import socket
 import threading
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from subprocess import DEVNULL, PIPE, STDOUT, Popen
@@ -111,12 +112,15 @@ class WranglerRun:
     output: str  # stdout and stderr, interleaved as wrangler wrote them
 
 
-def run_wrangler(args: list[str], *, cwd: Path, env: dict[str, str]) -> WranglerRun:
+def run_wrangler(
+    args: list[str], *, cwd: Path, env: dict[str, str], launcher: Sequence[str] = ()
+) -> WranglerRun:
     """Run wrangler to its end in its own process group, and leave none of its processes
-    behind (esbuild's service included), whatever happens."""
+    behind (esbuild's service included), whatever happens. `launcher`: the command that runs
+    it (`assets-gateway wrangler --wrangler PATH --`), which then gets wrangler's path as well."""
     if not WRANGLER.exists():
         raise FileNotFoundError(f"{WRANGLER} is missing: run `npm ci` (make test does)")
-    command = [str(WRANGLER), *args]
+    command = [*launcher, *args] if launcher else [str(WRANGLER), *args]
     # Its own session: one killpg ends wrangler and every process it started.
     process = Popen(
         command, cwd=cwd, env=env, stdin=DEVNULL, stdout=PIPE, stderr=STDOUT, start_new_session=True
