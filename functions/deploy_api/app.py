@@ -32,7 +32,10 @@ def _serve(route: DeployRoute, **parameters: str) -> Response[str]:
     event = app.current_event
     request = deploy_request(event, route, parameters)
     result = service.handle(request)
-    metrics.add_metric(name=f"deploy_{result.outcome.value}", unit=MetricUnit.Count, value=1)
+    # The session door's outcome names: the org's alarms on refusals, upstream errors and
+    # unavailable dependencies watch both doors.
+    metrics.add_metric(name=result.outcome.value, unit=MetricUnit.Count, value=1)
+    metrics.add_metric(name="deploy_call", unit=MetricUnit.Count, value=1)
     return respond(event, result.reply)
 
 

@@ -11,7 +11,6 @@ from typing import Any
 import httpx
 import pytest
 from form_bodies import CONTENT_TYPE, form
-from helpers import signed_client
 
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,
@@ -22,6 +21,7 @@ from gateway_local.demo import (
     demo_policy,
 )
 from gateway_local.stack import LocalStack
+from helpers import signed_client
 
 SCRIPT = "web-deploy-door"
 WORKER_JS = b"export default { fetch() { return new Response('hi'); } };\n"

@@ -180,7 +180,9 @@ def test_wrangler_retries_a_short_retry_after_and_fails_fast_on_a_long_one(
     # Cloudflare limits the org token for a second: the gateway pauses and answers 429 19021
     # with Retry-After 1, which wrangler waits out and retries.
     project.stack.emulator.inject_fault(
-        Fault(status=429, headers={"Retry-After": "1"}, count=3, path_suffix="/assets-upload-session")
+        Fault(
+            status=429, headers={"Retry-After": "1"}, count=3, path_suffix="/assets-upload-session"
+        )
     )
     run, _calls = project.wrangler("deploy")
     assert run.returncode == 0, run.output
@@ -193,4 +195,6 @@ def test_wrangler_retries_a_short_retry_after_and_fails_fast_on_a_long_one(
     run, calls = project.wrangler("deploy")
     assert run.returncode != 0
     assert "[code: 19063]" in run.output, run.output
-    assert not [call for call in calls if call.path.endswith("/deployments") and call.method == "POST"]
+    assert not [
+        call for call in calls if call.path.endswith("/deployments") and call.method == "POST"
+    ]

@@ -24,7 +24,9 @@ def test_the_template_gives_the_function_exactly_the_table_s_routes() -> None:
 
 
 def test_the_cloudflare_path_is_rebuilt_from_the_parameters_percent_encoded() -> None:
-    route = DeployRoute("GET", "/accounts/{account_id}/workers/scripts/{script_name}", DeployCall.READ)
+    route = DeployRoute(
+        "GET", "/accounts/{account_id}/workers/scripts/{script_name}", DeployCall.READ
+    )
     assert route.resolver_path == "/client/v4/accounts/<account_id>/workers/scripts/<script_name>"
     path = route.cloudflare_path({"account_id": "a" * 32, "script_name": "x/../y"})
     assert path == f"/accounts/{'a' * 32}/workers/scripts/x%2F..%2Fy"

@@ -223,5 +223,7 @@ def test_an_error_the_rule_does_not_accept_propagates_at_once() -> None:
         retryable_error=lambda error: isinstance(error, Unsent),
     )
     with pytest.raises(Sent):
-        call_with_retries(send, rule, RetrySchedule(attempts=5, base_delay_seconds=0.0), sleep=lambda _s: None)
+        call_with_retries(
+            send, rule, RetrySchedule(attempts=5, base_delay_seconds=0.0), sleep=lambda _s: None
+        )
     assert len(calls) == 2  # the unsent one was tried again, the sent one was final

@@ -23,6 +23,8 @@ ALLOWED_KEYS = {
     "SessionApiFunction": {"policy#current", "api-session#*"},
     "ManifestEventsFunction": {"policy#current", "manifest-object#*"},
     "AdminApiFunction": {"policy#*"},
+    # The deploy door keeps no records: it reads the current policy and nothing else.
+    "DeployApiFunction": {"policy#current"},
 }
 
 
@@ -105,7 +107,7 @@ def test_the_keys_the_code_uses_are_the_keys_the_template_allows(
     for action in ("dynamodb:GetItem", "dynamodb:PutItem", "dynamodb:UpdateItem"):
         assert allows(granted("SessionApiFunction", action), session_record), action
         assert allows(granted("ManifestEventsFunction", action), manifest_record), action
-    for door in ("SessionApiFunction", "ManifestEventsFunction", "AdminApiFunction"):
+    for door in ALLOWED_KEYS:
         assert allows(granted(door, "dynamodb:GetItem"), CURRENT_POLICY_ID), door
     assert allows(granted("AdminApiFunction", "dynamodb:BatchGetItem"), version_id(12))
 
@@ -119,7 +121,7 @@ def test_no_function_traces_its_answers(template: dict[str, Any]) -> None:
             assert own.get("POWERTOOLS_TRACER_CAPTURE_RESPONSE", "false") == "false"
 
 
-@pytest.mark.parametrize("function", ["session_api", "admin_api"])
+@pytest.mark.parametrize("function", ["session_api", "admin_api", "deploy_api"])
 def test_the_api_handlers_say_so_in_code_too(function: str) -> None:
     """The template's variable could be dropped or overridden; the handlers whose answers hold
     session JWTs or policies pass capture_response=False themselves."""
