@@ -379,9 +379,14 @@ def parse_json_object(body: bytes, what: str) -> dict[str, Any]:
     try:
         document = parse_json_body(body)
     except GatewayError as error:  # not UTF-8 JSON, a repeated key…
-        raise InvalidDeployRequest(
-            f"the {what} body: {error.message}", pointer=error.pointer
-        ) from None
+        subject = f"the {what} body"
+        message = error.message
+        message = (
+            subject + message.removeprefix("request body")
+            if message.startswith("request body")
+            else f"{subject}: {message}"
+        )
+        raise InvalidDeployRequest(message, pointer=error.pointer) from None
     if not isinstance(document, dict):
         raise InvalidDeployRequest(f"the {what} body must be a JSON object", pointer="")
     return document
