@@ -55,7 +55,7 @@ def fresh_team() -> str:
 
 
 def admitting_limits() -> tuple[Limit, ...]:
-    return TeamQuotas(HIGH, HIGH, HIGH, HIGH).limits()
+    return TeamQuotas(HIGH, HIGH, HIGH, HIGH, HIGH, HIGH, HIGH).limits()
 
 
 @dataclass(frozen=True)
@@ -104,7 +104,7 @@ def admitted_per_second(store: QuotaStore, charges: int, threads: int) -> float:
 def refused_per_second(store: QuotaStore, charges: int) -> tuple[float, int]:
     """Charges of a team whose daily session quota (1) is already spent: each is refused."""
     team = fresh_team()
-    limits = TeamQuotas(HIGH, 1, HIGH, HIGH).limits()
+    limits = TeamQuotas(HIGH, 1, HIGH, HIGH, HIGH, HIGH, HIGH).limits()
     store.charge(team, limits, CHARGE, time.time())
     admitted = 0  # only if the day rolls over mid-run
     started = time.perf_counter()

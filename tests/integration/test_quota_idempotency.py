@@ -142,7 +142,7 @@ def test_a_late_answer_to_the_charge_does_not_charge_twice(
     }
 
 
-LIMITS = TeamQuotas(30, 1000, 10_000, 10**9).limits()
+LIMITS = TeamQuotas(30, 1000, 10_000, 10**9, 120, 30, 200).limits()
 
 
 def quick_store(stack: LocalStack, front: LateFront) -> QuotaStore:

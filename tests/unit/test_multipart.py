@@ -204,7 +204,7 @@ def test_a_content_type_without_a_usable_boundary_is_refused(
     with pytest.raises(InvalidWorkerUpload) as refused:
         boundary_of(content_type)
     assert words in refused.value.message
-    assert (refused.value.status, refused.value.code) == (400, 19000)
+    assert (refused.value.status, refused.value.code) == (400, 19060)
 
 
 # -- preamble, epilogue, delimiters ---------------------------------------------------------
@@ -404,7 +404,7 @@ def test_malformed_bodies_are_refused_with_a_message_naming_the_fault(case: str)
     assert type(refused) is kind
     assert words in refused.message
     assert (refused.status, refused.code) == (
-        (413, 19002) if kind is WorkerUploadTooLarge else (400, 19000)
+        (413, 19061) if kind is WorkerUploadTooLarge else (400, 19060)
     )
 
 

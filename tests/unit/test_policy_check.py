@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 import yaml
 
+from assets_gateway.domain.deploy_policy import DeployRules
 from assets_gateway.domain.policy import (
     Grant,
     KillSwitch,
@@ -234,3 +235,6 @@ def test_the_sample_policy_validates_and_uses_every_feature() -> None:
         raw["defaults"]["quotas"]
     )
     assert set(Quotas.model_fields) <= used_quota_fields
+    used_deploy_fields = {f for team in raw["teams"].values() for f in team.get("deploy", {})}
+    assert set(DeployRules.model_fields) <= set(raw["defaults"]["deploy"])
+    assert set(DeployRules.model_fields) <= used_deploy_fields

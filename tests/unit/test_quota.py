@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
+
 import pytest
 
 from assets_gateway.domain.policy import PolicyDocument
 from assets_gateway.domain.quota import (
     DAY,
+    HOUR,
     MINUTE,
     Charge,
     Counter,
@@ -20,7 +23,13 @@ from assets_gateway.domain.quota import (
 )
 
 QUOTAS = TeamQuotas(
-    sessions_per_minute=5, sessions_per_day=100, entries_per_day=1000, bytes_per_day=10_000
+    sessions_per_minute=5,
+    sessions_per_day=100,
+    entries_per_day=1000,
+    bytes_per_day=10_000,
+    deploy_calls_per_minute=20,
+    deploys_per_hour=3,
+    deploys_per_day=8,
 )
 NOON = 1_795_608_000.0  # 2026-11-25T12:00:00Z, a whole day, hour and minute
 
@@ -50,8 +59,89 @@ def test_a_window_never_resets_in_zero_seconds() -> None:
 
 def test_charge_amounts_and_refund() -> None:
     charge = Charge(entries=40, bytes=900)
-    assert [charge.amount(c) for c in Counter] == [1, 40, 900, 1]
+    assert [charge.amount(c) for c in Counter] == [1, 40, 900, 1, 0, 0]
     assert charge.negated() == Charge(entries=-40, bytes=-900, sessions=-1)
+
+
+def test_a_deploy_door_call_charges_its_own_counters_and_no_session() -> None:
+    read, upload = Charge.deploy_call(), Charge.deploy_call(deploys=1)
+    amounts = {c: (read.amount(c), upload.amount(c)) for c in Counter}
+    assert amounts == {
+        Counter.SESSIONS: (0, 0),
+        Counter.ENTRIES: (0, 0),
+        Counter.BYTES: (0, 0),
+        Counter.CALLS: (0, 0),
+        Counter.DEPLOY_CALLS: (1, 1),
+        Counter.DEPLOYS: (0, 1),
+    }
+    assert upload.negated() == Charge(entries=0, bytes=0, sessions=0, deploy_calls=-1, deploys=-1)
+    assert [upload.negated().amount(c) for c in Counter] == [0, 0, 0, 0, -1, -1]
+
+
+def test_deploy_limits_are_their_own_and_the_session_limits_are_unchanged() -> None:
+    assert [limit.name for limit in QUOTAS.limits()] == [
+        "sessions-minute",
+        "sessions-day",
+        "entries-day",
+        "bytes-day",
+    ]
+    assert [
+        (limit.name, limit.counter, limit.window_seconds, limit.limit, limit.scope)
+        for limit in QUOTAS.deploy_limits()
+    ] == [
+        ("deploy-calls-minute", Counter.DEPLOY_CALLS, MINUTE, 20, Scope.TEAM),
+        ("deploys-hour", Counter.DEPLOYS, HOUR, 3, Scope.TEAM),
+        ("deploys-day", Counter.DEPLOYS, DAY, 8, Scope.TEAM),
+    ]
+
+
+def test_an_hour_window_is_aligned_on_the_epoch() -> None:
+    hour = QUOTAS.deploy_limits()[1]
+    assert hour.window_start(NOON + 3599.5) == NOON
+    assert hour.reset_seconds(NOON + 600.2) == 3000
+    assert hour.window_start(NOON + 3600) == NOON + 3600
+
+
+def test_first_exceeded_names_the_deploy_limit_a_call_would_break() -> None:
+    limits = QUOTAS.deploy_limits()
+    read, upload = Charge.deploy_call(), Charge.deploy_call(deploys=1)
+    used = {"deploy-calls-minute": 5, "deploys-hour": 3, "deploys-day": 3}
+    assert first_exceeded(limits, used, read) is None  # a read takes no deploy
+    assert first_exceeded(limits, used, upload) == limits[1]
+    assert first_exceeded(limits, {"deploys-day": 8}, upload) == limits[2]
+    assert first_exceeded(limits, {"deploy-calls-minute": 20}, read) == limits[0]
+    # A session charge never touches a deploy limit, nor a deploy charge a session limit.
+    assert first_exceeded(limits, {"deploy-calls-minute": 20}, Charge(1, 1)) is None
+    assert first_exceeded(QUOTAS.limits(), {"sessions-minute": 5}, upload) is None
+
+
+@pytest.mark.parametrize(
+    ("index", "used", "words"),
+    [
+        (0, 20, "20 deploy door calls per minute (deploy-calls-minute); resets in 12 s"),
+        (
+            1,
+            3,
+            "3 deploys (Worker uploads and deployments) per hour (deploys-hour); resets in 12 s",
+        ),
+        (2, 8, "8 deploys (Worker uploads and deployments) per day (deploys-day); resets in 12 s"),
+    ],
+)
+def test_deploy_limits_are_worded_for_refusal_messages(index: int, used: int, words: str) -> None:
+    state = LimitState(QUOTAS.deploy_limits()[index], used=used, reset_seconds=12)
+    assert state.remaining == 0
+    assert state.describe() == words
+
+
+def test_deploy_headers_name_the_tightest_deploy_limit() -> None:
+    team_states = states(
+        QUOTAS.deploy_limits(), {"deploy-calls-minute": 2, "deploys-hour": 2}, NOON
+    )
+    headers = ratelimit_headers(team_states)
+    assert headers["RateLimit-Policy"] == (
+        '"deploy-calls-minute";q=20;w=60, "deploys-hour";q=3;w=3600, "deploys-day";q=8;w=86400'
+    )
+    assert headers["RateLimit"] == '"deploys-hour";r=1;t=3600'
 
 
 def test_first_exceeded_names_the_limit_the_charge_would_break() -> None:
@@ -103,3 +193,35 @@ def test_policy_quotas_fall_back_to_defaults_then_built_ins() -> None:
     assert (a.sessions_per_minute, a.sessions_per_day) == (7, 9)
     assert (b.sessions_per_minute, b.sessions_per_day) == (7, 2_000)
     assert a.entries_per_day == 10_000_000
+    assert (a.deploy_calls_per_minute, a.deploys_per_hour, a.deploys_per_day) == (120, 30, 200)
+
+
+def test_deploy_quotas_fall_back_to_defaults_then_built_ins_and_grants_add_to_them() -> None:
+    policy = PolicyDocument.model_validate(
+        {
+            "defaults": {"quotas": {"deploys_per_hour": 10}},
+            "teams": {
+                "a": {
+                    "principals": ["arn:aws:iam::111111111111:role/a"],
+                    "quotas": {"deploys_per_day": 50, "deploy_calls_per_minute": 30},
+                },
+                "b": {"principals": ["arn:aws:iam::111111111111:role/b"]},
+            },
+            "grants": [
+                {
+                    "team": "a",
+                    "quotas": {"deploys_per_hour": 5, "deploys_per_day": 1},
+                    "reason": "migration week",
+                    "expires_at": "2030-01-01T00:00:00Z",
+                }
+            ],
+        }
+    )
+    a, b = policy.limits_of("a").quotas, policy.limits_of("b").quotas
+    assert (a.deploy_calls_per_minute, a.deploys_per_hour, a.deploys_per_day) == (30, 10, 50)
+    assert (b.deploy_calls_per_minute, b.deploys_per_hour, b.deploys_per_day) == (120, 10, 200)
+    granted = policy.limits_of("a", at=datetime(2029, 1, 1, tzinfo=UTC)).quotas
+    assert (granted.deploys_per_hour, granted.deploys_per_day) == (15, 51)
+    assert granted.sessions_per_minute == a.sessions_per_minute
+    after = policy.limits_of("a", at=datetime(2030, 1, 1, tzinfo=UTC)).quotas
+    assert after == a

@@ -13,7 +13,7 @@ from assets_gateway.adapters.quota_store import MAX_ATTEMPTS, QuotaStore
 from assets_gateway.domain.errors import QuotaUnavailable
 from assets_gateway.domain.quota import CallBudget, Charge, TeamQuotas
 
-LIMITS = TeamQuotas(5, 100, 1000, 10_000).limits()
+LIMITS = TeamQuotas(5, 100, 1000, 10_000, 120, 30, 200).limits()
 NOW = 1_795_608_010.0
 
 

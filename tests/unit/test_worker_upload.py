@@ -366,12 +366,12 @@ def test_refusals_become_cloudflare_envelopes_a_person_can_act_on() -> None:
     assert reply.status == 400
     envelope = json.loads(reply.body)
     assert envelope["success"] is False
-    assert envelope["errors"][0]["code"] == 19000
+    assert envelope["errors"][0]["code"] == 19060
     assert envelope["errors"][0]["source"] == {"pointer": "/compatibility_date"}
     assert "compatibility_date" in envelope["errors"][0]["message"]
     too_big = error_reply(refusal(b"x" * 10, limits=UploadLimits(max_wire_bytes=5)))
     assert too_big.status == 413
-    assert json.loads(too_big.body)["errors"][0]["code"] == 19002
+    assert json.loads(too_big.body)["errors"][0]["code"] == 19061
 
 
 def test_only_immutable_bytes_are_judged() -> None:

@@ -182,15 +182,34 @@ class DecisionsUnavailable(GatewayError):
     code, status = 19055, 503
 
 
-class InvalidWorkerUpload(MalformedRequest):
-    """A Worker upload body (multipart/form-data) or its metadata part is malformed.
+class InvalidWorkerUpload(GatewayError):
+    """A Worker upload body (multipart/form-data) or its metadata part is malformed."""
 
-    Answered with 19000 until the deploy door assigns its own code in the 1906x range.
-    """
+    code, status = 19060, 400
 
 
-class WorkerUploadTooLarge(ManifestTooLarge):
-    """A Worker upload exceeds a ceiling: body, inflated body, parts, one part's headers, metadata.
+class WorkerUploadTooLarge(GatewayError):
+    """A Worker upload exceeds a ceiling: body, inflated body, parts, one part's headers or the
+    metadata."""
 
-    Answered with 19002 (413) until the deploy door assigns its own code in the 1906x range.
-    """
+    code, status = 19061, 413
+
+
+class DeployDenied(GatewayError):
+    """The deploy policy refuses a Worker upload, deployment or setting; `reasons` carry every
+    problem. Never Cloudflare's 10000: wrangler would take it for a bad token."""
+
+    code, status = 19062, 403
+
+
+class DeployQuotaExceeded(GatewayError):
+    """The team used up one of its deploy quotas for the current window (Retry-After,
+    RateLimit headers)."""
+
+    code, status = 19063, 429
+
+
+class InvalidDeployRequest(GatewayError):
+    """A deployments, script-settings or subdomain body is malformed."""
+
+    code, status = 19064, 400

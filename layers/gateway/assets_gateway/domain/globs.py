@@ -17,6 +17,12 @@ from __future__ import annotations
 import re
 import threading
 from collections.abc import Callable, Sequence
+from typing import Annotated
+
+from pydantic import StringConstraints
+
+# A glob as the policy document holds one (scripts, paths, the deploy policy's resources).
+Glob = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 
 _TOKEN = re.compile(r"\*\*|\*|\?")
 _TRANSLATION = {"**": ".*", "*": "[^/]*", "?": "[^/]"}

@@ -22,8 +22,13 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
+from assets_gateway.domain.deploy_policy import (
+    DeployRules,
+    EffectiveDeployRules,
+    effective_deploy_rules,
+)
 from assets_gateway.domain.errors import Problem
-from assets_gateway.domain.globs import GlobSet
+from assets_gateway.domain.globs import Glob, GlobSet
 from assets_gateway.domain.identity import normalise_principal
 from assets_gateway.domain.manifest import MAX_ENTRIES, MAX_FILE_BYTES, Manifest
 from assets_gateway.domain.quota import TeamQuotas
@@ -34,7 +39,6 @@ AccountId = Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{32}$")]
 PrincipalArn = Annotated[
     str, StringConstraints(pattern=r"^arn:aws[a-z-]*:(iam|sts)::\d{12}:[A-Za-z0-9+=,.@_/-]+$")
 ]
-Glob = Annotated[str, StringConstraints(min_length=1, max_length=512)]
 Reason = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=500)]
 
 T = TypeVar("T")
@@ -53,6 +57,9 @@ BUILT_IN_QUOTAS = TeamQuotas(
     sessions_per_day=2_000,
     entries_per_day=10_000_000,
     bytes_per_day=2**40,
+    deploy_calls_per_minute=120,
+    deploys_per_hour=30,
+    deploys_per_day=200,
 )
 
 
@@ -65,6 +72,11 @@ class Quotas(BaseModel):
     sessions_per_day: int | None = Field(default=None, ge=0)
     entries_per_day: int | None = Field(default=None, ge=0)
     bytes_per_day: int | None = Field(default=None, ge=0)
+    # The deploy door: every call through it (reads included), and the Worker uploads and
+    # deployments among them.
+    deploy_calls_per_minute: int | None = Field(default=None, ge=0)
+    deploys_per_hour: int | None = Field(default=None, ge=0)
+    deploys_per_day: int | None = Field(default=None, ge=0)
 
 
 class Limits(BaseModel):
@@ -77,6 +89,8 @@ class Limits(BaseModel):
     max_file_bytes: int | None = Field(default=None, ge=0, le=MAX_FILE_BYTES)
     require_full_hash: bool | None = None
     quotas: Quotas = Quotas()
+    # What the team's Worker uploads, deployments and settings may do (`deploy_policy`).
+    deploy: DeployRules = DeployRules()
 
 
 class TeamPolicy(Limits):
@@ -110,6 +124,7 @@ class EffectiveLimits:
     max_file_bytes: int
     require_full_hash: bool
     quotas: TeamQuotas
+    deploy: EffectiveDeployRules
 
 
 class Grant(BaseModel):
@@ -204,6 +219,7 @@ class PolicyDocument(BaseModel):
             max_file_bytes=max_file_bytes,
             require_full_hash=full_hash,
             quotas=quotas,
+            deploy=effective_deploy_rules(own.deploy, defaults.deploy),
         )
 
     def active_grants(self, team: str, at: datetime) -> list[Grant]:

@@ -18,6 +18,7 @@ from typing import Any, get_args, get_origin
 
 from pydantic import BaseModel, TypeAdapter, ValidationError
 
+from assets_gateway.domain.deploy_policy import deploy_rule_warnings
 from assets_gateway.domain.errors import Problem
 from assets_gateway.domain.identity import normalise_principal
 from assets_gateway.domain.policy import DUPLICATE_PRINCIPAL, PolicyDocument
@@ -69,6 +70,7 @@ def validate_policy(
         errors.extend(budget_errors)
         warnings.extend(budget_warnings)
     warnings.extend(_other_warnings(document, now, base))
+    warnings.extend(_deploy_warnings(document, base))
     return Validation(document if not errors else None, tuple(errors), tuple(warnings))
 
 
@@ -139,7 +141,7 @@ _PATTERN_MESSAGES = {
 
 def _schema_message(error: Mapping[str, Any]) -> str:
     loc = [part for part in error["loc"] if part != "[key]"]
-    if error["loc"] and error["loc"][-1] == "[key]":
+    if error["loc"] and error["loc"][-1] == "[key]" and loc[:1] == ["teams"] and len(loc) == 2:
         return (
             f"team name {str(loc[-1])!r} is invalid: use lowercase letters, digits, '-' and '_' "
             "(at most 63, starting with a letter or digit)"
@@ -250,6 +252,7 @@ def _quotas_against_budget(
                     pointer=pointer,
                 )
             )
+        warnings.extend(_deploy_calls_against_budget(document, name, budget, base))
     if total > budget and len(document.teams) > 1:
         warnings.append(
             Problem(
@@ -259,6 +262,33 @@ def _quotas_against_budget(
             )
         )
     return errors, warnings
+
+
+def _deploy_calls_against_budget(
+    document: PolicyDocument, name: str, budget: int, base: str
+) -> list[Problem]:
+    """Every deploy door call reaches Cloudflare too: one team must not be able to spend the
+    org's whole budget on them."""
+    per_minute = document.limits_of(name).quotas.deploy_calls_per_minute
+    if per_minute * (GLOBAL_WINDOW // MINUTE) <= budget:
+        return []
+    return [
+        Problem(
+            f"team {name!r} may make {per_minute} deploy door calls a minute: alone it may spend "
+            f"the org's Cloudflare budget ({budget} per 5 minutes) and stop every team",
+            pointer=base + json_pointer("teams", name, "quotas", "deploy_calls_per_minute"),
+        )
+    ]
+
+
+def _deploy_warnings(document: PolicyDocument, base: str) -> list[Problem]:
+    warnings = deploy_rule_warnings(
+        document.defaults.deploy, "every team (defaults)", base + "/defaults/deploy"
+    )
+    for name, team in document.teams.items():
+        pointer = base + json_pointer("teams", name, "deploy")
+        warnings.extend(deploy_rule_warnings(team.deploy, f"team {name!r}", pointer))
+    return warnings
 
 
 def _other_warnings(document: PolicyDocument, now: datetime, base: str) -> list[Problem]:

@@ -1,10 +1,10 @@
 """Quota arithmetic (pure): team windows, the org's Cloudflare budget, what a request charges,
 and what the caller is told.
 
-Team quotas are fixed windows aligned on the epoch (a minute, a day), so every function instance
-computes the same window key without talking to the others. The org's Cloudflare budget cannot
-be one: Cloudflare counts calls in *any* 5 minutes, and a fixed window admits up to twice its
-budget across an edge. It is a GCRA (`CallBudget`), which bounds every rolling 300 s interval.
+Team quotas are fixed windows aligned on the epoch (a minute, an hour, a day), so every function
+instance computes the same window key without talking to the others. The org's Cloudflare budget
+cannot be one: Cloudflare counts calls in *any* 5 minutes, and a fixed window admits up to twice
+its budget across an edge. It is a GCRA (`CallBudget`), which bounds every rolling 300 s interval.
 The answer headers follow draft-ietf-httpapi-ratelimit-headers-11: `RateLimit-Policy` lists the
 team's policies, `RateLimit` names the tightest one.
 """
@@ -16,7 +16,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-MINUTE, DAY = 60, 86_400
+MINUTE, HOUR, DAY = 60, 3_600, 86_400
 # Cloudflare counts 1,200 requests per 5 minutes per token and blocks for 5 minutes past that.
 GLOBAL_WINDOW = 300
 
@@ -27,12 +27,16 @@ class Scope(StrEnum):
 
 
 class Counter(StrEnum):
-    """What a window item counts: `sessions` per team window, `calls` for the global budget."""
+    """What a window item counts: `sessions` (and their entries and bytes) and the deploy door's
+    `deploy_calls` and `deploys` per team window, `calls` for the global budget. A team's counters
+    of one window share its item, each its own attribute, so the doors never disturb each other."""
 
     SESSIONS = "sessions"
     ENTRIES = "entries"
     BYTES = "bytes"
     CALLS = "calls"
+    DEPLOY_CALLS = "deploy_calls"
+    DEPLOYS = "deploys"
 
 
 @dataclass(frozen=True)
@@ -60,8 +64,14 @@ class TeamQuotas:
     sessions_per_day: int
     entries_per_day: int
     bytes_per_day: int
+    # The deploy door: every call through it (reads included) per minute, and the Worker uploads
+    # (script PUT, version POST) and deployment POSTs per hour and per day.
+    deploy_calls_per_minute: int
+    deploys_per_hour: int
+    deploys_per_day: int
 
     def limits(self) -> tuple[Limit, ...]:
+        """The session door's limits."""
         return (
             Limit(
                 "sessions-minute", Scope.TEAM, Counter.SESSIONS, MINUTE, self.sessions_per_minute
@@ -69,6 +79,20 @@ class TeamQuotas:
             Limit("sessions-day", Scope.TEAM, Counter.SESSIONS, DAY, self.sessions_per_day),
             Limit("entries-day", Scope.TEAM, Counter.ENTRIES, DAY, self.entries_per_day, "entries"),
             Limit("bytes-day", Scope.TEAM, Counter.BYTES, DAY, self.bytes_per_day, "bytes"),
+        )
+
+    def deploy_limits(self) -> tuple[Limit, ...]:
+        """The deploy door's limits (a `Charge.deploy_call` takes from them)."""
+        return (
+            Limit(
+                "deploy-calls-minute",
+                Scope.TEAM,
+                Counter.DEPLOY_CALLS,
+                MINUTE,
+                self.deploy_calls_per_minute,
+            ),
+            Limit("deploys-hour", Scope.TEAM, Counter.DEPLOYS, HOUR, self.deploys_per_hour),
+            Limit("deploys-day", Scope.TEAM, Counter.DEPLOYS, DAY, self.deploys_per_day),
         )
 
 
@@ -214,22 +238,39 @@ def parse_ratelimit(value: str | None) -> list[RatelimitItem]:
 
 @dataclass(frozen=True)
 class Charge:
-    """What one session request costs: one session (one upstream call) and its manifest's
-    entries and bytes. A refund is the same charge negated."""
+    """What one request costs. A session request: one session (one upstream call) and its
+    manifest's entries and bytes. A deploy door call: one deploy call, and one deploy when it
+    uploads a Worker or creates a deployment (`deploy_call`). A refund is the same charge
+    negated."""
 
     entries: int
     bytes: int
     sessions: int = 1
+    deploy_calls: int = 0
+    deploys: int = 0
+
+    @classmethod
+    def deploy_call(cls, *, deploys: int = 0) -> Charge:
+        """One call through the deploy door; `deploys=1` for a Worker upload or a deployment."""
+        return cls(entries=0, bytes=0, sessions=0, deploy_calls=1, deploys=deploys)
 
     def amount(self, counter: Counter) -> int:
-        if counter is Counter.ENTRIES:
-            return self.entries
-        if counter is Counter.BYTES:
-            return self.bytes
-        return self.sessions
+        amounts = {
+            Counter.ENTRIES: self.entries,
+            Counter.BYTES: self.bytes,
+            Counter.DEPLOY_CALLS: self.deploy_calls,
+            Counter.DEPLOYS: self.deploys,
+        }
+        return amounts.get(counter, self.sessions)
 
     def negated(self) -> Charge:
-        return Charge(entries=-self.entries, bytes=-self.bytes, sessions=-self.sessions)
+        return Charge(
+            entries=-self.entries,
+            bytes=-self.bytes,
+            sessions=-self.sessions,
+            deploy_calls=-self.deploy_calls,
+            deploys=-self.deploys,
+        )
 
 
 @dataclass(frozen=True)
@@ -247,8 +288,14 @@ class LimitState:
         return self.remaining / self.limit.limit if self.limit.limit else 0.0
 
     def describe(self) -> str:
-        what = {"sessions": "sessions", "entries": "manifest entries", "bytes": "manifest bytes"}
-        window = {MINUTE: "minute", DAY: "day", GLOBAL_WINDOW: "5 minutes"}
+        what = {
+            Counter.SESSIONS: "sessions",
+            Counter.ENTRIES: "manifest entries",
+            Counter.BYTES: "manifest bytes",
+            Counter.DEPLOY_CALLS: "deploy door calls",
+            Counter.DEPLOYS: "deploys (Worker uploads and deployments)",
+        }
+        window = {MINUTE: "minute", HOUR: "hour", DAY: "day", GLOBAL_WINDOW: "5 minutes"}
         return (
             f"{self.limit.limit} {what.get(self.limit.counter, 'calls')} per "
             f"{window.get(self.limit.window_seconds, f'{self.limit.window_seconds} s')} "
