@@ -25,8 +25,9 @@ import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
+from gateway_local.aws_resources import REPO_ROOT
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER
-from gateway_local.stack import REPO_ROOT, LocalStack, StackOptions
+from gateway_local.stack import LocalStack, StackOptions
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
 from wrangler_cli import WRANGLER, ConnectionTrap, offline_env, run_wrangler

@@ -52,9 +52,10 @@ def verify() -> Response[str]:
     return respond(event, service.verify(deploy_request(event, None, {})))
 
 
-# A regular expression: Event Handler's `<name>` stops at a slash, this takes the rest.
-@app.route("/client/v4/.+", method=["GET", "POST", "PUT", "PATCH", "DELETE"])
-def not_governed() -> Response[str]:
+# Event Handler tries static routes before dynamic ones, and dynamic ones in the order they were
+# added: this one, added last, is tried last. `<first>` stops at a slash; `.*` takes the rest.
+@app.route("/client/v4/<first>.*", method=["GET", "POST", "PUT", "PATCH", "DELETE"])
+def not_governed(first: str) -> Response[str]:
     """Any other call under /client/v4: Cloudflare's "no route" answer, saying what to do, rather
     than API Gateway's 403 10000 (which wrangler reads as a bad token)."""
     event = app.current_event

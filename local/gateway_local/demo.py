@@ -53,6 +53,13 @@ def demo_policy() -> dict[str, Any]:
                 "paths": ["/**"],
                 "max_entries": 100_000,
                 "quotas": {"sessions_per_minute": 30, "sessions_per_day": 1_000},
+                # wrangler's defaults (workers.dev and preview URLs on) deploy as they are; KV
+                # only in the team's own namespaces.
+                "deploy": {
+                    "workers_dev": True,
+                    "preview_urls": True,
+                    "resources": {"kv_namespace": ["0123456789abcdef0123456789abcde*"]},
+                },
             },
             "docs": {
                 "description": "Documentation site",

@@ -20,11 +20,12 @@ from pathlib import Path
 import pytest
 from wrangler_cli import WRANGLER, ConnectionTrap, WranglerRun, offline_env, run_wrangler
 
+from gateway_local.aws_resources import REPO_ROOT
 from gateway_local.cloudflare_emulator import Fault, RecordedCall
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, demo_policy
 from gateway_local.emulator_wire import parse_multipart
 from gateway_local.emulator_workers import Script, ScriptKey
-from gateway_local.stack import REPO_ROOT, LocalStack
+from gateway_local.stack import LocalStack
 
 WORKER = "web-wrangler-site"
 ASSET_COUNT = 24
@@ -116,7 +117,8 @@ def test_wrangler_deploys_versions_and_rolls_back_through_the_gateway(project: P
     assert run.returncode == 0, run.output
     script = project.script()
     (first,) = script.versions
-    assert first.assets is not None and len(first.assets) == ASSET_COUNT
+    assert first.assets is not None
+    assert len(first.assets) == ASSET_COUNT
     assert len(uploaded_hashes(calls)) == ASSET_COUNT
     assert [d.versions for d in script.deployments] == [((first.id, 100.0),)]
     assert all(call.headers["authorization"] == token for call in governed(calls))

@@ -64,7 +64,7 @@ from assets_gateway.ports.policy_source import PolicySource
 from assets_gateway.ports.quota import QuotaGate, Ticket
 from assets_gateway.ports.sessions import Outcome
 from assets_gateway.ports.token import TokenSource
-from assets_gateway.ports.upstream import Upstream, UpstreamCall
+from assets_gateway.ports.upstream import UpstreamCall, UpstreamForwarder
 
 # A deployment, script settings or subdomain body is a few hundred bytes of JSON.
 MAX_JSON_BODY_BYTES = 64 * 1024
@@ -94,7 +94,7 @@ class DeployService:
         policies: PolicySource,
         quotas: QuotaGate,
         tokens: TokenSource,
-        upstream: Upstream,
+        upstream: UpstreamForwarder,
         audit: AuditSink,
         max_request_body_bytes: int,
         now: Callable[[], float] = time.time,

@@ -58,6 +58,11 @@ class Upstream(Protocol):
         self, target: SessionTarget, body: bytes, token: SecretStr, meter: AttemptMeter | None
     ) -> UpstreamAnswer: ...
 
+
+class UpstreamForwarder(Protocol):
+    """The deploy door's Cloudflare: any governed call, forwarded as judged; answers and
+    failures as `Upstream`'s."""
+
     def forward(
         self, call: UpstreamCall, token: SecretStr, meter: AttemptMeter | None
     ) -> UpstreamAnswer: ...
