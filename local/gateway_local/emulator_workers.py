@@ -99,7 +99,7 @@ class Version:
     triggered_by: str
     message: str | None
     tag: str | None
-    main_module: str
+    main_module: str | None  # None: an assets-only Worker
     compatibility_date: str | None
     compatibility_flags: tuple[str, ...]
     bindings: tuple[Mapping[str, Any], ...]
@@ -213,7 +213,7 @@ class Script:
 class UploadedMetadata:
     """A script upload's metadata part, checked."""
 
-    main_module: str
+    main_module: str | None  # None: an assets-only Worker
     compatibility_date: str | None
     compatibility_flags: tuple[str, ...]
     bindings: tuple[Mapping[str, Any], ...]
@@ -264,9 +264,14 @@ def parse_upload_metadata(parts: Sequence[Part], today: date) -> UploadedMetadat
     if not isinstance(metadata, dict):
         raise _invalid("metadata must be a JSON object", "/")
     main_module = metadata.get("main_module", metadata.get("body_part"))
-    if not isinstance(main_module, str) or not main_module:
+    # An assets-only Worker (wrangler's upload without `main`): metadata with `assets` and no
+    # module part at all.
+    assets_only = main_module is None and isinstance(metadata.get("assets"), dict)
+    if assets_only and len(by_name) > 1:
         raise _invalid("metadata.main_module is required", "/main_module")
-    if main_module not in by_name or main_module == "metadata":
+    if not assets_only and (not isinstance(main_module, str) or not main_module):
+        raise _invalid("metadata.main_module is required", "/main_module")
+    if not assets_only and (main_module not in by_name or main_module == "metadata"):
         raise _invalid("Uncaught TypeError: Main module name is not present in bundle.")
     compatibility_date = _compatibility_date(metadata.get("compatibility_date"), today)
     flags = metadata.get("compatibility_flags", [])

@@ -1,7 +1,10 @@
 """`assets-gateway`: the team client's command line, and the org admins' (`admin`).
 
     assets-gateway upload DIST --account ACCOUNT_ID --script NAME ...   (see `upload_command`)
+    assets-gateway deploy DIR --account ACCOUNT_ID --script NAME [--main worker.js] ...
+                                          deploy a Worker without Node (see `deploy_command`)
     assets-gateway proxy [--port N] ...   a signing proxy for wrangler, SDKs, curl (see `proxy`)
+    assets-gateway wrangler [...] -- ARGS   wrangler through that proxy (see `wrangler_command`)
     assets-gateway admin policy|explain|usage|grant|reset-usage|suspend|resume|kill-switch ...
                                                                         (see `admin`)
 
@@ -18,8 +21,10 @@ import sys
 from collections.abc import Sequence
 
 from assets_gateway_client.admin.parser import add_admin_parser
+from assets_gateway_client.deploy_command import add_deploy_parser
 from assets_gateway_client.proxy_command import add_proxy_parser
 from assets_gateway_client.upload_command import add_upload_parser
+from assets_gateway_client.wrangler_command import add_wrangler_parser
 
 __all__ = ["main"]
 
@@ -32,7 +37,9 @@ def _parser() -> argparse.ArgumentParser:
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     add_upload_parser(commands)
+    add_deploy_parser(commands)
     add_proxy_parser(commands)
+    add_wrangler_parser(commands)
     add_admin_parser(commands)
     return parser
 

@@ -18,7 +18,6 @@ signature or a JWT.
 from __future__ import annotations
 
 import contextlib
-import gzip
 import secrets
 import socket
 import socketserver
@@ -39,10 +38,12 @@ from botocore.exceptions import BotoCoreError
 from assets_gateway_client.gateway import GATEWAY_TIMEOUT
 from assets_gateway_client.proxy_rules import (
     API_PREFIX,
+    GZIP_THRESHOLD_BYTES,
     Upstream,
     envelope,
     forwarded_request_headers,
     forwarded_response_headers,
+    gzip_body,
     should_gzip,
     upstream_for,
 )
@@ -61,9 +62,6 @@ MAX_REQUEST_BYTES = 128 * 1024 * 1024
 # Answers are read whole before they are passed on (a failure midway is then a clean 502);
 # the gateway's are below Lambda's 6 MB, Cloudflare's upload answers tiny.
 MAX_RESPONSE_BYTES = 64 * 1024 * 1024
-# Bodies for the gateway are gzipped from this size on: a 100,000-entry manifest (~10 MB of
-# JSON) would not pass API Gateway's 10 MB limit otherwise, and shrinks about tenfold.
-GZIP_THRESHOLD_BYTES = 1024 * 1024
 # A body over the limit is read and dropped up to this size before the 413 (see `_read_body`).
 DRAIN_BYTES = 16 * 1024 * 1024
 IDLE_TIMEOUT_S = 60.0  # a connection silent this long (between or within requests) is closed
@@ -207,7 +205,7 @@ class _Forwarder:
         sent = forwarded_request_headers(headers, upstream)
         note = ""
         if should_gzip(upstream, len(body), headers, self.config.gzip_threshold_bytes):
-            compressed = gzip.compress(body, compresslevel=6, mtime=0)
+            compressed = gzip_body(body)
             note = f"gzip {format_bytes(len(body))} -> {format_bytes(len(compressed))}"
             body = compressed
             sent = [(n, v) for n, v in sent if n.lower() != "content-encoding"]  # "identity"

@@ -15,14 +15,19 @@ import argparse
 import contextlib
 import signal
 import threading
+from collections.abc import Callable
+from dataclasses import replace
 from types import FrameType
+from typing import TYPE_CHECKING
 
 from assets_gateway_client import console, environment
 from assets_gateway_client.signing import profile_auth
+from assets_gateway_client.wrangler_launch import BASE_URL_VARIABLE
 
-__all__ = ["BASE_URL_VARIABLE", "add_proxy_parser", "run_proxy"]
+if TYPE_CHECKING:
+    from assets_gateway_client.proxy import ProxyConfig
 
-BASE_URL_VARIABLE = "CLOUDFLARE_API_BASE_URL"  # what wrangler reads its API base URL from
+__all__ = ["add_proxy_parser", "proxy_config", "run_proxy"]
 
 
 _DESCRIPTION = (
@@ -52,19 +57,32 @@ def run_proxy(args: argparse.Namespace) -> int:
     )
 
 
-def _proxy(args: argparse.Namespace, people: console.Console) -> int:
-    # The server's modules load only for this command: `upload` and `admin` start no slower.
-    from assets_gateway_client.proxy import ProxyConfig, running_proxy  # noqa: PLC0415
+def proxy_config(
+    args: argparse.Namespace, *, port: int, log: Callable[[str], None] | None = None
+) -> ProxyConfig:
+    """The proxy that the connection options (`add_connection_options`, `--cloudflare-api`)
+    describe, on `port` (0: any free), its lines to `log` (default: stderr). SetupError when
+    there is no gateway URL or no AWS credentials."""
+    # The server's modules load only for the commands that serve: `upload` starts no slower.
+    from assets_gateway_client.proxy import ProxyConfig  # noqa: PLC0415
 
-    if not 0 <= args.port <= 65535:
-        raise console.UsageError(f"--port must be between 0 and 65535 (got {args.port})")
     gateway_url = environment.gateway_url(args.gateway)
     config = ProxyConfig(
         gateway_url=gateway_url,
         cloudflare_api_url=environment.cloudflare_api_url(args.cloudflare_api),
         auth=profile_auth(gateway_url, profile=args.profile, region=args.region),
-        port=args.port,
+        port=port,
     )
+    return config if log is None else replace(config, log=log)
+
+
+def _proxy(args: argparse.Namespace, people: console.Console) -> int:
+    from assets_gateway_client.proxy import running_proxy  # noqa: PLC0415
+
+    if not 0 <= args.port <= 65535:
+        raise console.UsageError(f"--port must be between 0 and 65535 (got {args.port})")
+    config = proxy_config(args, port=args.port)
+    gateway_url = config.gateway_url
     stop = threading.Event()
 
     def on_sigterm(_signum: int, _frame: FrameType | None) -> None:

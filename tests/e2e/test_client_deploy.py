@@ -1,0 +1,458 @@
+"""`assets-gateway deploy` (no Node) and `assets-gateway wrangler -- …` (the real, pinned wrangler
+through the signing proxy), run as their users run them: the console script in a subprocess.
+
+The gateway's deploy routes are Cloudflare's, path for path, so until the lead's end-to-end tests
+run them through the real gateway, a stand-in serves as the gateway here: the Cloudflare emulator
+behind a front that, as API Gateway and the gateway do, accepts only SigV4-signed calls and puts
+the org's token in place of the signature. Asset uploads go straight to the emulator with the
+session JWT, as they go to Cloudflare. Real HTTP on 127.0.0.1 throughout; nothing else reached
+(wrangler's stray requests land in a trap that must stay empty).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Iterator
+from contextlib import closing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pytest
+from wrangler_cli import ConnectionTrap, offline_env
+
+from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault, RecordedCall
+from gateway_local.emulator_wire import parse_multipart
+from gateway_local.emulator_workers import Script, ScriptKey
+from gateway_local.http_server import BackgroundServer
+
+if TYPE_CHECKING:
+    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+
+ACCOUNT = "0123456789abcdef0123456789abcdef"
+ORG_TOKEN = "org-token-held-by-the-gateway-only"
+# A Cloudflare token the caller happens to have in their environment: it must not travel.
+INHERITED_TOKEN = "inherited-cloudflare-token-must-not-travel"
+PLACEHOLDER = "assets-gateway-placeholder-not-a-cloudflare-token"
+WORKER = "site"
+ASSET_COUNT = 24
+CLI = Path(sys.executable).with_name("assets-gateway")
+# A bound against a hung command only, never a duration a test relies on.
+HANG_LIMIT_S = 300.0
+
+
+class GatewayStandIn:
+    """WSGI front of the emulator standing in for the gateway: a call without SigV4 gets API
+    Gateway's 403; a signed one reaches the emulator with the org's token instead. Keeps every
+    Authorization it was sent."""
+
+    def __init__(self, emulator: CloudflareEmulator) -> None:
+        self.emulator = emulator
+        self.authorizations: list[str] = []
+        self._lock = threading.Lock()
+
+    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
+        authorization = environ.get("HTTP_AUTHORIZATION", "")
+        with self._lock:
+            self.authorizations.append(authorization)
+        if not authorization.startswith("AWS4-HMAC-SHA256 Credential="):
+            start_response("403 Forbidden", [("Content-Type", "application/json")])
+            return [b'{"message":"Missing Authentication Token"}']
+        forwarded = {**environ, "HTTP_AUTHORIZATION": f"Bearer {ORG_TOKEN}"}
+        return self.emulator(forwarded, start_response)
+
+
+@dataclass
+class Site:
+    """A project: ./public (the assets), ./worker.js, wrangler.jsonc; the emulator, its
+    stand-in gateway and the environment the CLI runs with."""
+
+    root: Path
+    emulator: CloudflareEmulator
+    gateway: GatewayStandIn
+    trap: ConnectionTrap
+    env: dict[str, str]
+
+    @property
+    def public(self) -> Path:
+        return self.root / "public"
+
+    def cli(
+        self, *args: str, env: dict[str, str] | None = None
+    ) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [str(CLI), *args],
+            cwd=self.root,
+            env=env or self.env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=HANG_LIMIT_S,
+            stdin=subprocess.DEVNULL,
+        )
+
+    def deploy(self, *args: str) -> subprocess.CompletedProcess[str]:
+        return self.cli("deploy", "public", "--account", ACCOUNT, "--script", WORKER, *args)
+
+    def script(self, name: str = WORKER) -> Script:
+        script = self.emulator.workers.script(ScriptKey(ACCOUNT, name))
+        assert script is not None
+        return script
+
+    def files(self) -> dict[str, bytes]:
+        return {
+            f"/{path.relative_to(self.public).as_posix()}": path.read_bytes()
+            for path in sorted(self.public.rglob("*"))
+            if path.is_file()
+        }
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    root = tmp_path / "site"
+    (root / "public" / "css").mkdir(parents=True)
+    for index in range(ASSET_COUNT - 2):
+        (root / "public" / f"page-{index}.html").write_text(f"<h1>page {index}</h1>\n")
+    (root / "public" / "css" / "site.css").write_text("h1 { color: teal }\n")
+    (root / "public" / "logo.bin").write_bytes(bytes(range(256)))
+    (root / "worker.js").write_text(
+        "export default { fetch(request, env) { return env.ASSETS.fetch(request); } };\n"
+    )
+    (root / "wrangler.jsonc").write_text(
+        json.dumps(
+            {
+                "name": WORKER,
+                "account_id": ACCOUNT,
+                "main": "worker.js",
+                "compatibility_date": "2025-01-01",
+                "assets": {"directory": "public", "binding": "ASSETS"},
+            }
+        )
+    )
+    home = tmp_path / "home"
+    home.mkdir()
+    emulator = CloudflareEmulator(tokens={ORG_TOKEN: [ACCOUNT]})
+    gateway = GatewayStandIn(emulator)
+    with (
+        BackgroundServer(emulator, name="cloudflare") as cloudflare,
+        BackgroundServer(gateway, name="gateway") as front,
+        closing(ConnectionTrap()) as trap,
+    ):
+        env = offline_env(
+            api_base_url="http://127.0.0.1:9/unused",  # `wrangler` sets its own
+            api_token=INHERITED_TOKEN,
+            account_id=ACCOUNT,
+            home=home,
+            proxy_url=trap.url,
+        )
+        env.update(
+            ASSETS_GATEWAY_URL=f"{front.url}/client/v4",
+            CLOUDFLARE_API_URL=f"{cloudflare.url}/client/v4",
+            CLOUDFLARE_API_KEY="inherited-global-key",
+            CLOUDFLARE_EMAIL="someone@example.com",
+            AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
+            AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            AWS_REGION="us-east-1",
+            AWS_CONFIG_FILE=str(home / "no-aws-config"),
+            AWS_SHARED_CREDENTIALS_FILE=str(home / "no-aws-credentials"),
+            AWS_EC2_METADATA_DISABLED="true",
+        )
+        yield Site(root, emulator, gateway, trap, env)
+    assert trap.requests == [], "something tried to reach beyond 127.0.0.1"
+
+
+def uploaded_hashes(calls: list[RecordedCall]) -> list[str]:
+    """The file hashes the bucket uploads among `calls` carried, one per multipart part."""
+    return [
+        part.name
+        for call in calls
+        if call.path.endswith("/workers/assets/upload")
+        for part in parse_multipart(call.headers.get("content-type"), call.body)
+    ]
+
+
+def no_secret_travelled(site: Site, *outputs: str) -> None:
+    """The caller's own Cloudflare credentials reached nobody; the placeholder never reached
+    Cloudflare; the org token appears in no output."""
+    for call in site.emulator.calls:
+        assert PLACEHOLDER not in call.headers.get("authorization", "")
+        assert INHERITED_TOKEN not in call.headers.get("authorization", "")
+        assert "x-auth-key" not in call.headers
+    assert not any(INHERITED_TOKEN in value for value in site.gateway.authorizations)
+    assert not any(PLACEHOLDER in value for value in site.gateway.authorizations)
+    for output in outputs:
+        assert ORG_TOKEN not in output
+        assert INHERITED_TOKEN not in output
+
+
+# ------------------------------------------------------------------ assets-gateway deploy
+
+
+def test_deploy_creates_a_worker_then_a_new_version_uploading_only_the_changed_file(
+    site: Site,
+) -> None:
+    # Given a new Worker, when it is deployed with --json
+    done = site.deploy("--main", "worker.js", "--compatibility-date", "2025-01-01", "--json")
+
+    # then the emulator holds it, with every asset, deployed, and the JSON says so
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    script = site.script()
+    (first,) = script.versions
+    files = site.files()
+    assert first.assets is not None
+    assert set(first.assets) == set(files)
+    for path, (file_hash, size) in first.assets.items():
+        stored = site.emulator.stored_asset(ACCOUNT, file_hash)
+        assert stored is not None
+        assert (stored.content, size) == (files[path], len(files[path]))
+    assert first.main_module == "worker.js"
+    assert [(m.name, m.content_type) for m in first.modules] == [
+        ("worker.js", "application/javascript+module")
+    ]
+    assert first.bindings == ({"name": "ASSETS", "type": "assets"},)
+    assert first.compatibility_date == "2025-01-01"
+    assert [d.versions for d in script.deployments] == [((first.id, 100.0),)]
+    assert result == {
+        "script": WORKER,
+        "account": ACCOUNT,
+        "version_id": first.id,
+        "deployment_id": None,
+        "new_worker": True,
+        "uploaded_files": ASSET_COUNT,
+        "entries": ASSET_COUNT,
+        "bytes": sum(len(content) for content in files.values()),
+    }
+    assert "a new Worker" in done.stderr
+    new_calls = [(c.method, c.path.rsplit("/", 2)[-2:], c.query) for c in site.emulator.calls]
+    assert ("GET", ["services", WORKER], "") in new_calls
+    assert ("PUT", ["scripts", WORKER], "excludeScript=true&bindings_inherit=strict") in new_calls
+
+    # Given one file changed, when deployed again (no --json: the version id alone on stdout)
+    (site.public / "page-3.html").write_text("<h1>page 3, edited</h1>\n")
+    before = len(site.emulator.calls)
+    again = site.deploy("--main", "worker.js", "--compatibility-date", "2025-01-01")
+
+    # then exactly that file is uploaded, and a new version is made and deployed at 100%
+    assert again.returncode == 0, again.stderr
+    script = site.script()
+    second = script.versions[-1]
+    assert again.stdout == f"{second.id}\n"
+    assert second.assets is not None
+    assert uploaded_hashes(site.emulator.calls[before:]) == [second.assets["/page-3.html"][0]]
+    assert [d.versions for d in script.deployments] == [
+        ((first.id, 100.0),),
+        ((second.id, 100.0),),
+    ]
+    assert "1 of 24 files uploaded (23 already on Cloudflare)" in again.stderr
+    assert "deployed to 100%" in again.stderr
+    no_secret_travelled(site, done.stdout, done.stderr, again.stdout, again.stderr)
+
+
+def test_an_assets_only_worker_has_no_module_and_no_binding(site: Site) -> None:
+    (site.public / "_headers").write_text("/*\n  X-Frame-Options: DENY\n")
+
+    done = site.deploy("--compatibility-date", "2025-01-01", "--json")
+
+    assert done.returncode == 0, done.stderr
+    (version,) = site.script().versions
+    assert version.main_module is None
+    assert version.modules == ()
+    assert version.bindings == ()
+    assert version.assets is not None
+    assert "/page-0.html" in version.assets
+    assert "/_headers" not in version.assets  # configuration, not an asset
+    assert version.assets_config == {"_headers": "/*\n  X-Frame-Options: DENY\n"}
+    assert json.loads(done.stdout)["version_id"] == version.id
+
+
+def test_a_refusal_is_printed_with_its_code_and_every_reason_and_nothing_is_uploaded(
+    site: Site,
+) -> None:
+    refusal = {
+        "success": False,
+        "errors": [{"code": 19061, "message": "the deploy policy refuses this Worker"}],
+        "messages": [
+            {"code": 19061, "message": "team web may not deploy script site"},
+            {"code": 19062, "message": "binding KV of type kv_namespace is not allowed"},
+        ],
+        "result": None,
+    }
+    site.emulator.inject_fault(
+        Fault(status=403, body=json.dumps(refusal).encode(), path_suffix=f"/services/{WORKER}")
+    )
+
+    done = site.deploy("--main", "worker.js")
+
+    assert done.returncode == 1
+    assert "HTTP 403 — 19061 the deploy policy refuses this Worker" in done.stderr
+    assert "19061 team web may not deploy script site" in done.stderr
+    assert "19062 binding KV of type kv_namespace is not allowed" in done.stderr
+    assert site.emulator.workers.script(ScriptKey(ACCOUNT, WORKER)) is None
+    assert not any("assets" in call.path for call in site.emulator.calls)
+
+
+@pytest.mark.parametrize(
+    ("args", "unset", "expected"),
+    [
+        (("--compatibility-date", "1/1/2025"), (), "--compatibility-date must be YYYY-MM-DD"),
+        (("--main", "missing.js"), (), "--main missing.js"),
+        ((), ("ASSETS_GATEWAY_URL",), "no gateway URL"),
+    ],
+)
+def test_usage_and_setup_problems_exit_2_before_any_call(
+    site: Site, args: tuple[str, ...], unset: tuple[str, ...], expected: str
+) -> None:
+    env = {name: value for name, value in site.env.items() if name not in unset}
+
+    done = site.cli("deploy", "public", "--account", ACCOUNT, "--script", WORKER, *args, env=env)
+
+    assert done.returncode == 2
+    assert expected in done.stderr
+    assert site.emulator.calls == []
+
+
+# ------------------------------------------------------------------ assets-gateway wrangler
+
+
+def test_wrangler_deploys_through_the_proxy_and_its_exit_status_and_output_come_through(
+    site: Site,
+) -> None:
+    # Given the project, when the real wrangler deploys it through `assets-gateway wrangler`
+    done = site.cli("wrangler", "--", "deploy")
+
+    # then wrangler's output streams through, it exits 0 and the emulator holds the Worker
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "assets-gateway wrangler: running" in done.stderr
+    assert "(on PATH)" in done.stderr  # no node_modules in the project: the one on PATH
+    assert "Deployed site triggers" in done.stdout + done.stderr
+    assert "assets-gateway proxy:" in done.stderr  # one line per call
+    script = site.script()
+    (version,) = script.versions
+    assert version.assets is not None
+    assert len(version.assets) == ASSET_COUNT
+    assert len(script.deployments) == 1
+    # every call to the gateway was signed; uploads went to Cloudflare with the session JWT
+    assert site.gateway.authorizations
+    assert all(a.startswith("AWS4-HMAC-SHA256 ") for a in site.gateway.authorizations)
+    assert uploaded_hashes(site.emulator.calls)
+    no_secret_travelled(site, done.stdout, done.stderr)
+
+    # Given a refusal, when wrangler deploys again: it fails, showing our code, and so do we
+    refusal = {
+        "success": False,
+        "errors": [{"code": 19061, "message": "the deploy policy refuses this Worker"}],
+        "messages": [],
+        "result": None,
+    }
+    site.emulator.inject_fault(
+        Fault(status=403, body=json.dumps(refusal).encode(), path_suffix=f"/services/{WORKER}")
+    )
+    refused = site.cli("wrangler", "--quiet", "--", "deploy")
+
+    assert refused.returncode == 1
+    assert "the deploy policy refuses this Worker [code: 19061]" in refused.stdout + refused.stderr
+    assert "assets-gateway proxy:" not in refused.stderr  # --quiet
+    assert len(site.script().versions) == 1
+    no_secret_travelled(site, refused.stdout, refused.stderr)
+
+
+FAKE_WRANGLER = """\
+#!{python}
+import json, os, signal, sys, time
+print(json.dumps({{"args": sys.argv[1:], "env": {{
+    name: os.environ.get(name) for name in (
+        "CLOUDFLARE_API_BASE_URL", "CLOUDFLARE_API_TOKEN", "CLOUDFLARE_API_KEY",
+        "CLOUDFLARE_EMAIL", "CLOUDFLARE_ACCOUNT_ID")}}}}), flush=True)
+if sys.argv[1:2] == ["wait"]:
+    if sys.argv[2:3] == ["catch"]:
+        signal.signal(signal.SIGINT, lambda *_: sys.exit(42))
+    print("ready", flush=True)
+    signal.pause()
+sys.exit(int(sys.argv[2]) if sys.argv[1:2] == ["exit"] else 0)
+"""
+
+
+@pytest.fixture
+def fake_wrangler(tmp_path: Path) -> Path:
+    """A stand-in for wrangler that shows what it was given and exits or waits as told."""
+    path = tmp_path / "fake-wrangler"
+    path.write_text(FAKE_WRANGLER.format(python=sys.executable))
+    path.chmod(0o755)
+    return path
+
+
+def test_wrangler_gets_the_proxy_a_placeholder_and_none_of_the_callers_credentials(
+    site: Site, fake_wrangler: Path
+) -> None:
+    done = site.cli("wrangler", "--wrangler", str(fake_wrangler), "--", "exit", "7", "--x")
+
+    assert done.returncode == 7
+    shown: dict[str, Any] = json.loads(done.stdout.splitlines()[0])
+    assert shown["args"] == ["exit", "7", "--x"]
+    env = shown["env"]
+    assert env["CLOUDFLARE_API_BASE_URL"].startswith("http://127.0.0.1:")
+    assert env["CLOUDFLARE_API_BASE_URL"].endswith("/client/v4")
+    assert env["CLOUDFLARE_API_TOKEN"] == PLACEHOLDER
+    assert env["CLOUDFLARE_API_KEY"] is None
+    assert env["CLOUDFLARE_EMAIL"] is None
+    assert env["CLOUDFLARE_ACCOUNT_ID"] == ACCOUNT
+    assert f"running {fake_wrangler} (--wrangler)" in done.stderr
+
+
+def _wait_ready(process: subprocess.Popen[str]) -> None:
+    assert process.stdout is not None
+    for line in process.stdout:
+        if line.strip() == "ready":
+            return
+    pytest.fail("the fake wrangler never got ready")
+
+
+@pytest.mark.parametrize(
+    ("signum", "how", "expected"),
+    [
+        (signal.SIGTERM, "die", 128 + signal.SIGTERM),  # killed by it: 128 + N
+        (signal.SIGINT, "catch", 42),  # handled by wrangler: its own exit status
+    ],
+)
+def test_signals_are_passed_on_to_wrangler(
+    site: Site, fake_wrangler: Path, signum: int, how: str, expected: int
+) -> None:
+    process = subprocess.Popen(
+        [str(CLI), "wrangler", "--quiet", "--wrangler", str(fake_wrangler), "--", "wait", how],
+        cwd=site.root,
+        env=site.env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        start_new_session=True,
+    )
+    try:
+        _wait_ready(process)
+        process.send_signal(signum)
+        assert process.wait(timeout=HANG_LIMIT_S) == expected
+    finally:
+        if process.poll() is None:
+            os.killpg(process.pid, signal.SIGKILL)
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()
+
+
+def test_no_wrangler_anywhere_exits_2(site: Site, tmp_path: Path) -> None:
+    empty = tmp_path / "empty-bin"
+    empty.mkdir()
+    env = {**site.env, "PATH": str(empty)}
+
+    done = site.cli("wrangler", "--", "deploy", env=env)
+
+    assert done.returncode == 2
+    assert "no wrangler found" in done.stderr
+    assert done.stdout == ""
