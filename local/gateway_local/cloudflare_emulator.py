@@ -573,6 +573,7 @@ _SCRIPT_ROUTES = (
     ("/script-settings", "PATCH", "script_settings", False),
     ("/subdomain", "GET", "subdomain", False),
     ("/subdomain", "POST", "set_subdomain", False),
+    ("/secrets", "GET", "secrets", True),
 )
 
 _API_ROUTES = Map(
@@ -965,6 +966,7 @@ class CloudflareEmulator:
             "settings": workers.settings,
             "subdomain": workers.subdomain,
             "worker": workers.worker,
+            "secrets": workers.secrets,
         }
         if endpoint in readers:
             return success_response(200, readers[endpoint](key))

@@ -479,6 +479,18 @@ class WorkersState:
                 **self._script_settings(script),
             }
 
+    def secrets(self, key: ScriptKey) -> list[dict[str, str]]:
+        """`GET …/secrets`: the names and types of the latest version's secrets, never a value
+        (wrangler lists them before a deploy with vars or bindings)."""
+        with self._lock:
+            latest = self._existing(key).latest_version()
+            bindings = latest.bindings if latest else ()
+            return [
+                {"name": binding["name"], "type": binding["type"]}
+                for binding in bindings
+                if binding.get("type") in ("secret_text", "secret_key")
+            ]
+
     @staticmethod
     def _script_settings(script: Script) -> dict[str, Any]:
         return {

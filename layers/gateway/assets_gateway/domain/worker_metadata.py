@@ -7,7 +7,8 @@ Cloudflare's `PUT /accounts/{a}/workers/scripts/{s}` and `POST …/versions` tak
 `compatibility_date`/`_flags`, `migrations`, `keep_bindings`, `logpush`, `placement`,
 `tail_consumers`, `streaming_tail_consumers`, `limits`, `annotations`, `keep_assets`,
 `assets: {jwt, config}`, `observability`, `cache_options`, `containers`, `exports`,
-`capnp_schema`, `package_dependencies`; Cloudflare's API also documents `usage_model` and `tags`.
+`capnp_schema`, `package_dependencies`, `code_update_strategy`; Cloudflare's API also
+documents `usage_model` and `tags`.
 `wrangler.toml`'s `[unsafe.metadata]` is merged into the top level, and its unsafe bindings
 arrive with their own `type` (wrangler strips `unsafe_`): both surface here as unknown.
 
@@ -155,6 +156,7 @@ class WorkerMetadata(BaseModel):
     exports: Any = None
     capnp_schema: Any = None
     package_dependencies: Any = None
+    code_update_strategy: Any = None  # wrangler 4.16x: how a running Worker's code is swapped
 
     @property
     def unknown_fields(self) -> tuple[str, ...]:

@@ -57,12 +57,14 @@ DEPLOY_ROUTES: tuple[DeployRoute, ...] = (
     DeployRoute("GET", _SCRIPT + "/versions", DeployCall.READ),
     DeployRoute("GET", _SCRIPT + "/versions/{version_id}", DeployCall.READ),
     DeployRoute("GET", _SCRIPT + "/subdomain", DeployCall.READ),
+    DeployRoute("GET", _SCRIPT + "/secrets", DeployCall.READ),  # names and types, no values
     DeployRoute("PUT", _SCRIPT, DeployCall.WORKER_UPLOAD),
     DeployRoute("POST", _SCRIPT + "/versions", DeployCall.WORKER_UPLOAD),
     DeployRoute("POST", _SCRIPT + "/deployments", DeployCall.DEPLOYMENT),
     DeployRoute("PATCH", _SCRIPT + "/script-settings", DeployCall.SCRIPT_SETTINGS),
     DeployRoute("POST", _SCRIPT + "/subdomain", DeployCall.SUBDOMAIN),
     DeployRoute("GET", _DISPATCH_SCRIPT + "/settings", DeployCall.READ),
+    DeployRoute("GET", _DISPATCH_SCRIPT + "/secrets", DeployCall.READ),
     DeployRoute("PUT", _DISPATCH_SCRIPT, DeployCall.WORKER_UPLOAD),
 )
 
