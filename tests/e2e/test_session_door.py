@@ -225,11 +225,18 @@ def test_cloudflare_4xx_passes_through_unchanged(stack: LocalStack) -> None:
     assert through_gateway.content == direct.content
 
 
-def test_unknown_route_is_refused_as_api_gateway_does(stack: LocalStack) -> None:
+def test_unknown_route_is_refused_as_cloudflare_does_not_as_a_bad_token(stack: LocalStack) -> None:
+    """Under /client/v4 an unknown path is Cloudflare's 404 7003 (the deploy function's
+    catch-all), never API Gateway's 403 10000, which wrangler would take for a bad token;
+    outside /client/v4 it stays API Gateway's own refusal."""
     with signed_client(WEB_DEPLOYER) as gateway:
         answer = gateway.get(f"{stack.base_url}/accounts/{DEMO_ACCOUNT_ID}/workers/scripts")
-    assert answer.status_code == 403
-    assert answer.json()["errors"][0]["message"] == "Missing Authentication Token"
+        outside = gateway.get(stack.base_url.removesuffix("/client/v4") + "/elsewhere")
+    assert answer.status_code == 404
+    assert answer.json()["errors"][0]["code"] == 7003
+    assert outside.status_code == 403
+    assert outside.json()["errors"][0]["message"] == "Missing Authentication Token"
+    assert stack.emulator.calls == []
 
 
 def test_curl_aws_sigv4(stack: LocalStack) -> None:

@@ -8,7 +8,8 @@ and under `TYPE_CHECKING` included: a type is a dependency too) and held to five
 (b) no layer imports a higher one (common < domain < ports < adapters, doors < lambda_glue <
     functions), doors never import adapters nor adapters doors, every module of the core lives
     in a layer's folder, and nothing that ships to Lambda imports the client or the local stack;
-(c) the session and S3 doors import only domain, ports and common of ours, and no I/O library;
+(c) the pipeline doors (session, S3, deploy, and the steps they share in doors.gate) import only
+    domain, ports, common and doors.gate of ours, and no I/O library;
 (d) the team client (`client/src/assets_gateway_client`) imports nothing of the gateway's core
     or local stack, none of Powertools, pydantic, msgspec or moto, and no third-party package
     its `client/pyproject.toml` does not declare;
@@ -51,7 +52,16 @@ OUR_PACKAGES = frozenset(
 RANK = {"common": 0, "domain": 1, "ports": 2, "adapters": 3, "doors": 3, "lambda_glue": 4}
 RANK["functions"] = 5
 CORE_LAYERS = ("domain", "ports", "adapters", "doors", "lambda_glue")
-PURE_DOORS = frozenset({"assets_gateway.doors.session", "assets_gateway.doors.s3"})
+PURE_DOORS = frozenset(
+    {
+        "assets_gateway.doors.session",
+        "assets_gateway.doors.s3",
+        "assets_gateway.doors.deploy",
+        "assets_gateway.doors.gate",
+    }
+)
+# The steps the pipeline doors share: pure itself (it is one of PURE_DOORS).
+SHARED_DOOR_STEPS = "assets_gateway.doors.gate"
 
 
 @dataclass(frozen=True)
@@ -206,8 +216,11 @@ def layer_violations(imports: list[Import], known: set[str]) -> Iterator[Violati
                 why = f"{layer} may not import {other}"
                 yield Violation("b", found.module, target, f"{named}: {why}")
         if found.module in PURE_DOORS:
-            other = layer_of(own_module(target, known)) if ours else None
-            if (ours and other not in ("common", "domain", "ports")) or top(target) in IO_LIBRARIES:
+            module = own_module(target, known) if ours else None
+            other = layer_of(module) if module else None
+            shared = module == SHARED_DOOR_STEPS
+            allowed = shared or other in ("common", "domain", "ports")
+            if (ours and not allowed) or top(target) in IO_LIBRARIES:
                 why = "this door imports only domain, ports and common of ours, and no I/O library"
                 yield Violation("c", found.module, target, f"{named}: {why}")
 
@@ -365,6 +378,16 @@ BROKEN = {
         "from botocore.exceptions import ClientError\n",
         ("assets_gateway.doors.s3", "botocore.exceptions.ClientError"),
     ),
+    "c: the deploy door imports the session door": (
+        CORE + "doors/deploy.py",
+        "from assets_gateway.doors.session import SessionService\n",
+        ("assets_gateway.doors.deploy", "assets_gateway.doors.session.SessionService"),
+    ),
+    "c: the shared door steps import httpx": (
+        CORE + "doors/gate.py",
+        "import httpx\n",
+        ("assets_gateway.doors.gate", "httpx"),
+    ),
     "d: the client imports the core": (
         CLIENT_CLI,
         "from assets_gateway.domain.rules import Rule\n",
@@ -446,6 +469,6 @@ def test_the_real_tree_is_read_whole() -> None:
     assert {layer_of(module) for module in core} >= set(CORE_LAYERS)
     assert "assets_gateway.doors.session" in core
     assert "assets_gateway.doors.s3" in core
-    assert len(list(modules_under(sources.functions, REPO_ROOT))) == 3
+    assert len(list(modules_under(sources.functions, REPO_ROOT))) == 4
     assert any(True for _ in modules_under(sources.client, sources.client.parent))
     assert requirement_names(sources.layer_requirements.read_text().splitlines())

@@ -145,22 +145,32 @@ class DeployService:
 
     def verify(self, request: DeployRequest) -> Reply:
         """`GET /user/tokens/verify`, which wrangler calls when it doubts its credentials: the
-        caller's AWS identity stands in for a token, so the answer says whose it is."""
+        caller's AWS identity stands in for a token, so the answer says whose it is (audited
+        like any call; nothing is forwarded)."""
+        record = audit_record(request.request_id, request.caller, None)
+        record.route = request.route
         try:
             stored = self._policies.current()
-            team = admitted_team(stored.policy, request.caller)
+            record.policy_version = stored.version
+            team = admitted_team(stored.policy, request.caller, record)
         except GatewayError as error:
-            return error_reply(error, request_id=request.request_id)
-        result = {"id": f"assets-gateway:{team}", "status": "active"}
-        message = (
-            f"signed by {request.caller.principal}, a principal of team {team!r}: calls go "
-            "through the assets gateway with the org's token, under the org's policy"
-        )
-        return success_reply(
-            result,
-            headers={"X-Request-Id": request.request_id},
-            messages=[{"code": 19065, "message": message}],
-        )
+            record.code, record.reasons = error.code, [error.message]
+            record.outcome = OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR).value
+            reply = error_reply(error, request_id=request.request_id)
+        else:
+            message = (
+                f"signed by {request.caller.principal}, a principal of team {team!r}: calls go "
+                "through the assets gateway with the org's token, under the org's policy"
+            )
+            record.outcome = Outcome.ALLOWED.value
+            reply = success_reply(
+                {"id": f"assets-gateway:{team}", "status": "active"},
+                headers={"X-Request-Id": request.request_id},
+                messages=[{"code": 19065, "message": message}],
+            )
+        record.status = reply.status
+        self._audit.record(record)
+        return reply
 
     def _run(
         self, request: DeployRequest, record: AuditRecord, progress: _Progress
@@ -172,8 +182,7 @@ class DeployService:
         self._check_size(request)
         stored = self._policies.current()
         record.policy_version = stored.version
-        team = admitted_team(stored.policy, request.caller)
-        record.team = progress.team = team
+        team = progress.team = admitted_team(stored.policy, request.caller, record)
         team_policy = stored.policy.teams[team]
         limits = stored.policy.limits_of(team, at=moment(self._now()))
         access = access_reasons(

@@ -108,10 +108,11 @@ def check_target(target: SessionTarget) -> None:
         )
 
 
-def admitted_team(policy: PolicyDocument, caller: Caller) -> str:
-    """The caller's team, once the kill switch, the mapping and a suspension have let it in."""
+def admitted_team(policy: PolicyDocument, caller: Caller, record: AuditRecord) -> str:
+    """The caller's team, once the kill switch, the mapping and a suspension have let it in;
+    the audit record names the team before a suspension refuses it."""
     check_kill_switch(policy)
-    team = team_of(policy, caller)
+    team = record.team = team_of(policy, caller)
     check_not_suspended(policy, team)
     return team
 

@@ -168,7 +168,7 @@ class SessionService:
         try:
             stored = self._policies.current()
             record.policy_version = stored.version
-            record.team = admitted_team(stored.policy, request.caller)
+            admitted_team(stored.policy, request.caller, record)
             if first.team is not None and record.team != first.team:
                 raise IdempotencyConflict(
                     f"this Idempotency-Key was first used for team {first.team!r}; the caller "
@@ -253,8 +253,7 @@ class SessionService:
         body = self._inflate(request)
         stored = self._policies.current()
         record.policy_version = stored.version
-        team = admitted_team(stored.policy, request.caller)
-        record.team = progress.team = team
+        team = progress.team = admitted_team(stored.policy, request.caller, record)
         limits = stored.policy.limits_of(team, at=moment(self._now()))
         progress.limits = limits.quotas.limits()
         if request.summary is not None:
