@@ -212,6 +212,10 @@ def test_explain_allowed_and_refused(admin: Admin, tmp_path: Path) -> None:
     assert code == 0, err
     assert out.startswith("ALLOWED: team web, policy version")
     assert "sessions-minute" in out  # the quota table
+    # The team's effective deploy rules, printed with its other limits.
+    assert "\n    deploy:\n      bindings:\n      - assets\n" in out
+    assert "\n      workers_dev: false\n" in out
+    assert "\n      deploys-hour: " in out
     code, out, err = admin(
         "explain", "--principal", DOCS_CI.principal_arn, "--account", DEMO_ACCOUNT_ID,
         "--script", WEB_SCRIPT, "--entries", "1", "--bytes", "1", "--path", "/secret.txt",

@@ -14,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from assets_gateway.domain.policy import PolicyDocument
 from gateway_local.api_front import LocalIdentity
 from gateway_local.demo import (
     DEMO_ACCOUNT_ID,
@@ -373,6 +374,13 @@ def test_explain_says_what_the_session_door_then_does(
     else:
         assert decision["rules"]["matching_script_globs"] == ["docs"]
         assert decision["rules"]["account_listed"] is True
+        # The deploy door's rules and quotas, resolved as the deploy door resolves them.
+        expected = PolicyDocument.model_validate(demo_policy()).limits_of("docs")
+        limits = decision["rules"]["limits"]
+        assert limits["deploy"] == expected.deploy.as_dict()
+        assert limits["deploy"]["bindings"] == list(expected.deploy.bindings)
+        assert limits["quotas"]["deploys-hour"] == expected.quotas.deploys_per_hour
+        assert limits["quotas"]["deploy-calls-minute"] == expected.quotas.deploy_calls_per_minute
 
 
 def test_explain_from_a_summary_and_its_quota_state(stack: LocalStack, admin: httpx.Client) -> None:

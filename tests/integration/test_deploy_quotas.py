@@ -7,11 +7,14 @@ charges, refusals or refunds move the other's counters."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from assets_gateway.adapters.quota_store import BUDGET_KEY, QuotaStore
 from assets_gateway.domain.errors import QuotaExceeded
-from assets_gateway.domain.quota import MICROS, CallBudget, Charge, TeamQuotas
+from assets_gateway.domain.policy import BUILT_IN_QUOTAS
+from assets_gateway.domain.quota import MICROS, CallBudget, Charge
 from gateway_local.stack import LocalStack
 from helpers import numbers_of, quota_items
 
@@ -20,15 +23,8 @@ MINUTE_ITEM = "team#web#60#1795608000"
 HOUR_ITEM = "team#web#3600#1795608000"
 DAY_ITEM = "team#web#86400#1795564800"
 COUNTERS = ("sessions", "entries", "bytes", "deploy_calls", "deploys")
-QUOTAS = TeamQuotas(
-    sessions_per_minute=30,
-    sessions_per_day=1000,
-    entries_per_day=10_000,
-    bytes_per_day=10**9,
-    deploy_calls_per_minute=4,
-    deploys_per_hour=2,
-    deploys_per_day=10,
-)
+# The built-ins, with deploy quotas small enough to spend.
+QUOTAS = replace(BUILT_IN_QUOTAS, deploy_calls_per_minute=4, deploys_per_hour=2, deploys_per_day=10)
 BUDGET = CallBudget.for_ceiling(1000)
 
 
@@ -46,6 +42,21 @@ def team_items(stack: LocalStack) -> dict[str, dict[str, int]]:
     }
 
 
+def by_window(
+    minute: dict[str, int], hour: dict[str, int], day: dict[str, int]
+) -> dict[str, dict[str, int]]:
+    return {MINUTE_ITEM: minute, HOUR_ITEM: hour, DAY_ITEM: day}
+
+
+def spend(store: QuotaStore, charge: Charge, count: int) -> QuotaExceeded:
+    """`count` deploy door charges that pass, then the refusal of one more."""
+    for n in range(count):
+        store.charge("web", QUOTAS.deploy_limits(), charge, NOW, f"call-{n}")
+    with pytest.raises(QuotaExceeded) as refused:
+        store.charge("web", QUOTAS.deploy_limits(), charge, NOW, "one-too-many")
+    return refused.value
+
+
 def budget_calls(stack: LocalStack) -> int:
     """Calls the org's budget holds at NOW (its TAT is NOW + calls * interval)."""
     item = next(i for i in quota_items(stack) if i["pk"]["S"] == BUDGET_KEY)
@@ -59,11 +70,11 @@ def test_deploy_and_session_charges_in_one_window_keep_their_own_counters(
     upload = store.charge("web", QUOTAS.deploy_limits(), Charge.deploy_call(deploys=1), NOW, "up")
     read = store.charge("web", QUOTAS.deploy_limits(), Charge.deploy_call(), NOW, "read")
 
-    assert team_items(stack) == {
-        MINUTE_ITEM: {"sessions": 1, "deploy_calls": 2},
-        HOUR_ITEM: {"deploys": 1},
-        DAY_ITEM: {"sessions": 1, "entries": 3, "bytes": 70, "deploys": 1},
-    }
+    assert team_items(stack) == by_window(
+        {"sessions": 1, "deploy_calls": 2},
+        {"deploys": 1},
+        {"sessions": 1, "entries": 3, "bytes": 70, "deploys": 1},
+    )
     assert budget_calls(stack) == 3  # every call reaches Cloudflare: each takes one
     assert {s.limit.name: s.used for s in read.after} == {
         "deploy-calls-minute": 2,
@@ -88,55 +99,41 @@ def test_refunds_give_back_only_their_own_counters(stack: LocalStack, store: Quo
     session = store.charge("web", QUOTAS.limits(), Charge(entries=3, bytes=70), NOW, "session")
     upload = store.charge("web", QUOTAS.deploy_limits(), Charge.deploy_call(deploys=1), NOW, "up")
 
-    store.refund(upload)
-    assert team_items(stack) == {
-        MINUTE_ITEM: {"sessions": 1, "deploy_calls": 0},
-        HOUR_ITEM: {"deploys": 0},
-        DAY_ITEM: {"sessions": 1, "entries": 3, "bytes": 70, "deploys": 0},
-    }
-    store.refund(session)
-    assert team_items(stack) == {
-        MINUTE_ITEM: {"sessions": 0, "deploy_calls": 0},
-        HOUR_ITEM: {"deploys": 0},
-        DAY_ITEM: {"sessions": 0, "entries": 0, "bytes": 0, "deploys": 0},
-    }
+    # What is left after each refund, in order: the upload's, then the session's.
+    left_after = [
+        (upload, ({"sessions": 1, "deploy_calls": 0}, {"sessions": 1, "entries": 3, "bytes": 70})),
+        (session, ({"sessions": 0, "deploy_calls": 0}, {"sessions": 0, "entries": 0, "bytes": 0})),
+    ]
+    for ticket, (minute, day) in left_after:
+        store.refund(ticket)
+        assert team_items(stack) == by_window(minute, {"deploys": 0}, {**day, "deploys": 0})
 
 
 def test_spent_deploys_refuse_uploads_but_not_reads_nor_sessions(
     stack: LocalStack, store: QuotaStore
 ) -> None:
-    for n in range(2):
-        store.charge("web", QUOTAS.deploy_limits(), Charge.deploy_call(deploys=1), NOW, f"u{n}")
+    refused = spend(store, Charge.deploy_call(deploys=1), 2)
 
-    with pytest.raises(QuotaExceeded) as refused:
-        store.charge("web", QUOTAS.deploy_limits(), Charge.deploy_call(deploys=1), NOW, "u3")
-
-    assert "2 deploys (Worker uploads and deployments) per hour (deploys-hour)" in (
-        refused.value.message
-    )
-    assert refused.value.headers["Retry-After"] == "3590"
-    assert refused.value.headers["RateLimit"] == '"deploys-hour";r=0;t=3590'
+    assert "2 deploys (Worker uploads and deployments) per hour (deploys-hour)" in refused.message
+    assert refused.headers["Retry-After"] == "3590"
+    assert refused.headers["RateLimit"] == '"deploys-hour";r=0;t=3590'
     # The refused upload moved nothing; a read and a session still go through.
     store.charge("web", QUOTAS.deploy_limits(), Charge.deploy_call(), NOW, "read")
     store.charge("web", QUOTAS.limits(), Charge(entries=1, bytes=1), NOW, "session")
-    assert team_items(stack) == {
-        MINUTE_ITEM: {"sessions": 1, "deploy_calls": 3},
-        HOUR_ITEM: {"deploys": 2},
-        DAY_ITEM: {"sessions": 1, "entries": 1, "bytes": 1, "deploys": 2},
-    }
+    assert team_items(stack) == by_window(
+        {"sessions": 1, "deploy_calls": 3},
+        {"deploys": 2},
+        {"sessions": 1, "entries": 1, "bytes": 1, "deploys": 2},
+    )
 
 
 def test_spent_deploy_calls_refuse_every_deploy_call_and_leave_sessions_alone(
     stack: LocalStack, store: QuotaStore
 ) -> None:
-    for n in range(4):
-        store.charge("web", QUOTAS.deploy_limits(), Charge.deploy_call(), NOW, f"r{n}")
+    refused = spend(store, Charge.deploy_call(), 4)
 
-    with pytest.raises(QuotaExceeded) as refused:
-        store.charge("web", QUOTAS.deploy_limits(), Charge.deploy_call(), NOW, "r5")
-
-    assert "4 deploy door calls per minute (deploy-calls-minute)" in refused.value.message
-    assert refused.value.headers["Retry-After"] == "50"
+    assert "4 deploy door calls per minute (deploy-calls-minute)" in refused.message
+    assert refused.headers["Retry-After"] == "50"
     session = store.charge("web", QUOTAS.limits(), Charge(entries=1, bytes=1), NOW, "session")
     assert {s.limit.name: s.used for s in session.after}["sessions-minute"] == 1
     assert team_items(stack)[MINUTE_ITEM] == {"deploy_calls": 4, "sessions": 1}

@@ -474,13 +474,12 @@ def test_a_workflow_of_a_script_of_the_team_needs_no_resource_rule() -> None:
 
 def test_a_resource_binding_naming_no_resource_passes_only_a_star() -> None:
     summary = upload({"name": "MAIL", "type": "send_email"})
-    assert judged(summary, resources={"send_email": ["ops@example.com"]}) == [
-        Problem(
-            "team 'web' may not attach binding 'MAIL' (send_email) naming no resource "
-            "(allowed send_email resources: ops@example.com)",
-            pointer="/bindings/0/type",
-        )
-    ]
+    (refused,) = judged(summary, resources={"send_email": ["ops@example.com"]})
+    assert refused.pointer == "/bindings/0/type"
+    assert refused.message == (
+        "team 'web' may not attach binding 'MAIL' (send_email) naming no resource "
+        "(allowed send_email resources: ops@example.com)"
+    )
     assert judged(summary, resources={"send_email": ["*"]}) == []
 
 
@@ -609,6 +608,10 @@ def deployment(**fields: Any) -> bytes:
     return json.dumps(body).encode()
 
 
+def split_between(*versions: tuple[str, float]) -> bytes:
+    return deployment(versions=[{"version_id": v, "percentage": p} for v, p in versions])
+
+
 def test_wranglers_deployment_body_is_read() -> None:
     assert parse_deployment(deployment()) == DeploymentRequest(
         "percentage", (DeploymentVersion("v2", 100.0),)
@@ -673,12 +676,7 @@ def test_wranglers_deployment_body_is_read() -> None:
             "less than or equal to 100",
         ),
         (
-            deployment(
-                versions=[
-                    {"version_id": "a", "percentage": -10},
-                    {"version_id": "b", "percentage": 110},
-                ]
-            ),
+            split_between(("a", -10), ("b", 110)),
             "/versions/0/percentage",
             "greater than or equal to 0",
         ),
@@ -688,22 +686,12 @@ def test_wranglers_deployment_body_is_read() -> None:
             "less than or equal to 100",
         ),
         (
-            deployment(
-                versions=[
-                    {"version_id": "a", "percentage": 50},
-                    {"version_id": "b", "percentage": 40},
-                ]
-            ),
+            split_between(("a", 50), ("b", 40)),
             "/versions",
             "the versions' percentages add up to 90, not 100",
         ),
         (
-            deployment(
-                versions=[
-                    {"version_id": "a", "percentage": 50},
-                    {"version_id": "a", "percentage": 50},
-                ]
-            ),
+            split_between(("a", 50), ("a", 50)),
             "/versions/1/version_id",
             "version 'a' is listed twice",
         ),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 
@@ -176,19 +177,22 @@ def test_state_describes_the_limit_for_refusal_messages() -> None:
     assert state.describe() == "5 sessions per minute (sessions-minute); resets in 12 s"
 
 
-def test_policy_quotas_fall_back_to_defaults_then_built_ins() -> None:
-    policy = PolicyDocument.model_validate(
+def teams_a_and_b(defaults: dict[str, int], a: dict[str, int], **more: Any) -> PolicyDocument:
+    """Team a with quotas `a`, team b with none, over `defaults` quotas."""
+    return PolicyDocument.model_validate(
         {
-            "defaults": {"quotas": {"sessions_per_minute": 7}},
+            "defaults": {"quotas": defaults},
             "teams": {
-                "a": {
-                    "principals": ["arn:aws:iam::111111111111:role/a"],
-                    "quotas": {"sessions_per_day": 9},
-                },
+                "a": {"principals": ["arn:aws:iam::111111111111:role/a"], "quotas": a},
                 "b": {"principals": ["arn:aws:iam::111111111111:role/b"]},
             },
+            **more,
         }
     )
+
+
+def test_policy_quotas_fall_back_to_defaults_then_built_ins() -> None:
+    policy = teams_a_and_b({"sessions_per_minute": 7}, {"sessions_per_day": 9})
     a, b = policy.limits_of("a").quotas, policy.limits_of("b").quotas
     assert (a.sessions_per_minute, a.sessions_per_day) == (7, 9)
     assert (b.sessions_per_minute, b.sessions_per_day) == (7, 2_000)
@@ -197,25 +201,16 @@ def test_policy_quotas_fall_back_to_defaults_then_built_ins() -> None:
 
 
 def test_deploy_quotas_fall_back_to_defaults_then_built_ins_and_grants_add_to_them() -> None:
-    policy = PolicyDocument.model_validate(
-        {
-            "defaults": {"quotas": {"deploys_per_hour": 10}},
-            "teams": {
-                "a": {
-                    "principals": ["arn:aws:iam::111111111111:role/a"],
-                    "quotas": {"deploys_per_day": 50, "deploy_calls_per_minute": 30},
-                },
-                "b": {"principals": ["arn:aws:iam::111111111111:role/b"]},
-            },
-            "grants": [
-                {
-                    "team": "a",
-                    "quotas": {"deploys_per_hour": 5, "deploys_per_day": 1},
-                    "reason": "migration week",
-                    "expires_at": "2030-01-01T00:00:00Z",
-                }
-            ],
-        }
+    grant = {
+        "team": "a",
+        "quotas": {"deploys_per_hour": 5, "deploys_per_day": 1},
+        "reason": "migration week",
+        "expires_at": "2030-01-01T00:00:00Z",
+    }
+    policy = teams_a_and_b(
+        {"deploys_per_hour": 10},
+        {"deploys_per_day": 50, "deploy_calls_per_minute": 30},
+        grants=[grant],
     )
     a, b = policy.limits_of("a").quotas, policy.limits_of("b").quotas
     assert (a.deploy_calls_per_minute, a.deploys_per_hour, a.deploys_per_day) == (30, 10, 50)

@@ -204,11 +204,9 @@ def upload_reasons(
     team_name: str, rules: EffectiveDeployRules, own_scripts: GlobSet, summary: UploadSummary
 ) -> list[Problem]:
     """Every reason the team may not upload this Worker (pointers into the metadata part)."""
-    reasons: list[Problem] = []
-    for index, binding in enumerate(summary.bindings):
-        problem = _binding_problem(team_name, rules, own_scripts, index, binding)
-        if problem is not None:
-            reasons.append(problem)
+    judge = _Bindings(team_name, rules, own_scripts)
+    problems = (judge.problem(index, binding) for index, binding in enumerate(summary.bindings))
+    reasons = [problem for problem in problems if problem is not None]
     if summary.unknown_fields and not rules.unsafe:
         reasons.extend(
             Problem(
@@ -233,64 +231,59 @@ def upload_reasons(
     return reasons
 
 
-def _binding_problem(
-    team_name: str,
-    rules: EffectiveDeployRules,
-    own_scripts: GlobSet,
-    index: int,
-    binding: BindingSummary,
-) -> Problem | None:
-    what = _described(binding)
-    if binding.kind is BindingKind.INHERIT:
-        # It keeps the binding the previous version had, judged when that version was uploaded;
-        # `keep_bindings` does the same by type, so neither is judged here.
-        return None
-    if binding.kind is BindingKind.UNKNOWN:
-        if rules.unsafe:
-            return None
-        return Problem(
-            f"team {team_name!r} may not attach {what}: the gateway does not know the type "
-            "(unsafe bindings are off for this team)",
-            pointer=json_pointer("bindings", index, "type"),
-        )
-    if binding.kind is not BindingKind.RESOURCE:
-        if binding.type in rules.bindings:
-            return None
-        return Problem(
-            f"team {team_name!r} may not attach {what} (allowed types: "
-            f"{', '.join(rules.bindings) or 'none'})",
-            pointer=json_pointer("bindings", index, "type"),
-        )
-    return _resource_problem(team_name, rules, own_scripts, index, binding)
+@dataclass(frozen=True)
+class _Bindings:
+    """Judges one upload's bindings for a team."""
 
+    team_name: str
+    rules: EffectiveDeployRules
+    own_scripts: GlobSet
 
-def _resource_problem(
-    team_name: str,
-    rules: EffectiveDeployRules,
-    own_scripts: GlobSet,
-    index: int,
-    binding: BindingSummary,
-) -> Problem | None:
-    fields = dict(binding.resources)
-    own_field = _OWN_SCRIPT_FIELDS.get(binding.type)
-    if own_field is not None and own_field in fields and own_scripts.matches(fields[own_field]):
-        return None  # a script of the team's own
-    field, identifier = _identifier(binding.type, fields)
-    if field is None and binding.type == "durable_object_namespace":
-        return None  # a class of the uploaded Worker itself (see the module's docstring)
-    globs = rules.resource_globs.get(binding.type)
-    if globs is not None and globs.matches(identifier):
-        return None
-    named = f"{field} {identifier!r}" if field is not None else "no resource"
-    allowed = ", ".join(rules.resources.get(binding.type, ())) or "none"
-    if own_field is not None:
-        allowed += "; or a script of the team's own"
-    pointer = json_pointer("bindings", index, *(field.split("/") if field else ["type"]))
-    return Problem(
-        f"team {team_name!r} may not attach {_described(binding)} naming {named} "
-        f"(allowed {binding.type} resources: {allowed})",
-        pointer=pointer,
-    )
+    def problem(self, index: int, binding: BindingSummary) -> Problem | None:
+        team_name, rules, what = self.team_name, self.rules, _described(binding)
+        if binding.kind is BindingKind.INHERIT:
+            # It keeps the binding the previous version had, judged when that version was
+            # uploaded; `keep_bindings` does the same by type, so neither is judged here.
+            return None
+        if binding.kind is BindingKind.UNKNOWN:
+            if rules.unsafe:
+                return None
+            return Problem(
+                f"team {team_name!r} may not attach {what}: the gateway does not know the type "
+                "(unsafe bindings are off for this team)",
+                pointer=json_pointer("bindings", index, "type"),
+            )
+        if binding.kind is not BindingKind.RESOURCE:
+            if binding.type in rules.bindings:
+                return None
+            return Problem(
+                f"team {team_name!r} may not attach {what} (allowed types: "
+                f"{', '.join(rules.bindings) or 'none'})",
+                pointer=json_pointer("bindings", index, "type"),
+            )
+        return self._resource_problem(index, binding)
+
+    def _resource_problem(self, index: int, binding: BindingSummary) -> Problem | None:
+        fields = dict(binding.resources)
+        own_field = _OWN_SCRIPT_FIELDS.get(binding.type)
+        if own_field in fields and self.own_scripts.matches(fields[own_field]):
+            return None  # a script of the team's own
+        field, identifier = _identifier(binding.type, fields)
+        if field is None and binding.type == "durable_object_namespace":
+            return None  # a class of the uploaded Worker itself (see the module's docstring)
+        globs = self.rules.resource_globs.get(binding.type)
+        if globs is not None and globs.matches(identifier):
+            return None
+        named = f"{field} {identifier!r}" if field is not None else "no resource"
+        allowed = ", ".join(self.rules.resources.get(binding.type, ())) or "none"
+        if own_field is not None:
+            allowed += "; or a script of the team's own"
+        pointer = json_pointer("bindings", index, *(field.split("/") if field else ["type"]))
+        return Problem(
+            f"team {self.team_name!r} may not attach {_described(binding)} naming {named} "
+            f"(allowed {binding.type} resources: {allowed})",
+            pointer=pointer,
+        )
 
 
 def _described(binding: BindingSummary) -> str:

@@ -102,7 +102,11 @@ def _rules(policy: PolicyDocument, team: str, target: SessionTarget, now: float)
             "max_bytes": limits.max_bytes,
             "max_file_bytes": limits.max_file_bytes,
             "require_full_hash": limits.require_full_hash,
-            "quotas": {limit.name: limit.limit for limit in limits.quotas.limits()},
+            "quotas": {
+                limit.name: limit.limit
+                for limit in (*limits.quotas.limits(), *limits.quotas.deploy_limits())
+            },
+            "deploy": limits.deploy.as_dict(),
         },
         "active_grants": [
             g.model_dump(mode="json") for g in policy.active_grants(team, moment(now))
