@@ -183,9 +183,9 @@ def test_publish_takes_a_file_a_reason_and_an_optional_if_match() -> None:
         ["grant", "web", "--reason", "x", "--hours", "2", "--expires", "2030-01-01T00:00:00Z"],
         ["grant", "web", "--reason", "x", "--hours", "-1", "--sessions-per-day", "5"],
         ["grant", "web", "--reason", "x", "--hours", "1", "--sessions-per-day", "0"],
-        ["reset-usage", "web", "--window", "hour", "--reason", "x"],
+        ["reset-usage", "web", "--window", "week", "--reason", "x"],
         ["kill-switch", "pause", "--reason", "x"],
-        ["usage", "--window", "hour"],
+        ["usage", "--window", "week"],
         ["explain", "--principal", "arn", "--account", "a"],  # no script
         ["suspend", "--reason", "x"],  # no team
         ["policy"],

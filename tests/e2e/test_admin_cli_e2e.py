@@ -214,7 +214,7 @@ def test_explain_allowed_and_refused(admin: Admin, tmp_path: Path) -> None:
     assert "sessions-minute" in out  # the quota table
     # The team's effective deploy rules, printed with its other limits.
     assert "\n    deploy:\n      bindings:\n      - assets\n" in out
-    assert "\n      workers_dev: false\n" in out
+    assert "\n      workers_dev: true\n" in out  # the demo's web team may enable workers.dev
     assert "\n      deploys-hour: " in out
     code, out, err = admin(
         "explain", "--principal", DOCS_CI.principal_arn, "--account", DEMO_ACCOUNT_ID,

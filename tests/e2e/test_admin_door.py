@@ -461,7 +461,8 @@ def usage_grants_and_reset(stack: LocalStack, admin: httpx.Client) -> None:
         usage = admin.get(admin_url(stack, "usage"), params={"team": "docs", "window": "minute"})
         (team,) = usage.json()["result"]["teams"]
         assert [(q["name"], q["used"], q["limit"]) for q in team["quotas"]] == [
-            ("sessions-minute", 5, 5)
+            ("sessions-minute", 5, 5),
+            ("deploy-calls-minute", 0, 120),  # the session door leaves the deploy counters be
         ]
         assert usage.json()["result"]["cloudflare_budget"]["used"] == 5
 
@@ -477,7 +478,8 @@ def usage_grants_and_reset(stack: LocalStack, admin: httpx.Client) -> None:
         )
         assert reset.status_code == 200
         assert [(q["name"], q["used"]) for q in reset.json()["result"]["before"]] == [
-            ("sessions-minute", 6)
+            ("sessions-minute", 6),
+            ("deploy-calls-minute", 0),
         ]
         after = admin.get(admin_url(stack, "usage"), params={"team": "docs", "window": "day"})
         day = {q["name"]: q["used"] for q in after.json()["result"]["teams"][0]["quotas"]}

@@ -168,7 +168,7 @@ def _add_explain_parser(adder: _Adder) -> None:
 def _add_team_parsers(adder: _Adder) -> None:
     usage = adder.add("usage", "quota counters per team and window, and the org budget")
     usage.add_argument("--team", metavar="T", help="only this team")
-    usage.add_argument("--window", choices=("minute", "day"), help="only this window")
+    usage.add_argument("--window", choices=("minute", "hour", "day"), help="only this window")
 
     text = "a temporary quota increase (added to the team's quotas until it expires)"
     grant = adder.add("grant", text, reason=True)
@@ -187,7 +187,7 @@ def _add_team_parsers(adder: _Adder) -> None:
 
     reset = adder.add("reset-usage", "reset a team's quota counters", reason=True)
     reset.add_argument("team", metavar="TEAM")
-    reset.add_argument("--window", required=True, choices=("minute", "day", "all"))
+    reset.add_argument("--window", required=True, choices=("minute", "hour", "day", "all"))
 
     for action, text in (
         ("suspend", "refuse every request of a team (19010) until it is resumed"),

@@ -224,7 +224,8 @@ class SessionService:
         try:
             stored = self._policies.current()
             team = team_of(stored.policy, caller)
-            limits = stored.policy.limits_of(team, at=moment(self._now())).quotas.limits()
+            quotas = stored.policy.limits_of(team, at=moment(self._now())).quotas
+            limits = (*quotas.limits(), *quotas.deploy_limits())
             # One consistent read of the team's windows and the org's budget.
             team_states, budget = self._quotas.usage_and_budget(team, limits, self._now())
         except GatewayError as error:

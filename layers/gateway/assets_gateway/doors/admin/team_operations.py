@@ -13,7 +13,7 @@ from pydantic import ValidationError
 from assets_gateway.domain.envelope import Reply, success_reply
 from assets_gateway.domain.errors import AdminNotFound, MalformedRequest
 from assets_gateway.domain.policy import Grant, KillSwitch, PolicyDocument, moment
-from assets_gateway.domain.quota import DAY, MINUTE, Limit
+from assets_gateway.domain.quota import DAY, HOUR, MINUTE, Limit
 from assets_gateway.doors.admin.publishing import Publisher, change_reply, parsed
 from assets_gateway.doors.admin.request import (
     AdminRequest,
@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from assets_gateway.ports.audit import AdminAuditRecord
     from assets_gateway.ports.quota_usage import QuotaUsage
 
-WINDOWS = {"minute": (MINUTE,), "day": (DAY,), "all": (MINUTE, DAY)}
+WINDOWS = {"minute": (MINUTE,), "hour": (HOUR,), "day": (DAY,), "all": (MINUTE, HOUR, DAY)}
 
 
 class TeamOperations:
@@ -180,9 +180,10 @@ class TeamOperations:
 
 
 def _limits(policy: PolicyDocument, team: str, windows: tuple[int, ...], now: float) -> list[Limit]:
+    quotas = policy.limits_of(team, at=moment(now)).quotas
     return [
         limit
-        for limit in policy.limits_of(team, at=moment(now)).quotas.limits()
+        for limit in (*quotas.limits(), *quotas.deploy_limits())
         if limit.window_seconds in windows
     ]
 
@@ -234,5 +235,5 @@ def _windows(raw: str | None) -> tuple[int, ...]:
     if raw is None:
         return WINDOWS["all"]
     if raw not in WINDOWS:
-        raise MalformedRequest("window must be minute, day or all", pointer="/window")
+        raise MalformedRequest("window must be minute, hour, day or all", pointer="/window")
     return WINDOWS[raw]
