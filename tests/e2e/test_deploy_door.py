@@ -16,6 +16,7 @@ from gateway_local.demo import (
     DEMO_ACCOUNT_ID,
     DOCS_CI,
     OUTSIDER,
+    PLATFORM_ADMIN,
     WEB_DEPLOYER,
     WEB_NAMESPACE,
     demo_policy,
@@ -265,3 +266,32 @@ def test_every_forwarded_deploy_call_counts_in_the_org_budget(
     web.get(f"{stack.base_url}/accounts/{DEMO_ACCOUNT_ID}/workers/subdomain")
     after = web.get(f"{stack.base_url}/gateway/usage").json()["result"]["cloudflare_budget"]
     assert after["used"] - before["used"] == 2
+
+
+def test_an_admin_replays_deploy_decisions_against_a_proposed_policy(
+    stack: LocalStack, web: httpx.Client
+) -> None:
+    stack.clear_decisions()
+    kv = {
+        "type": "kv_namespace",
+        "name": "CACHE",
+        "namespace_id": "0123456789abcdef0123456789abcde0",
+    }
+    assert upload(web, stack, worker_body(bindings=[kv])).status_code == 200
+    assert upload(web, stack, worker_body(logpush=True)).status_code == 403
+    web.get(script_url(stack, "/settings"))  # a read: judged by the allow-list, not recorded
+    proposed = demo_policy()
+    proposed["teams"]["web"]["deploy"] = {"logpush": True}  # and no KV namespaces any more
+    with signed_client(PLATFORM_ADMIN) as admin:
+        answer = admin.post(
+            stack.base_url.removesuffix("/client/v4") + "/admin/policy:simulate",
+            json={"policy": proposed},
+        )
+    assert answer.status_code == 200, answer.text
+    report = answer.json()["result"]["teams"]["web"]
+    assert (report["decisions"], report["now_refused"], report["now_allowed"]) == (2, 1, 1)
+    by_change = {(e["was"], e["now"]): e for e in report["examples"]}
+    refused = by_change[("allowed", "refused")]
+    assert refused["call"] == "worker_upload"
+    assert any("CACHE" in reason for reason in refused["reasons"])
+    assert by_change[("refused", "allowed")]["call"] == "worker_upload"

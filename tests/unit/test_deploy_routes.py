@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+from assets_gateway.domain.deploy_decisions import DeployCall
 from assets_gateway.lambda_glue.deploy_routes import DEPLOY_ROUTES, DeployRoute
-from assets_gateway.ports.deploys import DeployCall
 from gateway_local.aws_resources import load_template
 
 OWN_EVENTS = {

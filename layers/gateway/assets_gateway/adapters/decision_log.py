@@ -9,6 +9,7 @@ replay says which rules it could not check. Recording never fails a request: it 
 
 from __future__ import annotations
 
+import json
 import zlib
 from collections.abc import Iterable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 from aws_lambda_powertools import Logger
 from botocore.exceptions import BotoCoreError, ClientError
 
+from assets_gateway.domain.deploy_decisions import JudgedDeploy
 from assets_gateway.domain.errors import DecisionsUnavailable
 from assets_gateway.domain.policy import ManifestSummary, SessionTarget, moment
 from assets_gateway.domain.simulation import RecordedDecision
@@ -80,6 +82,8 @@ class DecisionLog:
         item.update({name: {"S": value} for name, value in optional.items() if value})
         if decision.policy_version is not None:
             item["policy_version"] = {"N": str(decision.policy_version)}
+        if decision.deploy is not None:
+            item["deploy"] = {"S": json.dumps(decision.deploy.as_record(), separators=(",", ":"))}
         summary = decision.manifest
         if summary is not None:
             item["entries"] = {"N": str(summary.count)}
@@ -168,4 +172,7 @@ def _decision(item: dict[str, Any]) -> RecordedDecision:
         outcome=item.get("outcome", {}).get("S", ""),
         policy_version=_number(item, "policy_version"),
         manifest=summary,
+        deploy=JudgedDeploy.from_record(json.loads(item["deploy"]["S"]))
+        if "deploy" in item
+        else None,
     )

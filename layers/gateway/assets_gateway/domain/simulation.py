@@ -2,9 +2,11 @@
 
 A recorded decision keeps what the policy judged: who called (the principal, or the team the S3
 door's prefix named), the target, and the manifest's summary (count, bytes, largest file and,
-when they fit, its paths). Quotas are not replayed: the counters of the past cannot be rebuilt,
-and a proposed policy changes who may do what, which is what an admin wants to see before
-publishing. The kill switch is left out too: it refuses everything by design.
+when they fit, its paths), or for the deploy door's writes what the deploy policy read of them
+(`deploy_decisions.JudgedDeploy`), judged again by the same function. Quotas are not replayed:
+the counters of the past cannot be rebuilt, and a proposed policy changes who may do what,
+which is what an admin wants to see before publishing. The kill switch is left out too: it
+refuses everything by design.
 """
 
 from __future__ import annotations
@@ -13,10 +15,13 @@ from collections import defaultdict
 from dataclasses import dataclass
 from typing import Any
 
+from assets_gateway.domain.deploy_decisions import JudgedDeploy, deploy_reasons
+from assets_gateway.domain.errors import GatewayError
 from assets_gateway.domain.policy import (
     ManifestSummary,
     PolicyDocument,
     SessionTarget,
+    access_reasons,
     decide,
     moment,
 )
@@ -41,6 +46,8 @@ class RecordedDecision:
     policy_version: int | None = None
     # None when the caller was refused before its manifest was read.
     manifest: ManifestSummary | None = None
+    # A deploy door write: what the deploy policy read of it (None for a session).
+    deploy: JudgedDeploy | None = None
 
 
 @dataclass(frozen=True)
@@ -61,8 +68,12 @@ def judge(policy: PolicyDocument, decision: RecordedDecision) -> Verdict:
         return Verdict(False, None, (f"principal {decision.principal} is not mapped to a team",))
     if policy.teams[team].suspended:
         return Verdict(False, team, (f"team {team!r} is suspended",))
+    if decision.deploy is not None:
+        return _judge_deploy(policy, team, decision, decision.deploy)
     if decision.manifest is None:
-        return Verdict(None, team, ("the manifest was not recorded (the caller was refused)",))
+        return Verdict(
+            None, team, ("what the policy judges was not recorded (the caller was refused)",)
+        )
     verdict = decide(
         team,
         policy.teams[team],
@@ -76,6 +87,20 @@ def judge(policy: PolicyDocument, decision: RecordedDecision) -> Verdict:
         tuple(reason.message for reason in verdict.reasons),
         approximate=bool(verdict.unchecked),
     )
+
+
+def _judge_deploy(
+    policy: PolicyDocument, team: str, decision: RecordedDecision, judged: JudgedDeploy
+) -> Verdict:
+    target = decision.target
+    own = policy.teams[team]
+    reasons = access_reasons(team, own, target.account_id, target.script_name, target.namespace)
+    rules = policy.limits_of(team, at=moment(decision.at)).deploy
+    try:
+        reasons += deploy_reasons(team, rules, own.script_globs, judged)
+    except GatewayError as error:  # a body the door judged, which no policy changes
+        return Verdict(None, team, (error.message,))
+    return Verdict(not reasons, team, tuple(reason.message for reason in reasons))
 
 
 def _word(allowed: bool) -> str:
@@ -129,6 +154,7 @@ def simulate(policy: PolicyDocument, decisions: list[RecordedDecision]) -> dict[
                     "request_id": decision.request_id,
                     "at": moment(decision.at).isoformat(),
                     "door": decision.door,
+                    "call": decision.deploy.call.value if decision.deploy else "session",
                     "principal": decision.principal,
                     "account_id": decision.target.account_id,
                     "script_name": decision.target.script_name,

@@ -23,15 +23,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from assets_gateway.domain.deploy_policy import (
-    EffectiveDeployRules,
-    deployment_reasons,
-    parse_deployment,
-    parse_json_object,
-    script_settings_reasons,
-    subdomain_reasons,
-    upload_reasons,
-)
+from assets_gateway.domain.deploy_decisions import DeployCall, JudgedDeploy, deploy_reasons
+from assets_gateway.domain.deploy_policy import parse_deployment, parse_json_object
 from assets_gateway.domain.envelope import Reply, error_reply, success_reply
 from assets_gateway.domain.errors import (
     CircuitOpen,
@@ -40,13 +33,13 @@ from assets_gateway.domain.errors import (
     GatewayError,
     InvalidDeployRequest,
     PolicyDenied,
-    Problem,
     QuotaExceeded,
     QuotaUnavailable,
     WorkerUploadTooLarge,
 )
-from assets_gateway.domain.policy import SessionTarget, TeamPolicy, access_reasons, moment
+from assets_gateway.domain.policy import SessionTarget, access_reasons, moment
 from assets_gateway.domain.quota import Charge, Limit, Scope, ratelimit_headers
+from assets_gateway.domain.simulation import RecordedDecision
 from assets_gateway.domain.worker_upload import UploadLimits, WorkerUpload, read_worker_upload
 from assets_gateway.doors.gate import (
     OUTCOME_OF_ERROR,
@@ -59,9 +52,10 @@ from assets_gateway.doors.gate import (
     check_target,
 )
 from assets_gateway.ports.audit import AuditRecord, AuditSink
-from assets_gateway.ports.deploys import DeployCall, DeployRequest, DeployResult
+from assets_gateway.ports.deploys import DeployRequest, DeployResult
 from assets_gateway.ports.policy_source import PolicySource
 from assets_gateway.ports.quota import QuotaGate, Ticket
+from assets_gateway.ports.recorded_decisions import DecisionRecorder
 from assets_gateway.ports.sessions import Outcome
 from assets_gateway.ports.token import TokenSource
 from assets_gateway.ports.upstream import UpstreamCall, UpstreamForwarder
@@ -85,6 +79,7 @@ class _Progress:
     limits: Sequence[Limit] = ()
     ticket: Ticket | None = None
     headers: dict[str, str] = field(default_factory=dict)
+    judged: JudgedDeploy | None = None
 
 
 class DeployService:
@@ -97,9 +92,11 @@ class DeployService:
         upstream: UpstreamForwarder,
         audit: AuditSink,
         max_request_body_bytes: int,
+        decisions: DecisionRecorder | None = None,
         now: Callable[[], float] = time.time,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
+        self._decisions = decisions
         self._policies = policies
         self._quotas = quotas
         self._tokens = tokens
@@ -141,6 +138,8 @@ class DeployService:
         record.latency_ms = round((self._timer() - started) * 1000, 3)
         record.outcome, record.status = outcome.value, reply.status
         self._audit.record(record)
+        if request.kind is not DeployCall.READ:
+            self._remember(request, record, progress)
         return DeployResult(reply, outcome, record.team)
 
     def verify(self, request: DeployRequest) -> Reply:
@@ -188,13 +187,26 @@ class DeployService:
         access = access_reasons(
             team, team_policy, request.account_id, request.script_name, request.namespace
         )
+        judged, call = self._read(request, record)
+        progress.judged = judged
+        reasons = (
+            deploy_reasons(team, limits.deploy, team_policy.script_globs, judged)
+            if judged is not None
+            else []
+        )
         if access:
             count = len(access)
             raise PolicyDenied(
                 f"the org's policy denies this call ({count} reason{'s' if count > 1 else ''})",
-                reasons=access,
+                reasons=[*access, *reasons],
             )
-        call = self._judge(request, team, team_policy, limits.deploy, record)
+        if reasons:
+            count = len(reasons)
+            raise DeployDenied(
+                f"the org's deploy policy denies this {_WHAT[request.kind]} "
+                f"({count} reason{'s' if count > 1 else ''})",
+                reasons=reasons,
+            )
         charge = Charge(
             entries=0, bytes=0, sessions=0, deploy_calls=1, deploys=request.kind.deploys
         )
@@ -241,19 +253,14 @@ class DeployService:
                 f"{MAX_JSON_BODY_BYTES}"
             )
 
-    def _judge(
-        self,
-        request: DeployRequest,
-        team: str,
-        team_policy: TeamPolicy,
-        rules: EffectiveDeployRules,
-        record: AuditRecord,
-    ) -> UpstreamCall:
-        """The call to forward once the deploy policy has found nothing against it: the bytes
-        judged and the headers that give them their meaning."""
+    def _read(
+        self, request: DeployRequest, record: AuditRecord
+    ) -> tuple[JudgedDeploy | None, UpstreamCall]:
+        """What the deploy policy judges of the call (None for a read), and the call to forward
+        if it finds nothing against it: the bytes judged and the headers that give them their
+        meaning."""
         if request.kind is DeployCall.READ:
-            return UpstreamCall("GET", request.path, request.query)
-        reasons: list[Problem]
+            return None, UpstreamCall("GET", request.path, request.query)
         if request.kind is DeployCall.WORKER_UPLOAD:
             upload = read_worker_upload(
                 request.body,
@@ -262,35 +269,49 @@ class DeployService:
                 UploadLimits(max_wire_bytes=self._max_body),
             )
             record.deploy = _upload_details(upload)
-            reasons = upload_reasons(team, rules, team_policy.script_globs, upload.summary)
+            judged = JudgedDeploy(request.kind, upload=upload.summary)
             body, headers = upload.forward_body(), upload.forward_headers()
         else:
             body, headers = _json_body(request), {"Content-Type": "application/json"}
+            document = parse_json_object(body, _WHAT[request.kind])
+            judged = JudgedDeploy(request.kind, body=document)
             if request.kind is DeployCall.DEPLOYMENT:
                 deployment = parse_deployment(body)
                 record.deploy = {
                     "versions": {v.version_id: v.percentage for v in deployment.versions}
                 }
-                reasons = deployment_reasons(team, rules, deployment)
-            elif request.kind is DeployCall.SCRIPT_SETTINGS:
-                settings = parse_json_object(body, "script settings")
-                reasons = script_settings_reasons(team, rules, team_policy.script_globs, settings)
-            else:
-                reasons = subdomain_reasons(team, rules, parse_json_object(body, "subdomain"))
-        if reasons:
-            count = len(reasons)
-            raise DeployDenied(
-                f"the org's deploy policy denies this {_WHAT[request.kind]} "
-                f"({count} reason{'s' if count > 1 else ''})",
-                reasons=reasons,
-            )
-        return UpstreamCall(
+        call = UpstreamCall(
             request.method,
             request.path,
             request.query,
             body,
             headers,
             idempotent=request.method != "POST",
+        )
+        return judged, call
+
+    def _remember(self, request: DeployRequest, record: AuditRecord, progress: _Progress) -> None:
+        """Keep what the deploy policy judged of a write, for admins replaying a proposed
+        policy: refused callers, and every write whose body was read."""
+        refused_caller = record.outcome == Outcome.REFUSED_CALLER.value
+        if self._decisions is None or request.script_name is None:
+            return
+        if progress.judged is None and not refused_caller:
+            return
+        self._decisions.record(
+            RecordedDecision(
+                at=self._now(),
+                request_id=request.request_id,
+                door="deploy",
+                principal=request.caller.principal_arn,
+                target=SessionTarget(request.account_id, request.script_name, request.namespace),
+                policy_allowed=record.outcome
+                not in (Outcome.REFUSED_CALLER.value, Outcome.REFUSED_POLICY.value),
+                team=progress.team,
+                outcome=record.outcome,
+                policy_version=record.policy_version,
+                deploy=progress.judged,
+            )
         )
 
     def _quota_headers(self, progress: _Progress) -> dict[str, str]:

@@ -14,9 +14,10 @@ from urllib.parse import quote, urlencode
 
 from aws_lambda_powertools.utilities.data_classes import APIGatewayProxyEvent
 
+from assets_gateway.domain.deploy_decisions import DeployCall
 from assets_gateway.domain.errors import MalformedRequest
 from assets_gateway.lambda_glue.api_events import caller, request_body, request_id
-from assets_gateway.ports.deploys import DeployCall, DeployRequest
+from assets_gateway.ports.deploys import DeployRequest
 
 API_PREFIX = "/client/v4"
 _ACCOUNT = "/accounts/{account_id}/workers"

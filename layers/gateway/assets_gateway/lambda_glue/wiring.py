@@ -134,11 +134,13 @@ def build_deploy_service(
     quotas: QuotaGate | None = None,
     now: Callable[[], float] = time.time,
 ) -> DeployService:
-    parts = _pipeline_parts(settings, http=http, aws=aws or boto3.Session(), quotas=quotas)
+    aws = aws or boto3.Session()
+    parts = _pipeline_parts(settings, http=http, aws=aws, quotas=quotas)
     return DeployService(
         **parts._asdict(),
         audit=audit or LoggerAuditSink(),
         max_request_body_bytes=settings.max_request_body_bytes,
+        decisions=_decision_log(settings, aws),
         now=now,
     )
 

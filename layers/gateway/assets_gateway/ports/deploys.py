@@ -5,28 +5,14 @@ route), its result and the business outcome it counts as (`doors.deploy` impleme
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from enum import StrEnum
 from typing import TYPE_CHECKING
+
+from assets_gateway.domain.deploy_decisions import DeployCall
 
 if TYPE_CHECKING:
     from assets_gateway.domain.envelope import Reply
     from assets_gateway.domain.identity import Caller
     from assets_gateway.ports.sessions import Outcome
-
-
-class DeployCall(StrEnum):
-    """What a governed call does, which decides what the deploy policy reads of it."""
-
-    READ = "read"  # a GET of the Worker's (or the account's) state
-    WORKER_UPLOAD = "worker_upload"  # PUT …/scripts/{s} or POST …/versions: multipart
-    DEPLOYMENT = "deployment"  # POST …/deployments
-    SCRIPT_SETTINGS = "script_settings"  # PATCH …/script-settings
-    SUBDOMAIN = "subdomain"  # POST …/scripts/{s}/subdomain (workers.dev and preview URLs)
-
-    @property
-    def deploys(self) -> int:
-        """What the call counts against the team's deploy quotas (a version or a deployment)."""
-        return 1 if self in (DeployCall.WORKER_UPLOAD, DeployCall.DEPLOYMENT) else 0
 
 
 @dataclass(frozen=True)
