@@ -23,11 +23,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
+from cloudflare_stack import folder_files, uploaded_hashes, write_assets_project
 from wrangler_cli import ConnectionTrap, offline_env
 
-from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault, RecordedCall
-from gateway_local.emulator_wire import parse_multipart
+from assets_gateway_client.deploy import WorkerModule, deploy_directory
+from assets_gateway_client.sigv4 import SigV4Auth
+from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault
 from gateway_local.emulator_workers import Script, ScriptKey
 from gateway_local.http_server import BackgroundServer
 
@@ -105,24 +108,13 @@ class Site:
         return script
 
     def files(self) -> dict[str, bytes]:
-        return {
-            f"/{path.relative_to(self.public).as_posix()}": path.read_bytes()
-            for path in sorted(self.public.rglob("*"))
-            if path.is_file()
-        }
+        return folder_files(self.public)
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     root = tmp_path / "site"
-    (root / "public" / "css").mkdir(parents=True)
-    for index in range(ASSET_COUNT - 2):
-        (root / "public" / f"page-{index}.html").write_text(f"<h1>page {index}</h1>\n")
-    (root / "public" / "css" / "site.css").write_text("h1 { color: teal }\n")
-    (root / "public" / "logo.bin").write_bytes(bytes(range(256)))
-    (root / "worker.js").write_text(
-        "export default { fetch(request, env) { return env.ASSETS.fetch(request); } };\n"
-    )
+    write_assets_project(root, assets=ASSET_COUNT, module="worker.js")
     (root / "wrangler.jsonc").write_text(
         json.dumps(
             {
@@ -164,16 +156,6 @@ def site(tmp_path: Path) -> Iterator[Site]:
         )
         yield Site(root, emulator, gateway, trap, env)
     assert trap.requests == [], "something tried to reach beyond 127.0.0.1"
-
-
-def uploaded_hashes(calls: list[RecordedCall]) -> list[str]:
-    """The file hashes the bucket uploads among `calls` carried, one per multipart part."""
-    return [
-        part.name
-        for call in calls
-        if call.path.endswith("/workers/assets/upload")
-        for part in parse_multipart(call.headers.get("content-type"), call.body)
-    ]
 
 
 def no_secret_travelled(site: Site, *outputs: str) -> None:
@@ -295,6 +277,40 @@ def test_a_refusal_is_printed_with_its_code_and_every_reason_and_nothing_is_uplo
     assert "19062 binding KV of type kv_namespace is not allowed" in done.stderr
     assert site.emulator.workers.script(ScriptKey(ACCOUNT, WORKER)) is None
     assert not any("assets" in call.path for call in site.emulator.calls)
+
+
+def test_the_python_api_retries_a_429_after_its_retry_after_and_deploys(site: Site) -> None:
+    """`deploy_directory` with its clients injected: the signer, both URLs, the sleep."""
+    site.emulator.inject_fault(
+        Fault(status=429, headers={"Retry-After": "3"}, path_suffix=f"/services/{WORKER}")
+    )
+    credentials = boto3.Session(
+        aws_access_key_id=site.env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=site.env["AWS_SECRET_ACCESS_KEY"],
+    )
+    slept: list[float] = []
+    said: list[str] = []
+
+    result = deploy_directory(
+        site.public,
+        account_id=ACCOUNT,
+        script_name=WORKER,
+        main=WorkerModule.from_file(site.root / "worker.js"),
+        compatibility_date="2025-01-01",
+        message="from Python",
+        gateway_url=site.env["ASSETS_GATEWAY_URL"],
+        cloudflare_api_url=site.env["CLOUDFLARE_API_URL"],
+        auth=SigV4Auth.from_session(credentials, "us-east-1"),
+        sleep=slept.append,
+        say=said.append,
+    )
+
+    assert slept == [3.0]
+    (version,) = site.script().versions
+    assert (result.version_id, result.new_worker, result.deployment_id) == (version.id, True, None)
+    assert version.message == "from Python"
+    assert result.upload.uploaded_files == ASSET_COUNT
+    assert said[0] == f"{WORKER}: a new Worker"
 
 
 @pytest.mark.parametrize(
