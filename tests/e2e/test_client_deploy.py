@@ -31,8 +31,10 @@ from wrangler_cli import ConnectionTrap, offline_env
 from assets_gateway_client.deploy import WorkerModule, deploy_directory
 from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault
+from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
 from gateway_local.emulator_workers import Script, ScriptKey
 from gateway_local.http_server import BackgroundServer
+from gateway_local.stack import LocalStack
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -311,6 +313,53 @@ def test_the_python_api_retries_a_429_after_its_retry_after_and_deploys(site: Si
     assert version.message == "from Python"
     assert result.upload.uploaded_files == ASSET_COUNT
     assert said[0] == f"{WORKER}: a new Worker"
+
+
+def test_a_dry_run_shows_the_real_gateways_decision_and_calls_cloudflare_for_nothing(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """Through the real local gateway (SigV4 verified, the session door's dry run)."""
+    write_assets_project(tmp_path, assets=ASSET_COUNT, module="worker.js")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ASSETS_GATEWAY"))},
+        "AWS_ACCESS_KEY_ID": WEB_DEPLOYER.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": WEB_DEPLOYER.secret_access_key,
+        "AWS_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "ASSETS_GATEWAY_URL": stack.base_url,
+        "CLOUDFLARE_API_URL": stack.cloudflare_url,
+    }
+
+    def dry_run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *(str(CLI), "deploy", "public", "--account", DEMO_ACCOUNT_ID, "--script", script),
+                *("--compatibility-date", "2025-01-01", "--dry-run", *args),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=HANG_LIMIT_S,
+        )
+
+    allowed = dry_run(WEB_SCRIPT, "--main", "worker.js")
+    refused = dry_run("docs", "--json")
+
+    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.stdout.startswith(f"dry run: ALLOWED (team web, {ASSET_COUNT} entries")
+    assert (
+        f"would then deploy {WEB_SCRIPT} (worker.js, compatibility date 2025-01-01)"
+        in allowed.stdout
+    )
+    assert refused.returncode == 1
+    document = json.loads(refused.stdout)
+    assert (document["version_id"], document["new_worker"]) == (None, None)
+    assert document["dry_run"]["allowed"] is False
+    assert document["dry_run"]["reasons"][0]["code"] == 19011
+    assert stack.emulator.calls == []  # nothing forwarded, nothing uploaded
 
 
 @pytest.mark.parametrize(

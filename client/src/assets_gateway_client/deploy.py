@@ -264,7 +264,7 @@ class DeployResult:
     account: str
     version_id: str | None
     deployment_id: str | None
-    new_worker: bool
+    new_worker: bool | None  # None for a dry run, which does not ask
     upload: UploadResult
     metadata: Mapping[str, Any]  # as sent (the JWT included): for a dry run, what would be
     script_bytes: int
@@ -347,9 +347,11 @@ def deploy_manifest(
         api = WorkerApi(
             http, gateway_url, account_id, script_name, Retrying(sleep, clock, max_retries)
         )
-        new_worker = not api.exists()
-        kind = "a new Worker" if new_worker else "an existing Worker: a new version"
-        tell(f"{script_name}: {kind}")
+        # A dry run asks the gateway about the session only: it reads nothing else.
+        new_worker = None if dry_run else not api.exists()
+        if new_worker is not None:
+            kind = "a new Worker" if new_worker else "an existing Worker: a new version"
+            tell(f"{script_name}: {kind}")
         uploaded = upload_manifest(
             manifest,
             account_id=account_id,
@@ -415,8 +417,8 @@ def deploy_directory(
     ASSETS), `message` (the version's and deployment's annotation); `gateway_url`, `session`,
     `auth`, `region`, `cloudflare_api_url`, `progress`, `sleep`, `clock` and `max_retries` as
     for `upload_directory`; `say` is told each phase in a line for people; `dry_run` asks the
-    gateway for its decision on the session, reads whether the Worker exists, and deploys
-    nothing.
+    gateway for its decision on the assets session, builds the metadata (`result.metadata`, a
+    stand-in for the JWT) and calls nothing else.
 
     Raises ManifestError (the folder, before any call), GatewayError (a refusal, with the
     gateway's codes and every reason), CloudflareUploadError or UploadError.

@@ -83,7 +83,7 @@ def add_deploy_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     deploy.add_argument(
         "--dry-run",
         action="store_true",
-        help="show the gateway's decision on the assets and whether the Worker exists; "
+        help="show the gateway's decision on the assets session and what would be deployed; "
         "upload and deploy nothing",
     )
     add_output_options(deploy)
@@ -142,7 +142,9 @@ def _report(args: argparse.Namespace, result: DeployResult) -> int:
         if args.json:
             print(json.dumps(result.to_json(), indent=2), flush=True)
         else:
-            action = "create the Worker" if result.new_worker else "upload a version and deploy it"
+            what = result.metadata.get("main_module") or "assets only, no script"
+            date = result.metadata.get("compatibility_date")
+            action = f"then deploy {result.script} ({what}, compatibility date {date})"
             print(f"{decision_text(decision)}\n  would {action}", flush=True)
         return EXIT_OK if decision.allowed else EXIT_FAILED
     if args.json:
