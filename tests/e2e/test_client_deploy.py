@@ -388,8 +388,15 @@ def test_usage_and_setup_problems_exit_2_before_any_call(
 def test_wrangler_deploys_through_the_proxy_and_its_exit_status_and_output_come_through(
     site: Site,
 ) -> None:
-    # Given the project, when the real wrangler deploys it through `assets-gateway wrangler`
-    done = site.cli("wrangler", "--", "deploy")
+    # Given the project (account_id in wrangler.jsonc) and a shell as keyless CI has it, no
+    # Cloudflare credential nor account id (CLOUDFLARE_API_URL, the emulator's, is no secret),
+    # when the real wrangler deploys it through `assets-gateway wrangler`
+    keyless = {
+        name: value
+        for name, value in site.env.items()
+        if name.removeprefix("CLOUDFLARE_") not in ("API_TOKEN", "API_KEY", "EMAIL", "ACCOUNT_ID")
+    }
+    done = site.cli("wrangler", "--", "deploy", env=keyless)
 
     # then wrangler's output streams through, it exits 0 and the emulator holds the Worker
     assert done.returncode == 0, done.stdout + done.stderr
@@ -408,7 +415,8 @@ def test_wrangler_deploys_through_the_proxy_and_its_exit_status_and_output_come_
     assert uploaded_hashes(site.emulator.calls)
     no_secret_travelled(site, done.stdout, done.stderr)
 
-    # Given a refusal, when wrangler deploys again: it fails, showing our code, and so do we
+    # Given a refusal, when wrangler deploys again from a shell holding Cloudflare credentials
+    # (which stay behind): it fails, showing our code, and so do we
     refusal = {
         "success": False,
         "errors": [{"code": 19061, "message": "the deploy policy refuses this Worker"}],
