@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -35,6 +36,7 @@ from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
 from gateway_local.emulator_workers import Script, ScriptKey
 from gateway_local.http_server import BackgroundServer
 from gateway_local.stack import LocalStack
+from helpers import readme_section_blocks
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -158,6 +160,21 @@ def site(tmp_path: Path) -> Iterator[Site]:
         )
         yield Site(root, emulator, gateway, trap, env)
     assert trap.requests == [], "something tried to reach beyond 127.0.0.1"
+
+
+def readme_commands(heading: str) -> list[list[str]]:
+    """The `assets-gateway` command lines of a README section (shell blocks and the workflow's
+    `run:` steps), as argument lists after the console script, the account id filled in."""
+    lines = [
+        line.strip().removeprefix("- run: ").removeprefix("run: ")
+        for block in readme_section_blocks(heading, "sh") + readme_section_blocks(heading, "yaml")
+        for line in block.splitlines()
+    ]
+    return [
+        shlex.split(line.replace("<account id>", ACCOUNT))[1:]
+        for line in lines
+        if line.startswith("assets-gateway ")
+    ]
 
 
 def no_secret_travelled(site: Site, *outputs: str) -> None:
@@ -362,6 +379,38 @@ def test_a_dry_run_shows_the_real_gateways_decision_and_calls_cloudflare_for_not
     assert stack.emulator.calls == []  # nothing forwarded, nothing uploaded
 
 
+def test_the_readmes_commands_and_python_snippet_run_as_written(site: Site) -> None:
+    # Given the README's two commands: a Worker with its module, then an assets-only version
+    with_module, assets_only = readme_commands("## Deploying without Node")
+
+    first = site.cli(*with_module)
+    second = site.cli(*assets_only)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    versions = site.script().versions
+    assert [v.main_module for v in versions] == ["worker.js", None]
+    assert json.loads(second.stdout)["version_id"] == versions[1].id
+
+    # and its Python snippet, run from the project with the environment the CLI had
+    (snippet,) = readme_section_blocks("## Deploying without Node", "python")
+    done = subprocess.run(
+        [sys.executable, "-c", snippet],
+        cwd=site.root,
+        env=site.env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=HANG_LIMIT_S,
+    )
+
+    assert done.returncode == 0, done.stderr
+    version_id, new_worker, uploaded = done.stdout.split()
+    latest = site.script().versions[-1]
+    assert (version_id, new_worker, uploaded) == (latest.id, "False", "0")
+    assert latest.main_module == "worker.js"
+
+
 @pytest.mark.parametrize(
     ("args", "unset", "expected"),
     [
@@ -396,7 +445,9 @@ def test_wrangler_deploys_through_the_proxy_and_its_exit_status_and_output_come_
         for name, value in site.env.items()
         if name.removeprefix("CLOUDFLARE_") not in ("API_TOKEN", "API_KEY", "EMAIL", "ACCOUNT_ID")
     }
-    done = site.cli("wrangler", "--", "deploy", env=keyless)
+    shell, workflow = readme_commands("## Deploying with wrangler")
+    assert shell == workflow == ["wrangler", "--", "deploy"]
+    done = site.cli(*shell, env=keyless)
 
     # then wrangler's output streams through, it exits 0 and the emulator holds the Worker
     assert done.returncode == 0, done.stdout + done.stderr
