@@ -119,13 +119,13 @@ def _deploy(args: argparse.Namespace, console: Console) -> int:
     with ProgressBar.for_command(args) as bar:
         result = deploy_manifest(
             manifest,
-            account_id=args.account,
-            script_name=args.script,
             main=main,
             compatibility_date=date,
             compatibility_flags=args.compatibility_flag,
             assets_binding=args.assets_binding,
             message=args.message,
+            account_id=args.account,
+            script_name=args.script,
             gateway_url=gateway_url,
             auth=auth,
             cloudflare_api_url=args.cloudflare_api,
