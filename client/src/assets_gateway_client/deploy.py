@@ -180,10 +180,11 @@ class WorkerApi:
     script_name: str
     retrying: Retrying = field(default_factory=Retrying)
 
-    def _url(self, suffix: str) -> str:
+    def _url(self, collection: str, tail: str = "") -> str:
+        """`.../accounts/{a}/workers/{collection}/{script}{tail}`, the names URL-quoted."""
         account, script = quote(self.account_id, safe=""), quote(self.script_name, safe="")
-        return f"{self.gateway_url.rstrip('/')}/accounts/{account}/workers/{suffix}".replace(
-            "{s}", script
+        return (
+            f"{self.gateway_url.rstrip('/')}/accounts/{account}/workers/{collection}/{script}{tail}"
         )
 
     def _call(self, what: str, request: httpx.Request) -> ApiAnswer:
@@ -192,9 +193,9 @@ class WorkerApi:
         )
         return ApiAnswer.read(response, clock=self.retrying.clock)
 
-    def _request(self, method: str, suffix: str, **options: Any) -> httpx.Request:
+    def _request(self, method: str, url: str, **options: Any) -> httpx.Request:
         headers = {"User-Agent": USER_AGENT, **options.pop("headers", {})}
-        return self.http.build_request(method, self._url(suffix), headers=headers, **options)
+        return self.http.build_request(method, url, headers=headers, **options)
 
     @staticmethod
     def _result(what: str, answer: ApiAnswer) -> Any:
@@ -205,7 +206,7 @@ class WorkerApi:
     def exists(self) -> bool:
         """`GET /workers/services/{s}`: False for Cloudflare's 10007 (a new Worker)."""
         what = f"cannot read the Worker {self.script_name}"
-        answer = self._call(what, self._request("GET", "services/{s}"))
+        answer = self._call(what, self._request("GET", self._url("services")))
         if answer.status == 404 and answer.has_code(SERVICE_NOT_FOUND):
             return False
         self._result(what, answer)
@@ -216,7 +217,7 @@ class WorkerApi:
         what = f"the Worker {self.script_name} was not created"
         request = self._request(
             "PUT",
-            "scripts/{s}",
+            self._url("scripts"),
             params={"excludeScript": "true", "bindings_inherit": "strict"},
             content=form.body,
             headers=dict(form.headers),
@@ -228,7 +229,7 @@ class WorkerApi:
         what = f"no new version of {self.script_name}"
         request = self._request(
             "POST",
-            "scripts/{s}/versions",
+            self._url("scripts", "/versions"),
             params={"bindings_inherit": "strict"},
             content=form.body,
             headers=dict(form.headers),
@@ -244,7 +245,7 @@ class WorkerApi:
         }
         if message is not None:
             body["annotations"] = {"workers/message": message}
-        request = self._request("POST", "scripts/{s}/deployments", json=body)
+        request = self._request("POST", self._url("scripts", "/deployments"), json=body)
         return _text(self._result(what, self._call(what, request)), "id", what)
 
 
