@@ -560,7 +560,8 @@ def test_signals_are_passed_on_to_wrangler(
     try:
         _wait_ready(process)
         process.send_signal(signum)
-        assert process.wait(timeout=HANG_LIMIT_S) == expected
+        # A bound against a signal that never arrives, not a duration relied on.
+        assert process.wait(timeout=60) == expected
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)
