@@ -9,11 +9,13 @@ import base64
 import json
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 
-from gateway_local.cloudflare_emulator import CloudflareEmulator
+from gateway_local.cloudflare_emulator import CloudflareEmulator, RecordedCall
+from gateway_local.emulator_wire import parse_multipart
 from gateway_local.http_server import BackgroundServer
 
 if TYPE_CHECKING:
@@ -60,6 +62,40 @@ class AppSlot:
 
 
 # ----------------------------------------------------------------------------- helpers
+
+
+def uploaded_hashes(calls: Iterable[RecordedCall]) -> list[str]:
+    """The file hashes that the bucket uploads among `calls` carried, one per multipart part."""
+    return [
+        part.name
+        for call in calls
+        if call.path.endswith("/workers/assets/upload")
+        for part in parse_multipart(call.headers.get("content-type"), call.body)
+    ]
+
+
+def write_assets_project(root: Path, *, assets: int, module: str) -> None:
+    """A Worker project: `assets` files in ./public (two of them in a subfolder or binary) and
+    an ES module at ./`module` that serves them through its ASSETS binding."""
+    public = root / "public"
+    (public / "css").mkdir(parents=True)
+    for index in range(assets - 2):
+        (public / f"page-{index}.html").write_text(f"<h1>page {index}</h1>\n")
+    (public / "css" / "site.css").write_text("h1 { color: teal }\n")
+    (public / "logo.bin").write_bytes(bytes(range(256)))
+    (root / module).write_text(
+        "export default { fetch(request, env) { return env.ASSETS.fetch(request); } };\n"
+    )
+
+
+def folder_files(folder: Path) -> dict[str, bytes]:
+    """The files below `folder` as a Worker's assets are keyed (`/css/site.css`), with their
+    bytes."""
+    return {
+        f"/{path.relative_to(folder).as_posix()}": path.read_bytes()
+        for path in sorted(folder.rglob("*"))
+        if path.is_file()
+    }
 
 
 def session_path(account: str = ACCOUNT, script: str = "site") -> str:

@@ -8,6 +8,7 @@ import logging
 import time
 import tracemalloc
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import boto3
@@ -142,3 +143,27 @@ def traced_peak(read: Callable[[], object]) -> tuple[int, object]:
         return tracemalloc.get_traced_memory()[1], outcome
     finally:
         tracemalloc.stop()
+
+
+README = Path(__file__).resolve().parent.parent / "README.md"
+
+
+def readme_section_blocks(heading: str, language: str) -> list[str]:
+    """The ```language blocks under the README's `heading` line ("## Deploying without Node"),
+    up to the next heading of its level or higher (its subsections included)."""
+    lines = README.read_text(encoding="utf-8").splitlines(keepends=True)
+    level = len(heading.split(" ", 1)[0])
+    blocks: list[str] = []
+    fence: str | None = None  # the language of the block being read, "" for another's
+    for line in lines[lines.index(heading + "\n") + 1 :]:
+        if fence is None and line.startswith("```"):
+            fence = line[3:].strip()
+            if fence == language:
+                blocks.append("")
+        elif fence is not None and line.startswith("```"):
+            fence = None
+        elif fence == language:
+            blocks[-1] += line
+        elif fence is None and line.startswith("#") and len(line.split(" ", 1)[0]) <= level:
+            break
+    return blocks

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -23,13 +24,19 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import boto3
 import pytest
+from cloudflare_stack import folder_files, uploaded_hashes, write_assets_project
 from wrangler_cli import ConnectionTrap, offline_env
 
-from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault, RecordedCall
-from gateway_local.emulator_wire import parse_multipart
+from assets_gateway_client.deploy import WorkerModule, deploy_directory
+from assets_gateway_client.sigv4 import SigV4Auth
+from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault
+from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
 from gateway_local.emulator_workers import Script, ScriptKey
 from gateway_local.http_server import BackgroundServer
+from gateway_local.stack import LocalStack
+from helpers import readme_section_blocks
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIEnvironment
@@ -105,24 +112,13 @@ class Site:
         return script
 
     def files(self) -> dict[str, bytes]:
-        return {
-            f"/{path.relative_to(self.public).as_posix()}": path.read_bytes()
-            for path in sorted(self.public.rglob("*"))
-            if path.is_file()
-        }
+        return folder_files(self.public)
 
 
 @pytest.fixture
 def site(tmp_path: Path) -> Iterator[Site]:
     root = tmp_path / "site"
-    (root / "public" / "css").mkdir(parents=True)
-    for index in range(ASSET_COUNT - 2):
-        (root / "public" / f"page-{index}.html").write_text(f"<h1>page {index}</h1>\n")
-    (root / "public" / "css" / "site.css").write_text("h1 { color: teal }\n")
-    (root / "public" / "logo.bin").write_bytes(bytes(range(256)))
-    (root / "worker.js").write_text(
-        "export default { fetch(request, env) { return env.ASSETS.fetch(request); } };\n"
-    )
+    write_assets_project(root, assets=ASSET_COUNT, module="worker.js")
     (root / "wrangler.jsonc").write_text(
         json.dumps(
             {
@@ -166,13 +162,18 @@ def site(tmp_path: Path) -> Iterator[Site]:
     assert trap.requests == [], "something tried to reach beyond 127.0.0.1"
 
 
-def uploaded_hashes(calls: list[RecordedCall]) -> list[str]:
-    """The file hashes the bucket uploads among `calls` carried, one per multipart part."""
+def readme_commands(heading: str) -> list[list[str]]:
+    """The `assets-gateway` command lines of a README section (shell blocks and the workflow's
+    `run:` steps), as argument lists after the console script, the account id filled in."""
+    lines = [
+        line.strip().removeprefix("- run: ").removeprefix("run: ")
+        for block in readme_section_blocks(heading, "sh") + readme_section_blocks(heading, "yaml")
+        for line in block.splitlines()
+    ]
     return [
-        part.name
-        for call in calls
-        if call.path.endswith("/workers/assets/upload")
-        for part in parse_multipart(call.headers.get("content-type"), call.body)
+        shlex.split(line.replace("<account id>", ACCOUNT))[1:]
+        for line in lines
+        if line.startswith("assets-gateway ")
     ]
 
 
@@ -297,6 +298,119 @@ def test_a_refusal_is_printed_with_its_code_and_every_reason_and_nothing_is_uplo
     assert not any("assets" in call.path for call in site.emulator.calls)
 
 
+def test_the_python_api_retries_a_429_after_its_retry_after_and_deploys(site: Site) -> None:
+    """`deploy_directory` with its clients injected: the signer, both URLs, the sleep."""
+    site.emulator.inject_fault(
+        Fault(status=429, headers={"Retry-After": "3"}, path_suffix=f"/services/{WORKER}")
+    )
+    credentials = boto3.Session(
+        aws_access_key_id=site.env["AWS_ACCESS_KEY_ID"],
+        aws_secret_access_key=site.env["AWS_SECRET_ACCESS_KEY"],
+    )
+    slept: list[float] = []
+    said: list[str] = []
+
+    result = deploy_directory(
+        site.public,
+        account_id=ACCOUNT,
+        script_name=WORKER,
+        main=WorkerModule.from_file(site.root / "worker.js"),
+        compatibility_date="2025-01-01",
+        message="from Python",
+        gateway_url=site.env["ASSETS_GATEWAY_URL"],
+        cloudflare_api_url=site.env["CLOUDFLARE_API_URL"],
+        auth=SigV4Auth.from_session(credentials, "us-east-1"),
+        sleep=slept.append,
+        say=said.append,
+    )
+
+    assert slept == [3.0]
+    (version,) = site.script().versions
+    assert (result.version_id, result.new_worker, result.deployment_id) == (version.id, True, None)
+    assert version.message == "from Python"
+    assert result.upload.uploaded_files == ASSET_COUNT
+    assert said[0] == f"{WORKER}: a new Worker"
+
+
+def test_a_dry_run_shows_the_real_gateways_decision_and_calls_cloudflare_for_nothing(
+    stack: LocalStack, tmp_path: Path
+) -> None:
+    """Through the real local gateway (SigV4 verified, the session door's dry run)."""
+    write_assets_project(tmp_path, assets=ASSET_COUNT, module="worker.js")
+    env = {
+        **{k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "ASSETS_GATEWAY"))},
+        "AWS_ACCESS_KEY_ID": WEB_DEPLOYER.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": WEB_DEPLOYER.secret_access_key,
+        "AWS_REGION": "us-east-1",
+        "AWS_CONFIG_FILE": os.devnull,
+        "AWS_SHARED_CREDENTIALS_FILE": os.devnull,
+        "ASSETS_GATEWAY_URL": stack.base_url,
+        "CLOUDFLARE_API_URL": stack.cloudflare_url,
+    }
+
+    def dry_run(script: str, *args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run(
+            [
+                *(str(CLI), "deploy", "public", "--account", DEMO_ACCOUNT_ID, "--script", script),
+                *("--compatibility-date", "2025-01-01", "--dry-run", *args),
+            ],
+            cwd=tmp_path,
+            env=env,
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=HANG_LIMIT_S,
+        )
+
+    allowed = dry_run(WEB_SCRIPT, "--main", "worker.js")
+    refused = dry_run("docs", "--json")
+
+    assert allowed.returncode == 0, allowed.stderr
+    assert allowed.stdout.startswith(f"dry run: ALLOWED (team web, {ASSET_COUNT} entries")
+    assert (
+        f"would then deploy {WEB_SCRIPT} (worker.js, compatibility date 2025-01-01)"
+        in allowed.stdout
+    )
+    assert refused.returncode == 1
+    document = json.loads(refused.stdout)
+    assert (document["version_id"], document["new_worker"]) == (None, None)
+    assert document["dry_run"]["allowed"] is False
+    assert document["dry_run"]["reasons"][0]["code"] == 19011
+    assert stack.emulator.calls == []  # nothing forwarded, nothing uploaded
+
+
+def test_the_readmes_commands_and_python_snippet_run_as_written(site: Site) -> None:
+    # Given the README's two commands: a Worker with its module, then an assets-only version
+    with_module, assets_only = readme_commands("## Deploying without Node")
+
+    first = site.cli(*with_module)
+    second = site.cli(*assets_only)
+
+    assert first.returncode == 0, first.stderr
+    assert second.returncode == 0, second.stderr
+    versions = site.script().versions
+    assert [v.main_module for v in versions] == ["worker.js", None]
+    assert json.loads(second.stdout)["version_id"] == versions[1].id
+
+    # and its Python snippet, run from the project with the environment the CLI had
+    (snippet,) = readme_section_blocks("## Deploying without Node", "python")
+    done = subprocess.run(
+        [sys.executable, "-c", snippet],
+        cwd=site.root,
+        env=site.env,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=HANG_LIMIT_S,
+    )
+
+    assert done.returncode == 0, done.stderr
+    version_id, new_worker, uploaded = done.stdout.split()
+    latest = site.script().versions[-1]
+    assert (version_id, new_worker, uploaded) == (latest.id, "False", "0")
+    assert latest.main_module == "worker.js"
+
+
 @pytest.mark.parametrize(
     ("args", "unset", "expected"),
     [
@@ -323,8 +437,17 @@ def test_usage_and_setup_problems_exit_2_before_any_call(
 def test_wrangler_deploys_through_the_proxy_and_its_exit_status_and_output_come_through(
     site: Site,
 ) -> None:
-    # Given the project, when the real wrangler deploys it through `assets-gateway wrangler`
-    done = site.cli("wrangler", "--", "deploy")
+    # Given the project (account_id in wrangler.jsonc) and a shell as keyless CI has it, no
+    # Cloudflare credential nor account id (CLOUDFLARE_API_URL, the emulator's, is no secret),
+    # when the real wrangler deploys it through `assets-gateway wrangler`
+    keyless = {
+        name: value
+        for name, value in site.env.items()
+        if name.removeprefix("CLOUDFLARE_") not in ("API_TOKEN", "API_KEY", "EMAIL", "ACCOUNT_ID")
+    }
+    shell, workflow = readme_commands("## Deploying with wrangler")
+    assert shell == workflow == ["wrangler", "--", "deploy"]
+    done = site.cli(*shell, env=keyless)
 
     # then wrangler's output streams through, it exits 0 and the emulator holds the Worker
     assert done.returncode == 0, done.stdout + done.stderr
@@ -343,7 +466,8 @@ def test_wrangler_deploys_through_the_proxy_and_its_exit_status_and_output_come_
     assert uploaded_hashes(site.emulator.calls)
     no_secret_travelled(site, done.stdout, done.stderr)
 
-    # Given a refusal, when wrangler deploys again: it fails, showing our code, and so do we
+    # Given a refusal, when wrangler deploys again from a shell holding Cloudflare credentials
+    # (which stay behind): it fails, showing our code, and so do we
     refusal = {
         "success": False,
         "errors": [{"code": 19061, "message": "the deploy policy refuses this Worker"}],
@@ -436,7 +560,8 @@ def test_signals_are_passed_on_to_wrangler(
     try:
         _wait_ready(process)
         process.send_signal(signum)
-        assert process.wait(timeout=HANG_LIMIT_S) == expected
+        # A bound against a signal that never arrives, not a duration relied on.
+        assert process.wait(timeout=60) == expected
     finally:
         if process.poll() is None:
             os.killpg(process.pid, signal.SIGKILL)

@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cloudflare_stack import folder_files, uploaded_hashes, write_assets_project
 from wrangler_cli import ConnectionTrap, WranglerRun, offline_env, run_wrangler
 
 from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault, RecordedCall
-from gateway_local.emulator_wire import parse_multipart
 from gateway_local.emulator_workers import Script, ScriptKey
 from gateway_local.http_server import BackgroundServer
 
@@ -52,24 +52,13 @@ class Project:
         return script
 
     def assets(self) -> dict[str, bytes]:
-        return {
-            f"/{path.relative_to(self.root / 'public').as_posix()}": path.read_bytes()
-            for path in sorted((self.root / "public").rglob("*"))
-            if path.is_file()
-        }
+        return folder_files(self.root / "public")
 
 
 @pytest.fixture
 def project(tmp_path: Path) -> Iterator[Project]:
     root = tmp_path / "site"
-    (root / "public" / "css").mkdir(parents=True)
-    for index in range(ASSET_COUNT - 2):
-        (root / "public" / f"page-{index}.html").write_text(f"<h1>page {index}</h1>\n")
-    (root / "public" / "css" / "site.css").write_text("h1 { color: teal }\n")
-    (root / "public" / "logo.bin").write_bytes(bytes(range(256)))
-    (root / "index.js").write_text(
-        "export default { fetch(request, env) { return env.ASSETS.fetch(request); } };\n"
-    )
+    write_assets_project(root, assets=ASSET_COUNT, module="index.js")
     (root / "wrangler.jsonc").write_text(
         "{\n"
         f'  "name": "{WORKER}",\n'
@@ -101,16 +90,6 @@ def routes(calls: list[RecordedCall]) -> list[tuple[str, str, int | None]]:
         (call.method, call.path.removeprefix(prefix).replace(WORKER, "{s}"), call.status)
         for call in calls
     )
-
-
-def uploaded_hashes(calls: list[RecordedCall]) -> list[str]:
-    """The file hashes that the bucket uploads among `calls` carried, one per multipart part."""
-    return [
-        part.name
-        for call in calls
-        if call.path.endswith("/workers/assets/upload")
-        for part in parse_multipart(call.headers.get("content-type"), call.body)
-    ]
 
 
 def test_wrangler_deploys_versions_and_rolls_back_against_the_emulator(project: Project) -> None:

@@ -290,6 +290,26 @@ def test_metadata_is_validated_as_cloudflare_does(
     assert cf.emulator.workers.script(ScriptKey(ACCOUNT, "site")) is None
 
 
+def test_an_assets_only_worker_has_no_module_part(cf: Stack) -> None:
+    """wrangler's upload without `main`: metadata `{assets, compatibility_date, ...}` alone."""
+    only_assets = {
+        "assets": {"jwt": completion_jwt(cf), "config": {}},
+        "compatibility_date": "2025-01-01",
+    }
+
+    with_a_stray_part = upload(cf, only_assets)
+    created = upload(cf, only_assets, modules={})
+
+    assert error(with_a_stray_part) == (400, 10021, "/main_module")
+    assert created.status_code == 200, created.text
+    script = cf.emulator.workers.script(ScriptKey(ACCOUNT, "site"))
+    assert script is not None
+    (version,) = script.versions
+    assert (version.main_module, version.modules) == (None, ())
+    assert version.assets is not None
+    assert set(version.assets) == set(FILES)
+
+
 def test_metadata_part_that_is_not_json_and_a_body_that_is_not_multipart(cf: Stack) -> None:
     not_json = cf.client.put(
         SCRIPT, headers=AUTH, files={"metadata": (None, b"{nope"), "index.js": ("index.js", MODULE)}

@@ -6,14 +6,20 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from assets_gateway_client.answers import SetupError
+from assets_gateway_client import environment
+from assets_gateway_client.answers import SetupError, UploadError
 from assets_gateway_client.environment import (
     CLOUDFLARE_API_URL_ENV,
     DEFAULT_CLOUDFLARE_API_URL,
     GATEWAY_URL_ENV,
 )
 from assets_gateway_client.manifest_builder import ManifestError
+from assets_gateway_client.signing import profile_auth
+
+if TYPE_CHECKING:
+    from assets_gateway_client.sigv4 import SigV4Auth
 
 __all__ = [
     "EXIT_FAILED",
@@ -24,7 +30,10 @@ __all__ = [
     "UsageError",
     "add_cloudflare_api_option",
     "add_connection_options",
+    "add_output_options",
     "exit_status",
+    "gateway_connection",
+    "run_gateway_command",
 ]
 
 # 0 done; 1 refused or failed; 2 a usage or local problem; 130 interrupted (Ctrl-C).
@@ -71,6 +80,13 @@ def add_connection_options(parser: argparse.ArgumentParser | argparse._ArgumentG
         parser.add_argument(flag, metavar=metavar, help=text)
 
 
+def gateway_connection(args: argparse.Namespace) -> tuple[str, SigV4Auth]:
+    """The gateway's URL and the signer for it that the connection options say; SetupError when
+    there is no URL or no AWS credentials."""
+    gateway_url = environment.gateway_url(args.gateway)
+    return gateway_url, profile_auth(gateway_url, profile=args.profile, region=args.region)
+
+
 def add_cloudflare_api_option(parser: argparse.ArgumentParser) -> None:
     """`--cloudflare-api`: where asset uploads go, straight to Cloudflare with the session JWT."""
     parser.add_argument(
@@ -79,6 +95,17 @@ def add_cloudflare_api_option(parser: argparse.ArgumentParser) -> None:
         help=f"where files are uploaded (default: ${CLOUDFLARE_API_URL_ENV}, else "
         f"{DEFAULT_CLOUDFLARE_API_URL})",
     )
+
+
+def add_output_options(parser: argparse.ArgumentParser) -> None:
+    """`--progress` and `--quiet`: what a command that uploads says on stderr."""
+    parser.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="draw a progress bar on stderr (default: when stderr is a terminal)",
+    )
+    parser.add_argument("--quiet", "-q", action="store_true", help="print only errors on stderr")
 
 
 def exit_status(
@@ -101,3 +128,14 @@ def exit_status(
     except KeyboardInterrupt:
         Console.error(interrupted)
         return EXIT_INTERRUPTED
+
+
+def run_gateway_command(command: Callable[[], int], *, interrupted: str) -> int:
+    """`exit_status` for a command that calls the gateway: a refusal or failure (UploadError,
+    its message written for people: codes, reasons, request id) exits 1."""
+    return exit_status(
+        command,
+        failures=(UploadError,),
+        explain=lambda error: f"assets-gateway: error: {error}",
+        interrupted=interrupted,
+    )

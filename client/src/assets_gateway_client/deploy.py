@@ -180,10 +180,11 @@ class WorkerApi:
     script_name: str
     retrying: Retrying = field(default_factory=Retrying)
 
-    def _url(self, suffix: str) -> str:
+    def _url(self, collection: str, tail: str = "") -> str:
+        """`.../accounts/{a}/workers/{collection}/{script}{tail}`, the names URL-quoted."""
         account, script = quote(self.account_id, safe=""), quote(self.script_name, safe="")
-        return f"{self.gateway_url.rstrip('/')}/accounts/{account}/workers/{suffix}".replace(
-            "{s}", script
+        return (
+            f"{self.gateway_url.rstrip('/')}/accounts/{account}/workers/{collection}/{script}{tail}"
         )
 
     def _call(self, what: str, request: httpx.Request) -> ApiAnswer:
@@ -192,9 +193,9 @@ class WorkerApi:
         )
         return ApiAnswer.read(response, clock=self.retrying.clock)
 
-    def _request(self, method: str, suffix: str, **options: Any) -> httpx.Request:
+    def _request(self, method: str, url: str, **options: Any) -> httpx.Request:
         headers = {"User-Agent": USER_AGENT, **options.pop("headers", {})}
-        return self.http.build_request(method, self._url(suffix), headers=headers, **options)
+        return self.http.build_request(method, url, headers=headers, **options)
 
     @staticmethod
     def _result(what: str, answer: ApiAnswer) -> Any:
@@ -205,7 +206,7 @@ class WorkerApi:
     def exists(self) -> bool:
         """`GET /workers/services/{s}`: False for Cloudflare's 10007 (a new Worker)."""
         what = f"cannot read the Worker {self.script_name}"
-        answer = self._call(what, self._request("GET", "services/{s}"))
+        answer = self._call(what, self._request("GET", self._url("services")))
         if answer.status == 404 and answer.has_code(SERVICE_NOT_FOUND):
             return False
         self._result(what, answer)
@@ -216,7 +217,7 @@ class WorkerApi:
         what = f"the Worker {self.script_name} was not created"
         request = self._request(
             "PUT",
-            "scripts/{s}",
+            self._url("scripts"),
             params={"excludeScript": "true", "bindings_inherit": "strict"},
             content=form.body,
             headers=dict(form.headers),
@@ -228,7 +229,7 @@ class WorkerApi:
         what = f"no new version of {self.script_name}"
         request = self._request(
             "POST",
-            "scripts/{s}/versions",
+            self._url("scripts", "/versions"),
             params={"bindings_inherit": "strict"},
             content=form.body,
             headers=dict(form.headers),
@@ -244,7 +245,7 @@ class WorkerApi:
         }
         if message is not None:
             body["annotations"] = {"workers/message": message}
-        request = self._request("POST", "scripts/{s}/deployments", json=body)
+        request = self._request("POST", self._url("scripts", "/deployments"), json=body)
         return _text(self._result(what, self._call(what, request)), "id", what)
 
 
@@ -264,7 +265,7 @@ class DeployResult:
     account: str
     version_id: str | None
     deployment_id: str | None
-    new_worker: bool
+    new_worker: bool | None  # None for a dry run, which does not ask
     upload: UploadResult
     metadata: Mapping[str, Any]  # as sent (the JWT included): for a dry run, what would be
     script_bytes: int
@@ -347,9 +348,11 @@ def deploy_manifest(
         api = WorkerApi(
             http, gateway_url, account_id, script_name, Retrying(sleep, clock, max_retries)
         )
-        new_worker = not api.exists()
-        kind = "a new Worker" if new_worker else "an existing Worker: a new version"
-        tell(f"{script_name}: {kind}")
+        # A dry run asks the gateway about the session only: it reads nothing else.
+        new_worker = None if dry_run else not api.exists()
+        if new_worker is not None:
+            kind = "a new Worker" if new_worker else "an existing Worker: a new version"
+            tell(f"{script_name}: {kind}")
         uploaded = upload_manifest(
             manifest,
             account_id=account_id,
@@ -415,8 +418,8 @@ def deploy_directory(
     ASSETS), `message` (the version's and deployment's annotation); `gateway_url`, `session`,
     `auth`, `region`, `cloudflare_api_url`, `progress`, `sleep`, `clock` and `max_retries` as
     for `upload_directory`; `say` is told each phase in a line for people; `dry_run` asks the
-    gateway for its decision on the session, reads whether the Worker exists, and deploys
-    nothing.
+    gateway for its decision on the assets session, builds the metadata (`result.metadata`, a
+    stand-in for the JWT) and calls nothing else.
 
     Raises ManifestError (the folder, before any call), GatewayError (a refusal, with the
     gateway's codes and every reason), CloudflareUploadError or UploadError.

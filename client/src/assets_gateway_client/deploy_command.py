@@ -19,10 +19,7 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 
-from assets_gateway_client import environment
-from assets_gateway_client.answers import UploadError
 from assets_gateway_client.console import (
     EXIT_FAILED,
     EXIT_OK,
@@ -30,7 +27,9 @@ from assets_gateway_client.console import (
     UsageError,
     add_cloudflare_api_option,
     add_connection_options,
-    exit_status,
+    add_output_options,
+    gateway_connection,
+    run_gateway_command,
 )
 from assets_gateway_client.deploy import (
     DEFAULT_ASSETS_BINDING,
@@ -39,7 +38,6 @@ from assets_gateway_client.deploy import (
     deploy_manifest,
 )
 from assets_gateway_client.manifest_builder import build_manifest
-from assets_gateway_client.signing import profile_auth
 from assets_gateway_client.upload_command import ProgressBar, decision_text, manifest_summary
 
 __all__ = ["add_deploy_parser", "run_deploy"]
@@ -85,26 +83,18 @@ def add_deploy_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
     deploy.add_argument(
         "--dry-run",
         action="store_true",
-        help="show the gateway's decision on the assets and whether the Worker exists; "
+        help="show the gateway's decision on the assets session and what would be deployed; "
         "upload and deploy nothing",
     )
-    deploy.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="draw a progress bar on stderr (default: when stderr is a terminal)",
-    )
-    deploy.add_argument("--quiet", "-q", action="store_true", help="print only errors on stderr")
+    add_output_options(deploy)
     deploy.set_defaults(run=run_deploy)
 
 
 def run_deploy(args: argparse.Namespace) -> int:
     """Run the `deploy` command parsed into `args`; the exit status."""
     console = Console(quiet=args.quiet)
-    return exit_status(
+    return run_gateway_command(
         lambda: _deploy(args, console),
-        failures=(UploadError,),
-        explain=lambda error: f"assets-gateway: error: {error}",
         interrupted="interrupted; uploaded assets are kept, so the next run resumes",
     )
 
@@ -123,22 +113,19 @@ def _deploy(args: argparse.Namespace, console: Console) -> int:
     if date is not None and not _DATE.fullmatch(date):
         raise UsageError(f"--compatibility-date must be YYYY-MM-DD (got {date!r})")
     main = _main_module(args.main)
+    gateway_url, auth = gateway_connection(args)
     manifest = build_manifest(args.directory)
     console.info(manifest_summary(manifest))
-    gateway_url = environment.gateway_url(args.gateway)
-    auth = profile_auth(gateway_url, profile=args.profile, region=args.region)
-    show_bar = args.progress if args.progress is not None else sys.stderr.isatty()
-    bar = ProgressBar(sys.stderr, enabled=bool(show_bar) and not args.quiet and not args.dry_run)
-    try:
+    with ProgressBar.for_command(args) as bar:
         result = deploy_manifest(
             manifest,
-            account_id=args.account,
-            script_name=args.script,
             main=main,
             compatibility_date=date,
             compatibility_flags=args.compatibility_flag,
             assets_binding=args.assets_binding,
             message=args.message,
+            account_id=args.account,
+            script_name=args.script,
             gateway_url=gateway_url,
             auth=auth,
             cloudflare_api_url=args.cloudflare_api,
@@ -146,8 +133,6 @@ def _deploy(args: argparse.Namespace, console: Console) -> int:
             say=console.info,
             dry_run=args.dry_run,
         )
-    finally:
-        bar.close()
     return _report(args, result)
 
 
@@ -157,7 +142,9 @@ def _report(args: argparse.Namespace, result: DeployResult) -> int:
         if args.json:
             print(json.dumps(result.to_json(), indent=2), flush=True)
         else:
-            action = "create the Worker" if result.new_worker else "upload a version and deploy it"
+            what = result.metadata.get("main_module") or "assets only, no script"
+            date = result.metadata.get("compatibility_date")
+            action = f"then deploy {result.script} ({what}, compatibility date {date})"
             print(f"{decision_text(decision)}\n  would {action}", flush=True)
         return EXIT_OK if decision.allowed else EXIT_FAILED
     if args.json:

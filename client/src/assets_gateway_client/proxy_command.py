@@ -21,7 +21,6 @@ from types import FrameType
 from typing import TYPE_CHECKING
 
 from assets_gateway_client import console, environment
-from assets_gateway_client.signing import profile_auth
 from assets_gateway_client.wrangler_launch import BASE_URL_VARIABLE
 
 if TYPE_CHECKING:
@@ -66,11 +65,11 @@ def proxy_config(
     # The server's modules load only for the commands that serve: `upload` starts no slower.
     from assets_gateway_client.proxy import ProxyConfig  # noqa: PLC0415
 
-    gateway_url = environment.gateway_url(args.gateway)
+    gateway_url, auth = console.gateway_connection(args)
     config = ProxyConfig(
         gateway_url=gateway_url,
         cloudflare_api_url=environment.cloudflare_api_url(args.cloudflare_api),
-        auth=profile_auth(gateway_url, profile=args.profile, region=args.region),
+        auth=auth,
         port=port,
     )
     return config if log is None else replace(config, log=log)

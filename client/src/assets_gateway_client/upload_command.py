@@ -24,8 +24,7 @@ import time
 from pathlib import Path
 from typing import TextIO
 
-from assets_gateway_client import environment
-from assets_gateway_client.answers import UploadError, describe
+from assets_gateway_client.answers import describe
 from assets_gateway_client.console import (
     EXIT_FAILED,
     EXIT_OK,
@@ -33,11 +32,12 @@ from assets_gateway_client.console import (
     UsageError,
     add_cloudflare_api_option,
     add_connection_options,
-    exit_status,
+    add_output_options,
+    gateway_connection,
+    run_gateway_command,
 )
 from assets_gateway_client.gateway import DryRunDecision
 from assets_gateway_client.manifest_builder import AssetManifest, build_manifest
-from assets_gateway_client.signing import profile_auth
 from assets_gateway_client.sizes import format_bytes
 from assets_gateway_client.upload import upload_manifest
 from assets_gateway_client.uploader import UploadProgress, UploadResult
@@ -88,23 +88,15 @@ def add_upload_parser(commands: argparse._SubParsersAction[argparse.ArgumentPars
         metavar="FILE",
         help='write {"manifest": ...} to FILE ("-": stdout) for the S3 door; call nothing',
     )
-    upload.add_argument(
-        "--progress",
-        action=argparse.BooleanOptionalAction,
-        default=None,
-        help="draw a progress bar on stderr (default: when stderr is a terminal)",
-    )
-    upload.add_argument("--quiet", "-q", action="store_true", help="print only errors on stderr")
+    add_output_options(upload)
     upload.set_defaults(run=run_upload)
 
 
 def run_upload(args: argparse.Namespace) -> int:
     """Run the `upload` command parsed into `args`; the exit status."""
     console = Console(quiet=args.quiet)
-    return exit_status(
+    return run_gateway_command(
         lambda: _upload(args, console),
-        failures=(UploadError,),
-        explain=lambda error: f"assets-gateway: error: {error}",
         interrupted="interrupted; what was uploaded is kept, so the next run resumes",
     )
 
@@ -122,6 +114,12 @@ class ProgressBar:
         self._started = time.monotonic()
         self._drawn_at = 0.0
         self._drawn = False
+
+    @classmethod
+    def for_command(cls, args: argparse.Namespace) -> ProgressBar:
+        """The bar a command's `--progress`, `--quiet` and `--dry-run` ask for, on stderr."""
+        shown = args.progress if args.progress is not None else sys.stderr.isatty()
+        return cls(sys.stderr, enabled=bool(shown) and not args.quiet and not args.dry_run)
 
     def __call__(self, progress: UploadProgress) -> None:
         if not self._enabled:
@@ -147,6 +145,12 @@ class ProgressBar:
         self._stream.write(line.ljust(90))
         self._stream.flush()
         self._drawn = True
+
+    def __enter__(self) -> ProgressBar:
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
 
     def close(self) -> None:
         with self._lock:
@@ -224,11 +228,8 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
             Path(args.manifest_only).write_text(text, encoding="utf-8")
             console.info(f"manifest written to {args.manifest_only}")
         return EXIT_OK
-    gateway_url = environment.gateway_url(args.gateway)
-    auth = profile_auth(gateway_url, profile=args.profile, region=args.region)
-    show_bar = args.progress if args.progress is not None else sys.stderr.isatty()
-    bar = ProgressBar(sys.stderr, enabled=bool(show_bar) and not args.quiet and not args.dry_run)
-    try:
+    gateway_url, auth = gateway_connection(args)
+    with ProgressBar.for_command(args) as bar:
         result = upload_manifest(
             manifest,
             account_id=args.account,
@@ -241,8 +242,6 @@ def _upload(args: argparse.Namespace, console: Console) -> int:
             progress=bar,
             dry_run=args.dry_run,
         )
-    finally:
-        bar.close()
     return _report(args, console, result)
 
 
