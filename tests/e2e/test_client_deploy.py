@@ -1,12 +1,10 @@
 """`assets-gateway deploy` (no Node) and `assets-gateway wrangler -- …` (the real, pinned wrangler
 through the signing proxy), run as their users run them: the console script in a subprocess.
 
-The gateway's deploy routes are Cloudflare's, path for path, so until the lead's end-to-end tests
-run them through the real gateway, a stand-in serves as the gateway here: the Cloudflare emulator
-behind a front that, as API Gateway and the gateway do, accepts only SigV4-signed calls and puts
-the org's token in place of the signature. Asset uploads go straight to the emulator with the
-session JWT, as they go to Cloudflare. Real HTTP on 127.0.0.1 throughout; nothing else reached
-(wrangler's stray requests land in a trap that must stay empty).
+Both run against the local stack: the SigV4 API front, the session and deploy functions and
+the Cloudflare emulator, as the web team's deployer. Asset uploads go straight to the emulator
+with the session JWT, as they go to Cloudflare. Real HTTP on 127.0.0.1 throughout; nothing else
+reached (wrangler's stray requests land in a trap that must stay empty).
 """
 
 from __future__ import annotations
@@ -17,73 +15,51 @@ import shlex
 import signal
 import subprocess
 import sys
-import threading
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterator
 from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import boto3
+import httpx
 import pytest
 from cloudflare_stack import folder_files, uploaded_hashes, write_assets_project
 from wrangler_cli import ConnectionTrap, offline_env
 
 from assets_gateway_client.deploy import WorkerModule, deploy_directory
-from assets_gateway_client.sigv4 import SigV4Auth
 from gateway_local.cloudflare_emulator import CloudflareEmulator, Fault
-from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
+from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT, demo_policy
 from gateway_local.emulator_workers import Script, ScriptKey
-from gateway_local.http_server import BackgroundServer
 from gateway_local.stack import LocalStack
 from helpers import readme_section_blocks
 
 if TYPE_CHECKING:
-    from _typeshed.wsgi import StartResponse, WSGIEnvironment
+    pass
 
-ACCOUNT = "0123456789abcdef0123456789abcdef"
-ORG_TOKEN = "org-token-held-by-the-gateway-only"
+ACCOUNT = DEMO_ACCOUNT_ID
 # A Cloudflare token the caller happens to have in their environment: it must not travel.
 INHERITED_TOKEN = "inherited-cloudflare-token-must-not-travel"
 PLACEHOLDER = "assets-gateway-placeholder-not-a-cloudflare-token"
-WORKER = "site"
+WORKER = "web-site"  # the demo policy lets the web team deploy web-*
 ASSET_COUNT = 24
 CLI = Path(sys.executable).with_name("assets-gateway")
 # A bound against a hung command only, never a duration a test relies on.
 HANG_LIMIT_S = 300.0
 
 
-class GatewayStandIn:
-    """WSGI front of the emulator standing in for the gateway: a call without SigV4 gets API
-    Gateway's 403; a signed one reaches the emulator with the org's token instead. Keeps every
-    Authorization it was sent."""
-
-    def __init__(self, emulator: CloudflareEmulator) -> None:
-        self.emulator = emulator
-        self.authorizations: list[str] = []
-        self._lock = threading.Lock()
-
-    def __call__(self, environ: WSGIEnvironment, start_response: StartResponse) -> Iterable[bytes]:
-        authorization = environ.get("HTTP_AUTHORIZATION", "")
-        with self._lock:
-            self.authorizations.append(authorization)
-        if not authorization.startswith("AWS4-HMAC-SHA256 Credential="):
-            start_response("403 Forbidden", [("Content-Type", "application/json")])
-            return [b'{"message":"Missing Authentication Token"}']
-        forwarded = {**environ, "HTTP_AUTHORIZATION": f"Bearer {ORG_TOKEN}"}
-        return self.emulator(forwarded, start_response)
-
-
 @dataclass
 class Site:
-    """A project: ./public (the assets), ./worker.js, wrangler.jsonc; the emulator, its
-    stand-in gateway and the environment the CLI runs with."""
+    """A project: ./public (the assets), ./worker.js, wrangler.jsonc; the local stack and the
+    environment the CLI runs with (the web team's deployer)."""
 
     root: Path
-    emulator: CloudflareEmulator
-    gateway: GatewayStandIn
+    stack: LocalStack
     trap: ConnectionTrap
     env: dict[str, str]
+
+    @property
+    def emulator(self) -> CloudflareEmulator:
+        return self.stack.emulator
 
     @property
     def public(self) -> Path:
@@ -116,7 +92,7 @@ class Site:
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Site]:
+def site(stack: LocalStack, tmp_path: Path) -> Iterator[Site]:
     root = tmp_path / "site"
     write_assets_project(root, assets=ASSET_COUNT, module="worker.js")
     (root / "wrangler.jsonc").write_text(
@@ -132,13 +108,7 @@ def site(tmp_path: Path) -> Iterator[Site]:
     )
     home = tmp_path / "home"
     home.mkdir()
-    emulator = CloudflareEmulator(tokens={ORG_TOKEN: [ACCOUNT]})
-    gateway = GatewayStandIn(emulator)
-    with (
-        BackgroundServer(emulator, name="cloudflare") as cloudflare,
-        BackgroundServer(gateway, name="gateway") as front,
-        closing(ConnectionTrap()) as trap,
-    ):
+    with closing(ConnectionTrap()) as trap:
         env = offline_env(
             api_base_url="http://127.0.0.1:9/unused",  # `wrangler` sets its own
             api_token=INHERITED_TOKEN,
@@ -147,18 +117,18 @@ def site(tmp_path: Path) -> Iterator[Site]:
             proxy_url=trap.url,
         )
         env.update(
-            ASSETS_GATEWAY_URL=f"{front.url}/client/v4",
-            CLOUDFLARE_API_URL=f"{cloudflare.url}/client/v4",
+            ASSETS_GATEWAY_URL=stack.base_url,
+            CLOUDFLARE_API_URL=stack.cloudflare_url,
             CLOUDFLARE_API_KEY="inherited-global-key",
             CLOUDFLARE_EMAIL="someone@example.com",
-            AWS_ACCESS_KEY_ID="AKIDEXAMPLE",
-            AWS_SECRET_ACCESS_KEY="wJalrXUtnFEMI/K7MDENG+bPxRfiCYEXAMPLEKEY",
+            AWS_ACCESS_KEY_ID=WEB_DEPLOYER.access_key_id,
+            AWS_SECRET_ACCESS_KEY=WEB_DEPLOYER.secret_access_key,
             AWS_REGION="us-east-1",
             AWS_CONFIG_FILE=str(home / "no-aws-config"),
             AWS_SHARED_CREDENTIALS_FILE=str(home / "no-aws-credentials"),
             AWS_EC2_METADATA_DISABLED="true",
         )
-        yield Site(root, emulator, gateway, trap, env)
+        yield Site(root, stack, trap, env)
     assert trap.requests == [], "something tried to reach beyond 127.0.0.1"
 
 
@@ -179,15 +149,17 @@ def readme_commands(heading: str) -> list[list[str]]:
 
 def no_secret_travelled(site: Site, *outputs: str) -> None:
     """The caller's own Cloudflare credentials reached nobody; the placeholder never reached
-    Cloudflare; the org token appears in no output."""
+    Cloudflare; every call but the asset uploads (which carry the session's JWT) reached it with
+    the org's token, from the gateway; the org token appears in no output."""
+    org = f"Bearer {site.stack.cloudflare_token}"
     for call in site.emulator.calls:
-        assert PLACEHOLDER not in call.headers.get("authorization", "")
-        assert INHERITED_TOKEN not in call.headers.get("authorization", "")
+        authorization = call.headers.get("authorization", "")
+        assert PLACEHOLDER not in authorization
+        assert INHERITED_TOKEN not in authorization
         assert "x-auth-key" not in call.headers
-    assert not any(INHERITED_TOKEN in value for value in site.gateway.authorizations)
-    assert not any(PLACEHOLDER in value for value in site.gateway.authorizations)
+        assert authorization == org or "/workers/assets/upload" in call.path, call.path
     for output in outputs:
-        assert ORG_TOKEN not in output
+        assert site.stack.cloudflare_token not in output
         assert INHERITED_TOKEN not in output
 
 
@@ -275,37 +247,33 @@ def test_an_assets_only_worker_has_no_module_and_no_binding(site: Site) -> None:
 def test_a_refusal_is_printed_with_its_code_and_every_reason_and_nothing_is_uploaded(
     site: Site,
 ) -> None:
-    refusal = {
-        "success": False,
-        "errors": [{"code": 19061, "message": "the deploy policy refuses this Worker"}],
-        "messages": [
-            {"code": 19061, "message": "team web may not deploy script site"},
-            {"code": 19062, "message": "binding KV of type kv_namespace is not allowed"},
-        ],
-        "result": None,
-    }
-    site.emulator.inject_fault(
-        Fault(status=403, body=json.dumps(refusal).encode(), path_suffix=f"/services/{WORKER}")
-    )
+    # A script outside the web team's allow-list: refused at the first call.
+    outside = site.cli("deploy", "public", "--account", ACCOUNT, "--script", "docs")
+    assert outside.returncode == 1
+    assert "HTTP 403 — 19011 the org's policy denies this call (1 reason)" in outside.stderr
+    assert "team 'web' may not use script 'docs'" in outside.stderr
+    assert site.emulator.calls == []
 
-    done = site.deploy("--main", "worker.js")
-
-    assert done.returncode == 1
-    assert "HTTP 403 — 19061 the deploy policy refuses this Worker" in done.stderr
-    assert "19061 team web may not deploy script site" in done.stderr
-    assert "19062 binding KV of type kv_namespace is not allowed" in done.stderr
+    # A Worker whose binding the team's deploy policy no longer allows: the assets go up, the
+    # version is refused before Cloudflare sees it.
+    policy = demo_policy()
+    policy["teams"]["web"]["deploy"] = {"bindings": ["plain_text"]}
+    site.stack.publish_policy(policy)
+    forbidden = site.deploy("--main", "worker.js")
+    assert forbidden.returncode == 1
+    assert "19062 the org's deploy policy denies this Worker upload" in forbidden.stderr
+    assert "ASSETS" in forbidden.stderr
     assert site.emulator.workers.script(ScriptKey(ACCOUNT, WORKER)) is None
-    assert not any("assets" in call.path for call in site.emulator.calls)
+    assert not [call for call in site.emulator.calls if call.method == "PUT"]
+    no_secret_travelled(site, outside.stderr, forbidden.stderr)
 
 
 def test_the_python_api_retries_a_429_after_its_retry_after_and_deploys(site: Site) -> None:
-    """`deploy_directory` with its clients injected: the signer, both URLs, the sleep."""
+    """`deploy_directory` with its clients injected: the signer, both URLs, the sleep. Here it
+    talks to Cloudflare (the emulator) itself, with a bearer token, so that Cloudflare's 429
+    reaches it unchanged (the gateway would retry it first)."""
     site.emulator.inject_fault(
         Fault(status=429, headers={"Retry-After": "3"}, path_suffix=f"/services/{WORKER}")
-    )
-    credentials = boto3.Session(
-        aws_access_key_id=site.env["AWS_ACCESS_KEY_ID"],
-        aws_secret_access_key=site.env["AWS_SECRET_ACCESS_KEY"],
     )
     slept: list[float] = []
     said: list[str] = []
@@ -317,9 +285,9 @@ def test_the_python_api_retries_a_429_after_its_retry_after_and_deploys(site: Si
         main=WorkerModule.from_file(site.root / "worker.js"),
         compatibility_date="2025-01-01",
         message="from Python",
-        gateway_url=site.env["ASSETS_GATEWAY_URL"],
-        cloudflare_api_url=site.env["CLOUDFLARE_API_URL"],
-        auth=SigV4Auth.from_session(credentials, "us-east-1"),
+        gateway_url=site.stack.cloudflare_url,
+        cloudflare_api_url=site.stack.cloudflare_url,
+        auth=_Bearer(site.stack.cloudflare_token),
         sleep=slept.append,
         say=said.append,
     )
@@ -330,6 +298,15 @@ def test_the_python_api_retries_a_429_after_its_retry_after_and_deploys(site: Si
     assert version.message == "from Python"
     assert result.upload.uploaded_files == ASSET_COUNT
     assert said[0] == f"{WORKER}: a new Worker"
+
+
+class _Bearer(httpx.Auth):
+    def __init__(self, token: str) -> None:
+        self._token = token
+
+    def auth_flow(self, request: httpx.Request) -> Generator[httpx.Request, httpx.Response, None]:
+        request.headers["Authorization"] = f"Bearer {self._token}"
+        yield request
 
 
 def test_a_dry_run_shows_the_real_gateways_decision_and_calls_cloudflare_for_nothing(
@@ -453,34 +430,29 @@ def test_wrangler_deploys_through_the_proxy_and_its_exit_status_and_output_come_
     assert done.returncode == 0, done.stdout + done.stderr
     assert "assets-gateway wrangler: running" in done.stderr
     assert "(on PATH)" in done.stderr  # no node_modules in the project: the one on PATH
-    assert "Deployed site triggers" in done.stdout + done.stderr
+    assert f"Deployed {WORKER} triggers" in done.stdout + done.stderr
     assert "assets-gateway proxy:" in done.stderr  # one line per call
     script = site.script()
     (version,) = script.versions
     assert version.assets is not None
     assert len(version.assets) == ASSET_COUNT
     assert len(script.deployments) == 1
-    # every call to the gateway was signed; uploads went to Cloudflare with the session JWT
-    assert site.gateway.authorizations
-    assert all(a.startswith("AWS4-HMAC-SHA256 ") for a in site.gateway.authorizations)
+    # the gateway's calls reached Cloudflare with the org token (the API front verified each
+    # signature); uploads went to Cloudflare with the session JWT
     assert uploaded_hashes(site.emulator.calls)
     no_secret_travelled(site, done.stdout, done.stderr)
 
     # Given a refusal, when wrangler deploys again from a shell holding Cloudflare credentials
     # (which stay behind): it fails, showing our code, and so do we
-    refusal = {
-        "success": False,
-        "errors": [{"code": 19061, "message": "the deploy policy refuses this Worker"}],
-        "messages": [],
-        "result": None,
-    }
-    site.emulator.inject_fault(
-        Fault(status=403, body=json.dumps(refusal).encode(), path_suffix=f"/services/{WORKER}")
-    )
+    policy = demo_policy()
+    policy["teams"]["web"]["deploy"] = {"bindings": ["plain_text"]}  # no assets binding
+    site.stack.publish_policy(policy)
+    (site.public / "page-1.html").write_text("<h1>page 1, edited</h1>\n")
     refused = site.cli("wrangler", "--quiet", "--", "deploy")
 
     assert refused.returncode == 1
-    assert "the deploy policy refuses this Worker [code: 19061]" in refused.stdout + refused.stderr
+    assert "[code: 19062]" in refused.stdout + refused.stderr
+    assert "binding 'ASSETS' (assets)" in refused.stdout + refused.stderr
     assert "assets-gateway proxy:" not in refused.stderr  # --quiet
     assert len(site.script().versions) == 1
     no_secret_travelled(site, refused.stdout, refused.stderr)
