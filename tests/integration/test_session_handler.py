@@ -287,5 +287,8 @@ def test_usage_event_answers_the_callers_team(stack: LocalStack) -> None:
         "sessions-day",
         "entries-day",
         "bytes-day",
+        "deploy-calls-minute",
+        "deploys-hour",
+        "deploys-day",
     ]
     assert "RateLimit-Policy" in headers

@@ -20,25 +20,23 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from assets_gateway.domain.deploy_decisions import DeployCall, JudgedDeploy, deploy_reasons
 from assets_gateway.domain.deploy_policy import parse_deployment, parse_json_object
 from assets_gateway.domain.envelope import Reply, error_reply, success_reply
 from assets_gateway.domain.errors import (
-    CircuitOpen,
     DeployDenied,
     DeployQuotaExceeded,
     GatewayError,
     InvalidDeployRequest,
     PolicyDenied,
     QuotaExceeded,
-    QuotaUnavailable,
     WorkerUploadTooLarge,
 )
 from assets_gateway.domain.policy import SessionTarget, access_reasons, moment
-from assets_gateway.domain.quota import Charge, Limit, Scope, ratelimit_headers
+from assets_gateway.domain.quota import Charge, Limit
 from assets_gateway.domain.simulation import RecordedDecision
 from assets_gateway.domain.worker_upload import UploadLimits, WorkerUpload, read_worker_upload
 from assets_gateway.doors.gate import (
@@ -50,6 +48,8 @@ from assets_gateway.doors.gate import (
     call_with_org_token,
     check_account,
     check_target,
+    refusal,
+    team_quota_headers,
 )
 from assets_gateway.ports.audit import AuditRecord, AuditSink
 from assets_gateway.ports.deploys import DeployRequest, DeployResult
@@ -78,7 +78,6 @@ class _Progress:
     team: str | None = None
     limits: Sequence[Limit] = ()
     ticket: Ticket | None = None
-    headers: dict[str, str] = field(default_factory=dict)
     judged: JudgedDeploy | None = None
 
 
@@ -117,16 +116,14 @@ class DeployService:
         except GatewayError as error:
             if progress.ticket is not None:
                 self._quotas.refund(progress.ticket)
-            if "RateLimit" not in error.headers:
-                error.headers = {**self._quota_headers(progress), **error.headers}
-            outcome = (
-                Outcome.CIRCUIT_OPEN
-                if isinstance(error, CircuitOpen)
-                else OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR)
+            reply, outcome = refusal(
+                error,
+                record,
+                request.request_id,
+                lambda: team_quota_headers(
+                    self._quotas, progress.team, progress.limits, self._now()
+                ),
             )
-            reply = error_reply(error, request_id=request.request_id)
-            record.code = error.code
-            record.reasons = [error.message, *(reason.message for reason in error.reasons)]
         except Exception:
             # The handler answers a clean 500 envelope; the charge is given back and the call
             # is still audited.
@@ -313,16 +310,6 @@ class DeployService:
                 deploy=progress.judged,
             )
         )
-
-    def _quota_headers(self, progress: _Progress) -> dict[str, str]:
-        """Refusals of a known team still tell it where its deploy quotas stand."""
-        team_limits = [limit for limit in progress.limits if limit.scope is Scope.TEAM]
-        if progress.team is None or not team_limits:
-            return {}
-        try:
-            return ratelimit_headers(self._quotas.usage(progress.team, team_limits, self._now()))
-        except QuotaUnavailable:
-            return {}
 
 
 def _json_body(request: DeployRequest) -> bytes:

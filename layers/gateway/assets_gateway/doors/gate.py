@@ -10,14 +10,15 @@ refusal reads the same whichever door answers it. Pure: only domain and ports.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
 
 from pydantic import SecretStr
 
-from assets_gateway.domain.envelope import retry_after_seconds
+from assets_gateway.domain.envelope import Reply, error_reply, retry_after_seconds
 from assets_gateway.domain.errors import (
     CallerNotAllowed,
+    CircuitOpen,
     GatewayError,
     GatewayStopped,
     GlobalBudgetExceeded,
@@ -27,7 +28,7 @@ from assets_gateway.domain.errors import (
 )
 from assets_gateway.domain.identity import Caller
 from assets_gateway.domain.policy import PolicyDocument, SessionTarget
-from assets_gateway.domain.quota import parse_ratelimit
+from assets_gateway.domain.quota import Limit, Scope, parse_ratelimit, ratelimit_headers
 from assets_gateway.domain.redaction import fingerprint
 from assets_gateway.ports.audit import AuditRecord
 from assets_gateway.ports.quota import QuotaGate, Ticket
@@ -87,6 +88,39 @@ def reason(code: int, problem: Problem | GatewayError) -> dict[str, Any]:
     if problem.pointer is not None:
         found["pointer"] = problem.pointer
     return found
+
+
+def refusal(
+    error: GatewayError,
+    record: AuditRecord,
+    request_id: str,
+    quota_headers: Callable[[], dict[str, str]],
+) -> tuple[Reply, Outcome]:
+    """A refusal as the caller gets it (where a known team's quotas stand, unless the error
+    says already) and as the audit keeps it (its code and every reason)."""
+    if "RateLimit" not in error.headers:
+        error.headers = {**quota_headers(), **error.headers}
+    outcome = (
+        Outcome.CIRCUIT_OPEN
+        if isinstance(error, CircuitOpen)
+        else OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR)
+    )
+    record.code = error.code
+    record.reasons = [error.message, *(reason.message for reason in error.reasons)]
+    return error_reply(error, request_id=request_id), outcome
+
+
+def team_quota_headers(
+    quotas: QuotaGate, team: str | None, limits: Sequence[Limit], now: float
+) -> dict[str, str]:
+    """Refusals of a known team still tell it where its quotas stand."""
+    team_limits = [limit for limit in limits if limit.scope is Scope.TEAM]
+    if team is None or not team_limits:
+        return {}
+    try:
+        return ratelimit_headers(quotas.usage(team, team_limits, now))
+    except QuotaUnavailable:
+        return {}
 
 
 def check_account(account_id: str) -> None:

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from typing import Any
 
 from assets_gateway.domain.envelope import Reply, error_reply, success_reply
 from assets_gateway.domain.errors import (
-    CircuitOpen,
     GatewayError,
     GlobalBudgetExceeded,
     IdempotencyConflict,
@@ -28,7 +27,6 @@ from assets_gateway.domain.errors import (
     PolicyDenied,
     Problem,
     QuotaExceeded,
-    QuotaUnavailable,
 )
 from assets_gateway.domain.identity import Caller
 from assets_gateway.domain.manifest import Manifest, ManifestLimits, parse_manifest_body
@@ -60,7 +58,9 @@ from assets_gateway.doors.gate import (
     call_with_org_token,
     check_target,
     reason,
+    refusal,
     team_of,
+    team_quota_headers,
 )
 from assets_gateway.ports.audit import AuditRecord, AuditSink
 from assets_gateway.ports.policy_source import PolicySource, StoredPolicy
@@ -78,7 +78,6 @@ class _Progress:
     team: str | None = None
     limits: Sequence[Limit] = ()
     ticket: Ticket | None = None
-    headers: dict[str, str] = field(default_factory=dict)
     manifest: Manifest | None = None
 
 
@@ -125,16 +124,15 @@ class SessionService:
                 record.reasons = [error.message]
                 return self._finish(record, result, started)
             self._give_back(progress)
-            if "RateLimit" not in error.headers:
-                error.headers = {**self._quota_headers(progress), **error.headers}
-            outcome = (
-                Outcome.CIRCUIT_OPEN
-                if isinstance(error, CircuitOpen)
-                else OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR)
+            reply, outcome = refusal(
+                error,
+                record,
+                request.request_id,
+                lambda: team_quota_headers(
+                    self._quotas, progress.team, progress.limits, self._now()
+                ),
             )
-            result = SessionResult(error_reply(error, request_id=request.request_id), outcome)
-            record.code = error.code
-            record.reasons = [error.message, *(reason.message for reason in error.reasons)]
+            result = SessionResult(reply, outcome)
         except Exception:
             # The handler answers a clean 500 envelope; the charge is given back and the
             # decision is still audited.
@@ -398,16 +396,6 @@ class SessionService:
         if progress.ticket is not None:
             self._quotas.refund(progress.ticket)
             progress.ticket = None
-
-    def _quota_headers(self, progress: _Progress) -> dict[str, str]:
-        """Refusals of a known team still tell it where its quotas stand."""
-        if progress.team is None:
-            return {}
-        team_limits = [limit for limit in progress.limits if limit.scope is Scope.TEAM]
-        try:
-            return ratelimit_headers(self._quotas.usage(progress.team, team_limits, self._now()))
-        except QuotaUnavailable:
-            return {}
 
 
 def _enforce(

@@ -125,23 +125,13 @@ def build_session_service(
     )
 
 
-def build_deploy_service(
-    settings: Settings,
-    *,
-    http: httpx.Client | None = None,
-    aws: boto3.Session | None = None,
-    audit: AuditSink | None = None,
-    quotas: QuotaGate | None = None,
-    now: Callable[[], float] = time.time,
-) -> DeployService:
-    aws = aws or boto3.Session()
-    parts = _pipeline_parts(settings, http=http, aws=aws, quotas=quotas)
+def build_deploy_service(settings: Settings) -> DeployService:
+    aws = boto3.Session()
     return DeployService(
-        **parts._asdict(),
-        audit=audit or LoggerAuditSink(),
+        **_pipeline_parts(settings, http=None, aws=aws, quotas=None)._asdict(),
+        audit=LoggerAuditSink(),
         max_request_body_bytes=settings.max_request_body_bytes,
         decisions=_decision_log(settings, aws),
-        now=now,
     )
 
 
