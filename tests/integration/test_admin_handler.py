@@ -68,5 +68,5 @@ def test_usage_event_reads_the_team_window(stack: LocalStack) -> None:
     assert status == 200
     (team,) = envelope["result"]["teams"]
     assert team["team"] == "web"
-    assert [q["name"] for q in team["quotas"]] == ["sessions-minute"]
+    assert [q["name"] for q in team["quotas"]] == ["sessions-minute", "deploy-calls-minute"]
     assert envelope["result"]["cloudflare_budget"]["name"] == "cloudflare-5min"
