@@ -14,6 +14,7 @@ from collections.abc import Iterator
 import cloudflare
 import httpx
 import pytest
+from form_bodies import CONTENT_TYPE, form
 
 from assets_gateway.lambda_glue.settings import Settings
 from assets_gateway.lambda_glue.wiring import build_session_service
@@ -133,3 +134,44 @@ def test_reading_the_token_at_debug_level_logs_no_secret(
     assert result.reply.status == 200
     assert any("GetSecretValue" in line or "secretsmanager" in line for line in every_log_line)
     assert all(stack.cloudflare_token not in line for line in every_log_line)
+
+
+def test_the_deploy_door_leaks_the_token_nowhere(
+    stack: LocalStack, every_log_line: list[str], capfd: pytest.CaptureFixture[str]
+) -> None:
+    token = stack.cloudflare_token
+    scripts = f"{stack.base_url}/accounts/{DEMO_ACCOUNT_ID}/workers/scripts"
+    metadata = {"main_module": "index.js", "compatibility_date": "2025-01-01"}
+    worker = form(
+        [
+            ("metadata", json.dumps(metadata).encode(), None, None),
+            ("index.js", b"export default {}", "index.js", "application/javascript+module"),
+        ]
+    )
+    echo = json.dumps({"success": False, "errors": [{"code": 1, "message": f"bad {token}"}]})
+    answers: list[httpx.Response] = []
+    with signed_client(WEB_DEPLOYER) as web:
+        multipart = {"Content-Type": CONTENT_TYPE}
+        answers.append(web.get(f"{scripts}/web-leak/settings"))  # 10007 passed through
+        answers.append(web.put(f"{scripts}/web-leak", content=worker, headers=multipart))
+        answers.append(web.post(f"{scripts}/web-leak/subdomain", json={"enabled": False}))
+        answers.append(web.put(f"{scripts}/docs", content=worker, headers=multipart))
+        for fault in (Fault(status=500, count=3), Fault(status=400, body=echo.encode())):
+            stack.emulator.inject_fault(fault)
+            answers.append(web.get(f"{scripts}/web-leak/deployments"))
+        answers.append(web.get(f"{stack.base_url}/user/tokens/verify"))
+
+    assert [answer.status_code for answer in answers] == [404, 200, 200, 403, 502, 400, 200]
+    assert "[REDACTED]" in answers[5].text
+    captured = capfd.readouterr()
+    outputs = [
+        *(answer.text for answer in answers),
+        *(json.dumps(dict(answer.headers)) for answer in answers),
+        *every_log_line,
+        captured.out,
+        captured.err,
+    ]
+    audit_lines = [line for line in every_log_line if '"route":"' in line]
+    assert len(audit_lines) >= len(answers)
+    assert all(token not in output for output in outputs)
+    assert stack.emulator.calls[0].headers["authorization"].endswith(token)
