@@ -76,7 +76,7 @@ integration: $(STAMP)
 e2e: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python -m pytest -q tests/e2e
 
-bench: $(STAMP)
+bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/manifest_parsers.py
 	$(BIN)/python bench/hostile_bodies.py
 	$(BIN)/python bench/pipeline.py
@@ -86,6 +86,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/budget_edges.py
 	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/local_stack_memory.py
+	$(BIN)/python bench/wrangler_deploy.py
 
 # sam build looks for python3.13 on PATH: the venv's interpreter directory provides it.
 build: $(STAMP)
