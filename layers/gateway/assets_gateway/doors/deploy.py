@@ -192,10 +192,11 @@ class DeployService:
             else []
         )
         if access:
-            count = len(access)
+            every = [*access, *reasons]
+            count = len(every)
             raise PolicyDenied(
                 f"the org's policy denies this call ({count} reason{'s' if count > 1 else ''})",
-                reasons=[*access, *reasons],
+                reasons=every,
             )
         if reasons:
             count = len(reasons)
