@@ -136,13 +136,17 @@ def test_a_script_outside_the_team_is_refused_before_cloudflare(
     read = web.get(f"{stack.base_url}/accounts/{DEMO_ACCOUNT_ID}/workers/services/docs")
     write = web.put(
         script_url(stack, script="docs"),
-        content=worker_body(),
+        content=worker_body(logpush=True),
         headers={"Content-Type": CONTENT_TYPE},
     )
     for answer in (read, write):
         assert answer.status_code == 403, answer.text
         assert errors_of(answer) == [19011]
         assert "may not use script 'docs'" in messages_of(answer)[0]
+    # The write's every reason at once: the allow-list's and the deploy policy's.
+    assert len(messages_of(write)) == 2
+    assert "logpush" in messages_of(write)[1]
+    assert "(2 reasons)" in write.json()["errors"][0]["message"]
     assert stack.emulator.calls == []
 
 
