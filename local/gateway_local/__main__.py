@@ -18,6 +18,13 @@ from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_SCRIPT
 from gateway_local.request_log import FunctionLogs
 from gateway_local.stack import DEFAULT_GATEWAY_PORT, LocalStack, StackOptions
 
+# A static site of one page, deployed as an assets-only Worker.
+SITE = '"${TMPDIR:-/tmp}/hello"'
+DEPLOY_COMMANDS = (
+    f"mkdir -p {SITE} && echo '<h1>hello</h1>' > {SITE}/index.html\n"
+    f"  .venv/bin/assets-gateway deploy {SITE} --account {DEMO_ACCOUNT_ID} --script web-hello"
+)
+
 
 def instructions(stack: LocalStack, stack_file: Path) -> str:
     web = stack.options.identities["web-deployer"]
@@ -63,6 +70,14 @@ Plain httpx signed by botocore:
 The S3 door: drop a manifest into the bucket, get the result object back:
   echo '{manifest}' \\
     | .venv/bin/python -m gateway_local.put_manifest - --team docs --script docs
+
+Deploy a Worker through the gateway as the web team, with no Cloudflare token anywhere:
+  export ASSETS_GATEWAY_URL={stack.base_url} CLOUDFLARE_API_URL={stack.cloudflare_url} \\
+         AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID={web.access_key_id} \\
+         AWS_SECRET_ACCESS_KEY={web.secret_access_key}
+  {DEPLOY_COMMANDS}
+  # with Node: in a wrangler project named web-* whose account_id is {DEMO_ACCOUNT_ID}
+  .venv/bin/assets-gateway wrangler -- deploy
 
 The admin door, as platform-admin (policy, explain, usage, suspend, kill switch):
   export ASSETS_GATEWAY_URL={stack.base_url} AWS_REGION=us-east-1 \\

@@ -95,6 +95,15 @@ def session_url(base_url: str, script: str = WEB_SCRIPT) -> str:
     return f"{base_url}/accounts/{DEMO_ACCOUNT_ID}/workers/scripts/{script}/assets-upload-session"
 
 
+def banner_block(banner: str, first: str, end: str) -> str:
+    """The shell lines of the banner from the line after the one holding `first` to the one
+    starting with `end`, as one script."""
+    lines = banner.splitlines()
+    start = next(i for i, line in enumerate(lines) if first in line) + 1
+    stop = next(i for i in range(start, len(lines)) if lines[i].strip().startswith(end))
+    return "\n".join(line.strip() for line in lines[start:stop])
+
+
 def log_records(path: Path) -> list[dict[str, Any]]:
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
@@ -140,6 +149,21 @@ def test_the_terminal_shows_one_line_per_request_and_the_logs_keep_the_records(r
         shown.append(line)
         if line.startswith("S3 "):
             break
+    # The banner's deploy, run as printed: a static site through the deploy door.
+    deployed = subprocess.run(
+        ["bash", "-c", banner_block(run.banner, "Deploy a Worker", "# with Node")],
+        cwd=REPO_ROOT,
+        env={**run.env, "TMPDIR": str(run.local_dir)},
+        capture_output=True,
+        text=True,
+        timeout=HTTP_TIMEOUT,
+        check=False,
+    )
+    assert deployed.returncode == 0, deployed.stderr
+    for line in run.process.stdout:  # the deploy's lines, up to the Worker's upload
+        shown.append(line)
+        if line.startswith("PUT "):
+            break
     run.process.send_signal(signal.SIGINT)
     rest, errors = run.process.communicate(timeout=HTTP_TIMEOUT)
     assert run.process.returncode == 0, errors
@@ -153,7 +177,7 @@ def test_the_terminal_shows_one_line_per_request_and_the_logs_keep_the_records(r
     )
     request_lines = [line for line in lines if not line.startswith("S3 ")]
 
-    assert len(request_lines) == len(answers), rest
+    assert len(request_lines) == len(answers) + 3, rest
     parsed = [LINE.fullmatch(line) for line in request_lines]
     assert all(parsed), request_lines
     seen = [(m["method"], m["who"], int(m["status"]), m["code"]) for m in parsed if m]
@@ -164,6 +188,10 @@ def test_the_terminal_shows_one_line_per_request_and_the_logs_keep_the_records(r
         ("POST", "team=-", 403, "10000"),
         ("GET", "admin", 200, "-"),
         ("GET", "team=web", 200, "-"),
+        # the banner's deploy: a new Worker (Cloudflare's 10007), its session, the Worker
+        ("GET", "team=web", 404, "10007"),
+        ("POST", "team=web", 200, "-"),
+        ("PUT", "team=web", 200, "-"),
     ]
     first = parsed[0]
     assert first is not None
@@ -189,10 +217,16 @@ def test_the_terminal_shows_one_line_per_request_and_the_logs_keep_the_records(r
         ("web", 200, None),
         (None, 403, 19010),
         ("docs", 403, 19011),
+        ("web", 200, None),  # the banner's deploy: its assets session
     ]
     # Powertools' records name their function; the EMF metrics (no level) are there too.
     assert {r["function_name"] for r in session_records if "level" in r} == {"session-api"}
     assert any("audit" in record and record["audit"]["door"] == "admin" for record in admin_records)
+    deploy_audits = [r["audit"] for r in log_records(logs / "deploy-api.log") if "audit" in r]
+    assert [(a["team"], a["route"].split()[0], a["status"]) for a in deploy_audits] == [
+        ("web", "GET", 404),
+        ("web", "PUT", 200),
+    ]
     assert any("_aws" in record for record in session_records)
     for path in logs.iterdir():
         assert TOKEN_PREFIX not in path.read_text(), path
