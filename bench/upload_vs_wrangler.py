@@ -15,6 +15,10 @@ every tool is measured by the same clock at the same place:
   script upload and deployment that follow;
 - requests and bytes: the session call and every upload call of that phase.
 
+A fourth line times our client alone: the emulator answers each upload at once, unparsed, so
+that phase is what the client itself costs (the emulator parses multipart and base64 in Python
+under one GIL, in this process, on the same 2 cores).
+
 Prints the medians of each tool and the ratio ours / wrangler through the gateway (target
 ≤ 0.8), and ours / wrangler straight; asserts nothing but that each tool uploaded every file.
 The emulator closes every connection after its answer (werkzeug's development server), so no
@@ -45,6 +49,7 @@ from upload import make_folder, quiet
 from wrangler_deploy import CLIENT, through_gateway, write_worker
 
 from gateway_local.aws_resources import REPO_ROOT
+from gateway_local.cloudflare_emulator import Fault
 from gateway_local.demo import DEMO_ACCOUNT_ID
 from gateway_local.stack import LocalStack, StackOptions
 
@@ -55,10 +60,20 @@ if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
 
 SESSION_SUFFIX = "/assets-upload-session"
+CLIENT_ALONE = "assets-gateway-alone"
+UNPARSED = Fault(
+    status=201,
+    body=b'{"success":true,"errors":[],"messages":[],"result":{"jwt":"unparsed"}}',
+    count=10**6,
+    path_suffix="/workers/assets/upload",
+)
 UPLOAD_MARK = "/workers/assets/upload"
 # wrangler as the brief runs it (through `assets-gateway wrangler --`: its uploads pass the local
 # signing proxy), and straight at the emulator with a token (what wrangler alone costs).
-TOOLS = ("assets-gateway", "wrangler", "wrangler-direct")
+# And our client alone: the emulator answers each upload at once without parsing it (it parses
+# multipart and base64 in Python, one GIL, in this process), so the phase is what the client
+# itself costs; wrangler cannot run that way (its script upload redeems the completion token).
+TOOLS = ("assets-gateway", "wrangler", "wrangler-direct", CLIENT_ALONE)
 
 
 @dataclass(frozen=True)
@@ -235,6 +250,8 @@ def race(
             elif tool == "wrangler":
                 wall = run_wrangler_deploy(site, env | gateway_env, launcher)
             else:
+                if tool == CLIENT_ALONE:
+                    stack.emulator.inject_fault(UNPARSED)  # until the next reset
                 wall = run_ours(stack, site, script, env | gateway_env, args.concurrency)
             phases[tool].append(upload_phase(meter.take(), wall))
     return phases
@@ -287,7 +304,8 @@ def main() -> None:
     print(
         f"upload_vs_wrangler {args.files} files, median of {args.runs}: ratio {ratio:.2f} "
         f"(target ≤ 0.8: {'met' if ratio <= 0.8 else 'missed'}); "
-        f"against wrangler straight at the emulator {direct:.2f}"
+        f"against wrangler straight at the emulator {direct:.2f}; our client alone "
+        f"{medians[CLIENT_ALONE]:.2f} s"
     )
 
 
