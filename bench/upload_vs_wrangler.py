@@ -32,8 +32,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import json
-import os
-import platform
 import statistics
 import subprocess
 import sys
@@ -46,7 +44,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from upload import make_folder, quiet
-from wrangler_deploy import CLIENT, through_gateway, write_worker
+from wrangler_deploy import (
+    CLIENT,
+    machine_line,
+    straight_to_emulator,
+    through_gateway,
+    write_worker,
+)
 
 from gateway_local.aws_resources import REPO_ROOT
 from gateway_local.cloudflare_emulator import Fault
@@ -54,7 +58,7 @@ from gateway_local.demo import DEMO_ACCOUNT_ID
 from gateway_local.stack import LocalStack, StackOptions
 
 sys.path.insert(0, str(REPO_ROOT / "tests"))
-from wrangler_cli import ConnectionTrap, offline_env, run_wrangler
+from wrangler_cli import ConnectionTrap, run_wrangler
 
 if TYPE_CHECKING:
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -234,13 +238,7 @@ def race(
         write_worker(site, script)
         home = scratch / f"home-{run}"
         home.mkdir()
-        env = offline_env(
-            api_base_url=stack.cloudflare_url,
-            api_token=stack.cloudflare_token,
-            account_id=DEMO_ACCOUNT_ID,
-            home=home,
-            proxy_url=trap.url,
-        )
+        env = straight_to_emulator(stack, home, trap)
         for tool in TOOLS if run % 2 == 0 else TOOLS[::-1]:
             stack.emulator.reset()  # Cloudflare forgets every stored file: all are sent
             stack.clear_quotas()
@@ -265,11 +263,7 @@ def main() -> None:
         "--concurrency", type=int, default=None, help="our client's (default: its own)"
     )
     args = parser.parse_args()
-    version = json.loads((REPO_ROOT / "node_modules" / "wrangler" / "package.json").read_text())
-    print(
-        f"machine: {platform.machine()} {platform.python_implementation()} "
-        f"{platform.python_version()}, {os.cpu_count()} cores, wrangler {version['version']}"
-    )
+    print(machine_line())
     with (
         quiet(),
         tempfile.TemporaryDirectory(prefix="assets-race-") as scratch,

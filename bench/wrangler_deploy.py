@@ -62,6 +62,18 @@ def write_worker(root: Path, name: str, assets: str = "public") -> None:
     )
 
 
+def straight_to_emulator(stack: LocalStack, home: Path, trap: ConnectionTrap) -> dict[str, str]:
+    """wrangler's whole environment for a run straight at the emulator, with the org's token,
+    kept off the internet (`trap`), with `home` as its home."""
+    return offline_env(
+        api_base_url=stack.cloudflare_url,
+        api_token=stack.cloudflare_token,
+        account_id=DEMO_ACCOUNT_ID,
+        home=home,
+        proxy_url=trap.url,
+    )
+
+
 def through_gateway(stack: LocalStack) -> tuple[dict[str, str], list[str]]:
     """What a team's wrangler run through the gateway adds to its environment (the gateway's
     URL, Cloudflare's for the uploads, the team's AWS identity, no Cloudflare token), and the
@@ -75,6 +87,15 @@ def through_gateway(stack: LocalStack) -> tuple[dict[str, str], list[str]]:
         "CLOUDFLARE_API_TOKEN": "",
     }
     return env, [str(CLIENT), "wrangler", "--quiet", "--wrangler", str(WRANGLER), "--"]
+
+
+def machine_line() -> str:
+    """The machine, the Python and the pinned wrangler the figures were measured with."""
+    version = json.loads((REPO_ROOT / "node_modules" / "wrangler" / "package.json").read_text())
+    return (
+        f"machine: {platform.machine()} {platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} cores, wrangler {version['version']}"
+    )
 
 
 def timed(deploy: Callable[[], int]) -> float:
@@ -91,11 +112,7 @@ def main() -> None:
     parser.add_argument("--assets", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    version = json.loads((REPO_ROOT / "node_modules" / "wrangler" / "package.json").read_text())
-    print(
-        f"machine: {platform.machine()} {platform.python_implementation()} "
-        f"{platform.python_version()}, {os.cpu_count()} cores, wrangler {version['version']}"
-    )
+    print(machine_line())
     with (
         quiet(),
         tempfile.TemporaryDirectory() as scratch,
@@ -111,13 +128,7 @@ def main() -> None:
                     home = root / "home"
                     home.mkdir(parents=True)
                     make_project(root / "site", f"web-bench-{path}-{run}", args.assets)
-                    env = offline_env(
-                        api_base_url=stack.cloudflare_url,
-                        api_token=stack.cloudflare_token,
-                        account_id=DEMO_ACCOUNT_ID,
-                        home=home,
-                        proxy_url=trap.url,
-                    )
+                    env = straight_to_emulator(stack, home, trap)
                     launcher: list[str] = []
                     if path == "gateway":
                         gateway_env, launcher = through_gateway(stack)
