@@ -87,6 +87,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/upload.py
 	$(BIN)/python bench/local_stack_memory.py
 	$(BIN)/python bench/wrangler_deploy.py
+	$(BIN)/python bench/upload_vs_wrangler.py
 
 # sam build looks for python3.13 on PATH: the venv's interpreter directory provides it.
 build: $(STAMP)

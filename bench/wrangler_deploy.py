@@ -48,12 +48,53 @@ def make_project(root: Path, name: str, assets: int) -> None:
         folder = root / "public" / f"section-{index % 10}"
         folder.mkdir(exist_ok=True)
         (folder / f"page-{index}.html").write_text(f"<h1>{name} page {index}</h1>\n" * 20)
+    write_worker(root, name)
+
+
+def write_worker(root: Path, name: str, assets: str = "public") -> None:
+    """The Worker's script and `wrangler.jsonc`, serving the assets folder `root / assets`."""
     (root / "index.js").write_text(
         "export default { fetch(request, env) { return env.ASSETS.fetch(request); } };\n"
     )
     (root / "wrangler.jsonc").write_text(
         f'{{"name": "{name}", "main": "index.js", "compatibility_date": "2025-01-01", '
-        '"assets": {"directory": "public", "binding": "ASSETS"}}\n'
+        f'"assets": {{"directory": "{assets}", "binding": "ASSETS"}}}}\n'
+    )
+
+
+def straight_to_emulator(stack: LocalStack, home: Path, trap: ConnectionTrap) -> dict[str, str]:
+    """wrangler's whole environment for a run straight at the emulator, with the org's token,
+    kept off the internet (`trap`), with `home` as its home."""
+    return offline_env(
+        api_base_url=stack.cloudflare_url,
+        api_token=stack.cloudflare_token,
+        account_id=DEMO_ACCOUNT_ID,
+        home=home,
+        proxy_url=trap.url,
+    )
+
+
+def through_gateway(stack: LocalStack) -> tuple[dict[str, str], list[str]]:
+    """What a team's wrangler run through the gateway adds to its environment (the gateway's
+    URL, Cloudflare's for the uploads, the team's AWS identity, no Cloudflare token), and the
+    launcher that runs it: `assets-gateway wrangler --`."""
+    env = {
+        "ASSETS_GATEWAY_URL": stack.base_url,
+        "CLOUDFLARE_API_URL": stack.cloudflare_url,
+        "AWS_ACCESS_KEY_ID": WEB_DEPLOYER.access_key_id,
+        "AWS_SECRET_ACCESS_KEY": WEB_DEPLOYER.secret_access_key,
+        "AWS_REGION": "us-east-1",
+        "CLOUDFLARE_API_TOKEN": "",
+    }
+    return env, [str(CLIENT), "wrangler", "--quiet", "--wrangler", str(WRANGLER), "--"]
+
+
+def machine_line() -> str:
+    """The machine, the Python and the pinned wrangler the figures were measured with."""
+    version = json.loads((REPO_ROOT / "node_modules" / "wrangler" / "package.json").read_text())
+    return (
+        f"machine: {platform.machine()} {platform.python_implementation()} "
+        f"{platform.python_version()}, {os.cpu_count()} cores, wrangler {version['version']}"
     )
 
 
@@ -71,11 +112,7 @@ def main() -> None:
     parser.add_argument("--assets", type=int, default=1000)
     parser.add_argument("--runs", type=int, default=3)
     args = parser.parse_args()
-    version = json.loads((REPO_ROOT / "node_modules" / "wrangler" / "package.json").read_text())
-    print(
-        f"machine: {platform.machine()} {platform.python_implementation()} "
-        f"{platform.python_version()}, {os.cpu_count()} cores, wrangler {version['version']}"
-    )
+    print(machine_line())
     with (
         quiet(),
         tempfile.TemporaryDirectory() as scratch,
@@ -91,31 +128,11 @@ def main() -> None:
                     home = root / "home"
                     home.mkdir(parents=True)
                     make_project(root / "site", f"web-bench-{path}-{run}", args.assets)
-                    env = offline_env(
-                        api_base_url=stack.cloudflare_url,
-                        api_token=stack.cloudflare_token,
-                        account_id=DEMO_ACCOUNT_ID,
-                        home=home,
-                        proxy_url=trap.url,
-                    )
+                    env = straight_to_emulator(stack, home, trap)
                     launcher: list[str] = []
                     if path == "gateway":
-                        env |= {
-                            "ASSETS_GATEWAY_URL": stack.base_url,
-                            "CLOUDFLARE_API_URL": stack.cloudflare_url,
-                            "AWS_ACCESS_KEY_ID": WEB_DEPLOYER.access_key_id,
-                            "AWS_SECRET_ACCESS_KEY": WEB_DEPLOYER.secret_access_key,
-                            "AWS_REGION": "us-east-1",
-                            "CLOUDFLARE_API_TOKEN": "",
-                        }
-                        launcher = [
-                            str(CLIENT),
-                            "wrangler",
-                            "--quiet",
-                            "--wrangler",
-                            str(WRANGLER),
-                            "--",
-                        ]
+                        gateway_env, launcher = through_gateway(stack)
+                        env |= gateway_env
 
                     def deploy(
                         root: Path = root, env: dict[str, str] = env, launcher: list[str] = launcher

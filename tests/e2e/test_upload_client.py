@@ -178,9 +178,11 @@ def test_upload_retries_an_injected_503_honouring_retry_after(
     result = upload(stack, site, sleep=sleeps, concurrency=1)
     assert sleeps.calls == [7.0, 7.0]
     assert result.retries == 2
-    statuses = [c.status for c in stack.emulator.calls_to(UPLOAD_SUFFIX)]
-    assert statuses[:2] == [503, 503]
-    assert statuses[-1] == 201
+    calls = stack.emulator.calls_to(UPLOAD_SUFFIX)
+    assert [c.status for c in calls[:3]] == [503, 503, 202]  # the first bucket, three times
+    # The form is rendered once: each retry resends its bytes, boundary included.
+    assert calls[0].body == calls[1].body == calls[2].body
+    assert calls[-1].status == 201
     assert stack.emulator.verify_token(result.jwt or "")["purpose"] == "completion"
 
 

@@ -125,7 +125,9 @@ def hash_encoded(encoded: bytes, extension: str) -> str:
     """`hash_content` for content already base64-encoded."""
     from blake3 import blake3  # noqa: PLC0415 - only the client needs it, not the Lambda layer
 
-    return blake3(encoded + extension.encode("utf-8")).hexdigest()[:HASH_LENGTH]
+    hasher = blake3(encoded)
+    hasher.update(extension.encode("utf-8"))  # no copy of the content to append the extension
+    return hasher.hexdigest()[:HASH_LENGTH]
 
 
 @dataclass(frozen=True)

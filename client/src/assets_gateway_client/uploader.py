@@ -47,6 +47,7 @@ BULK_CONCURRENCY = 3  # wrangler's BULK_UPLOAD_CONCURRENCY
 SINGLE_ASSET_CONCURRENCY = 50  # wrangler's default when the JWT names no edge_kv concurrency
 MAX_SESSIONS = 2  # the first, and one fresh session when its JWT expires
 UPLOAD_TIMEOUT = httpx.Timeout(120.0, connect=10.0)  # a bucket can hold tens of MiB
+BASE64_QUERY = {"base64": "true"}  # the bucket form carries each file's base64
 
 
 @dataclass(frozen=True)
@@ -210,13 +211,14 @@ class _Uploader:
         headers = {"Authorization": f"Bearer {session.jwt}", "User-Agent": USER_AGENT}
         if single:
             (asset,) = job
-            content = _read_checked(asset, encode=False)
             headers["Content-Type"] = asset.content_type or NULL_CONTENT_TYPE
-            url, what = f"{self.upload_url}/{asset.hash}", f"uploading {asset.key}"
-
-            def send() -> httpx.Response:
-                return self.client.post(url, content=content, headers=headers)
-
+            request = self.client.build_request(
+                "POST",
+                f"{self.upload_url}/{asset.hash}",
+                content=_read_checked(asset, encode=False),
+                headers=headers,
+            )
+            what = f"uploading {asset.key}"
         else:
             parts = [
                 (
@@ -225,12 +227,16 @@ class _Uploader:
                 )
                 for a in job
             ]
+            request = self.client.build_request(
+                "POST", self.upload_url, params=BASE64_QUERY, files=parts, headers=headers
+            )
+            # The form rendered once, here: one write per request (not one per part and part
+            # header), and a retry resends the same bytes without rendering them again.
+            request.read()
             what = f"uploading a bucket of {len(job)} files ({job[0].key}...)"
 
-            def send() -> httpx.Response:
-                return self.client.post(
-                    self.upload_url, params={"base64": "true"}, files=parts, headers=headers
-                )
+        def send() -> httpx.Response:
+            return self.client.send(request)
 
         response = self.retrying.send(send, what=what, stop=stop)
         if response.status_code == 401:
