@@ -2,16 +2,17 @@
 Lambda loads them.
 
 Cold import: each function's app.py imported in a fresh interpreter (median of `--runs`, 10 by
-default, the functions and the naive floor taking turns), module-scope construction included (Settings, boto3 clients, Powertools, the X-Ray
-recorder), no network I/O (boto3 clients connect on first use). The interpreter sees what the
-function sees in Lambda: `python -S` with only the layer's packages (pip-installed from
-layers/gateway/requirements.txt into .local/bench/layer, with pip's bytecode) and our package
-copied without bytecode (SAM copies sources; /opt is read-only, so Lambda compiles them on
-every cold start); Lambda's environment variables with tracing on (template: `Tracing:
-Active`, LAMBDA_TASK_ROOT set). The naive floor (issue 15) is a handler importing boto3, httpx,
-pydantic and Powertools' Logger, Metrics, Tracer, REST resolver and parameters, and nothing
-else; each function prints `cold_start <function> <ms> floor <ms> ratio <r>`. Also shown: the same with our package precompiled, and where the time goes (one
-`-X importtime` run, self time by package; what is left is module-scope construction).
+default, the functions and the naive floor taking turns), module-scope construction included
+(Settings, boto3 clients, Powertools, the X-Ray recorder), no network I/O (boto3 clients connect
+on first use). The interpreter sees what the function sees in Lambda: `python -S` with only the
+layer's packages (pip-installed from layers/gateway/requirements.txt into .local/bench/layer,
+with pip's bytecode) and our package copied without bytecode (SAM copies sources; /opt is
+read-only, so Lambda compiles them on every cold start); Lambda's environment variables with
+tracing on (template: `Tracing: Active`, LAMBDA_TASK_ROOT set). The naive floor (issue 15) is a
+handler importing boto3, httpx, pydantic and Powertools' Logger, Metrics, Tracer, REST resolver
+and parameters, and nothing else; each function prints `cold_start <function> <ms> floor <ms>
+ratio <r>`. Also shown: the same with our package precompiled, and where the time goes (one `-X
+importtime` run, self time by package; what is left is module-scope construction).
 
 Memory: the session function, in its own process, handles a 100,000-entry manifest (gzip, as
 the API door requires) against moto server and the Cloudflare emulator run by this process:
