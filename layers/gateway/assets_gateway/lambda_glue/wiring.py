@@ -1,5 +1,6 @@
 """Builds what each function runs from its settings: boto3 clients, the one httpx client, the
-stores, the doors and their Powertools idempotency records."""
+stores, the doors and their Powertools idempotency records; and notes in the function's
+`AfterRestore` the pools a SnapStart-restored environment must renew (`lambda_glue.snapstart`)."""
 
 from __future__ import annotations
 
