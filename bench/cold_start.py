@@ -2,14 +2,17 @@
 Lambda loads them.
 
 Cold import: each function's app.py imported in a fresh interpreter (median of `--runs`, 10 by
-default), module-scope construction included (Settings, boto3 clients, Powertools, the X-Ray
-recorder), no network I/O (boto3 clients connect on first use). The interpreter sees what the
-function sees in Lambda: `python -S` with only the layer's packages (pip-installed from
-layers/gateway/requirements.txt into .local/bench/layer, with pip's bytecode) and our package
-copied without bytecode (SAM copies sources; /opt is read-only, so Lambda compiles them on
-every cold start); Lambda's environment variables with tracing on (template: `Tracing:
-Active`). Also shown: the same with our package precompiled, and where the time goes (one
-`-X importtime` run, self time by package; what is left is module-scope construction).
+default, the functions and the naive floor taking turns), module-scope construction included
+(Settings, boto3 clients, Powertools, the X-Ray recorder), no network I/O (boto3 clients connect
+on first use). The interpreter sees what the function sees in Lambda: `python -S` with only the
+layer's packages (pip-installed from layers/gateway/requirements.txt into .local/bench/layer,
+with pip's bytecode) and our package copied without bytecode (SAM copies sources; /opt is
+read-only, so Lambda compiles them on every cold start); Lambda's environment variables with
+tracing on (template: `Tracing: Active`, LAMBDA_TASK_ROOT set). The naive floor (issue 15) is a
+handler importing boto3, httpx, pydantic and Powertools' Logger, Metrics, Tracer, REST resolver
+and parameters, and nothing else; each function prints `cold_start <function> <ms> floor <ms>
+ratio <r>`. Also shown: the same with our package precompiled, and where the time goes (one `-X
+importtime` run, self time by package; what is left is module-scope construction).
 
 Memory: the session function, in its own process, handles a 100,000-entry manifest (gzip, as
 the API door requires) against moto server and the Cloudflare emulator run by this process:
@@ -18,7 +21,7 @@ peak RSS (what Lambda reports as Max Memory Used) and tracemalloc's peak during 
 When the layer cannot be installed (no network, no pip cache) the venv stands in, with every
 package it has: figures then say so. Prints figures; asserts nothing.
 
-    .venv/bin/python bench/cold_start.py [--runs N]
+    .venv/bin/python bench/cold_start.py [--runs N] [--cold-only]
 """
 
 from __future__ import annotations
@@ -39,19 +42,31 @@ import sys
 import tempfile
 from collections import defaultdict
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 from bench_support import manifest_body, roomy_policy
 from gateway_local.aws_resources import REPO_ROOT
 from gateway_local.stack import LocalStack, StackOptions
 
-LAYER_REQUIREMENTS = REPO_ROOT / "layers" / "gateway" / "requirements.txt"
-CONSTRAINTS = REPO_ROOT / "constraints.txt"
+LAYER_SOURCE = REPO_ROOT / "layers" / "gateway"
+LAYER_REQUIREMENTS = LAYER_SOURCE / "requirements.txt"
+LAYER_MAKEFILE = LAYER_SOURCE / "Makefile"
 LAYER_DIR = REPO_ROOT / ".local" / "bench" / "layer"
 FUNCTIONS = {
-    "session_api": REPO_ROOT / "functions" / "session_api" / "app.py",
-    "manifest_events": REPO_ROOT / "functions" / "manifest_events" / "app.py",
+    name: REPO_ROOT / "functions" / name / "app.py"
+    for name in ("session_api", "manifest_events", "deploy_api", "admin_api")
 }
+# The naive floor (issue 15): a handler that imports the libraries every function uses, and
+# nothing else. Measured the same way as the functions, interleaved with them.
+FLOOR = "floor"
+FLOOR_SOURCE = """
+import boto3
+import httpx
+import pydantic
+from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools.event_handler import APIGatewayRestResolver
+from aws_lambda_powertools.utilities import parameters
+"""
 # What Lambda and template.yaml set; the names are dummies (nothing is called at import).
 LAMBDA_ENVIRONMENT = {
     "AWS_LAMBDA_FUNCTION_NAME": "assets-gateway-bench",
@@ -69,6 +84,8 @@ LAMBDA_ENVIRONMENT = {
     "CLOUDFLARE_TOKEN_SECRET_ID": "bench-token",
     "MANIFEST_BUCKET_NAME": "bench-manifests",
     "IDEMPOTENCY_TABLE_NAME": "bench-control",
+    "DECISIONS_TABLE_NAME": "bench-decisions",
+    "POWERTOOLS_TRACER_CAPTURE_RESPONSE": "false",
 }
 # Peak RSS of this process image: /proc's VmHWM (Linux, as Lambda); getrusage's ru_maxrss would
 # also count the parent's pages at fork time.
@@ -144,28 +161,34 @@ with open(result_path, "w") as out:
 )
 
 
+def make_layer(target: str, artifacts: Path, **variables: str) -> subprocess.CompletedProcess[str]:
+    """A target of the layer's Makefile (what `sam build` runs), with this interpreter."""
+    assigned = {"ARTIFACTS_DIR": str(artifacts), "PYTHON": sys.executable, **variables}
+    return subprocess.run(
+        ["make", "--no-print-directory", "-C", str(LAYER_SOURCE), target]
+        + [f"{name}={value}" for name, value in assigned.items()],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+
+
 def layer_site() -> tuple[list[str], str]:
-    """(interpreter arguments, what they stand for): the layer's packages alone when they can be
-    installed, else the venv's."""
-    stamp = hashlib.sha256(LAYER_REQUIREMENTS.read_bytes() + CONSTRAINTS.read_bytes()).hexdigest()
-    marker = LAYER_DIR / ".requirements-sha256"
+    """(interpreter arguments, what they stand for): the layer as `sam build` makes it (its
+    Makefile, for this machine's platform) when it can be built, else the venv's packages."""
+    stamp = hashlib.sha256(
+        LAYER_REQUIREMENTS.read_bytes() + LAYER_MAKEFILE.read_bytes()
+    ).hexdigest()
+    marker = LAYER_DIR / ".layer-sha256"
     if not (marker.exists() and marker.read_text() == stamp):
         shutil.rmtree(LAYER_DIR, ignore_errors=True)
-        installed = subprocess.run(
-            [
-                sys.executable,
-                *("-m", "pip", "install", "--quiet", "--disable-pip-version-check"),
-                *("--target", str(LAYER_DIR), "-c", str(CONSTRAINTS)),
-                *("-r", str(LAYER_REQUIREMENTS)),
-            ],
-            capture_output=True,
-            text=True,
-            check=False,
+        built = make_layer(
+            "build-GatewayLayer", LAYER_DIR, PLATFORM=f"manylinux2014_{platform.machine()}"
         )
-        if installed.returncode != 0:
-            return [], "the venv (the layer could not be installed: every venv package visible)"
+        if built.returncode != 0:
+            return [], "the venv (the layer could not be built: every venv package visible)"
         marker.write_text(stamp)
-    return ["-S"], "the layer's packages only (python -S), as in Lambda"
+    return ["-S"], "the layer as sam build makes it (its Makefile), alone (python -S), as in Lambda"
 
 
 class Environment:
@@ -174,24 +197,30 @@ class Environment:
     def __init__(self, root: Path, interpreter_args: list[str]) -> None:
         self.root = root
         self.ours = root / "python"
-        shutil.copytree(
-            REPO_ROOT / "layers" / "gateway" / "assets_gateway",
-            self.ours / "assets_gateway",
-            ignore=shutil.ignore_patterns("__pycache__"),
-        )
+        for package in ("assets_gateway", "assets_gateway_common"):
+            shutil.copytree(
+                REPO_ROOT / "layers" / "gateway" / package,
+                self.ours / package,
+                ignore=shutil.ignore_patterns("__pycache__"),
+            )
         self.interpreter_args = interpreter_args
         self.apps = {}
-        for name, path in FUNCTIONS.items():
+        for name, path in [*FUNCTIONS.items(), (FLOOR, None)]:
             task = root / "task" / name
             task.mkdir(parents=True)
             self.apps[name] = task / "app.py"
-            shutil.copy(path, self.apps[name])
+            if path is None:
+                self.apps[name].write_text(FLOOR_SOURCE)
+            else:
+                shutil.copy(path, self.apps[name])
 
-    def precompile(self) -> None:
-        subprocess.run([sys.executable, "-m", "compileall", "-q", str(self.ours)], check=True)
+    def compile_as_shipped(self) -> None:
+        """Our packages compiled as the layer's build compiles them."""
+        make_layer("compile-layer", self.root).check_returncode()
 
     def env(self, extra: dict[str, str]) -> dict[str, str]:
-        site = [str(self.ours), str(LAYER_DIR)] if self.interpreter_args else [str(self.ours)]
+        layer = LAYER_DIR / "python"
+        site = [str(self.ours), str(layer)] if self.interpreter_args else [str(self.ours)]
         return {
             "PATH": os.environ.get("PATH", "/usr/bin:/bin"),
             "PYTHONPATH": os.pathsep.join(site),
@@ -203,9 +232,11 @@ class Environment:
         self, app: str, probe: str, *args: str, extra: dict[str, str], importtime: bool = False
     ) -> subprocess.CompletedProcess[str]:
         flags = [*self.interpreter_args, *(["-X", "importtime"] if importtime else [])]
+        # Lambda's task root: Powertools' Tracer is on only where it is set (as in Lambda).
+        lambda_task = {"LAMBDA_TASK_ROOT": str(self.apps[app].parent)}
         return subprocess.run(
             [sys.executable, *flags, "-c", probe, str(self.apps[app]), *args],
-            env=self.env(extra),
+            env=self.env({**lambda_task, **extra}),
             capture_output=True,
             text=True,
             check=True,
@@ -213,17 +244,27 @@ class Environment:
         )
 
 
-def cold_import(environment: Environment, app: str, runs: int) -> tuple[float, float]:
-    """(median ms, median peak RSS MB) of importing the function's module."""
-    samples = []
+def cold_imports(environment: Environment, apps: list[str], runs: int) -> dict[str, ColdImport]:
+    """Each app's module imported in `runs` fresh interpreters, the apps taking turns (so a
+    burst of load on the shared machine weighs on all of them alike): medians per app."""
+    samples: dict[str, list[dict[str, float]]] = {app: [] for app in apps}
     for _ in range(runs):
-        stderr = environment.run(app, IMPORT_PROBE, extra=LAMBDA_ENVIRONMENT).stderr
-        line = next(row for row in stderr.splitlines() if row.startswith("BENCH "))
-        samples.append(json.loads(line.removeprefix("BENCH ")))
-    return (
-        statistics.median(s["ms"] for s in samples),
-        statistics.median(s["rss_kb"] for s in samples) / 1024,
-    )
+        for app in apps:
+            stderr = environment.run(app, IMPORT_PROBE, extra=LAMBDA_ENVIRONMENT).stderr
+            line = next(row for row in stderr.splitlines() if row.startswith("BENCH "))
+            samples[app].append(json.loads(line.removeprefix("BENCH ")))
+    return {
+        app: ColdImport(
+            ms=statistics.median(s["ms"] for s in rows),
+            rss_mb=statistics.median(s["rss_kb"] for s in rows) / 1024,
+        )
+        for app, rows in samples.items()
+    }
+
+
+class ColdImport(NamedTuple):
+    ms: float
+    rss_mb: float
 
 
 PACKAGE_GROUPS = {
@@ -241,7 +282,7 @@ PACKAGE_GROUPS = {
     "pydantic": ("pydantic", "pydantic_core", "annotated_types", "typing_inspection"),
     "httpx stack": ("httpx", "httpcore", "h11", "anyio", "idna", "certifi", "sniffio"),
     "msgspec": ("msgspec",),
-    "assets_gateway (ours, compiled from source)": ("assets_gateway",),
+    "assets_gateway (ours)": ("assets_gateway", "assets_gateway_common"),
 }
 
 
@@ -304,25 +345,43 @@ def memory_at_100k(environment: Environment) -> dict[str, Any]:
             stack.stop()
 
 
+def print_targets(cold: dict[str, ColdImport]) -> None:
+    print("\ntarget: ratio <= 1.0 for session_api and manifest_events (the layer as shipped)")
+    floor = cold[FLOOR].ms
+    for app in FUNCTIONS:
+        ms = cold[app].ms
+        print(f"cold_start {app} {ms:.0f} floor {floor:.0f} ratio {ms / floor:.2f}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
     parser.add_argument("--runs", type=int, default=10)
+    parser.add_argument(
+        "--cold-only", action="store_true", help="only the cold_start lines (no memory run)"
+    )
     args = parser.parse_args()
     interpreter_args, site = layer_site()
     with tempfile.TemporaryDirectory(prefix="cold-start-") as temp:
         environment = Environment(Path(temp), interpreter_args)
-        cold = {app: cold_import(environment, app, args.runs) for app in FUNCTIONS}
-        breakdown = import_breakdown(environment, "session_api")
-        memory = memory_at_100k(environment)
-        environment.precompile()
-        compiled = {app: cold_import(environment, app, args.runs) for app in FUNCTIONS}
+        apps = [*FUNCTIONS, FLOOR]
+        # First as the python3.13 build method shipped our packages (sources only), for the
+        # record; then as the layer's Makefile ships them (bytecode): the targets.
+        source = {} if args.cold_only else cold_imports(environment, apps, args.runs)
+        memory = None if args.cold_only else memory_at_100k(environment)
+        environment.compile_as_shipped()
+        shipped = cold_imports(environment, apps, args.runs)
+        breakdown = None if args.cold_only else import_breakdown(environment, "session_api")
     python = f"{platform.python_implementation()} {sys.version.split()[0]}"
     print(f"machine: {platform.machine()}, {os.cpu_count()} cores, {python}")
     print(f"packages: {site}\n")
+    if breakdown is None or memory is None:
+        print_targets(shipped)
+        return
     print(f"cold import, median of {args.runs} fresh interpreters")
-    print(f"{'function':<18} {'import ms':>10} {'RSS MB':>8} {'ours precompiled ms':>20}")
-    for app, (ms, rss) in cold.items():
-        print(f"{app:<18} {ms:>10.0f} {rss:>8.0f} {compiled[app][0]:>20.0f}")
+    print(f"{'function':<18} {'shipped ms':>10} {'RSS MB':>8} {'ours from source ms':>20}")
+    for app, (ms, rss) in shipped.items():
+        print(f"{app:<18} {ms:>10.0f} {rss:>8.0f} {source[app].ms:>20.0f}")
+    print_targets(shipped)
     print("\nsession_api, where the time goes (one -X importtime run, self time, ms):")
     for group, ms in sorted(breakdown.items(), key=lambda item: -item[1]):
         print(f"  {group:<46} {ms:>7.0f}")

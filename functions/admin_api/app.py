@@ -10,21 +10,26 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assets_gateway.lambda_glue.admin_routes import register_admin_routes
 from assets_gateway.lambda_glue.rest import rest_resolver
 from assets_gateway.lambda_glue.settings import AdminSettings
+from assets_gateway.lambda_glue.snapstart import AfterRestore
+from assets_gateway.lambda_glue.tracing import deferred_tracer
 from assets_gateway.lambda_glue.wiring import build_admin_service
 
 logger = Logger()
-tracer = Tracer()
+tracer = deferred_tracer()
 metrics = Metrics()
 app = rest_resolver(metrics)
 # Built once per execution environment: warm invocations reuse clients, pools and caches.
-admin = build_admin_service(AdminSettings.from_environ(os.environ))
+# With SnapStart, each restored environment renews its pools and its random seed.
+after_restore = AfterRestore()
+admin = build_admin_service(AdminSettings.from_environ(os.environ), restore=after_restore)
+after_restore.register_with_runtime()
 register_admin_routes(app, admin, metrics)
 
 

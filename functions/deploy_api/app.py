@@ -8,7 +8,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.event_handler import Response
 from aws_lambda_powertools.logging import correlation_paths
 from aws_lambda_powertools.metrics import MetricUnit
@@ -18,14 +18,19 @@ from assets_gateway.domain.errors import RouteNotFound
 from assets_gateway.lambda_glue.deploy_routes import DEPLOY_ROUTES, DeployRoute, deploy_request
 from assets_gateway.lambda_glue.rest import respond, rest_resolver
 from assets_gateway.lambda_glue.settings import Settings
+from assets_gateway.lambda_glue.snapstart import AfterRestore
+from assets_gateway.lambda_glue.tracing import deferred_tracer
 from assets_gateway.lambda_glue.wiring import build_deploy_service
 
 logger = Logger()
-tracer = Tracer()
+tracer = deferred_tracer()
 metrics = Metrics()
 app = rest_resolver(metrics)
 # Built once per execution environment: warm invocations reuse clients, pools and caches.
-service = build_deploy_service(Settings.from_environ(os.environ))
+# With SnapStart, each restored environment renews its pools and its random seed.
+after_restore = AfterRestore()
+service = build_deploy_service(Settings.from_environ(os.environ), restore=after_restore)
+after_restore.register_with_runtime()
 
 
 def _serve(route: DeployRoute, **parameters: str) -> Response[str]:

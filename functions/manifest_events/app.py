@@ -11,7 +11,7 @@ from __future__ import annotations
 import os
 from typing import Any
 
-from aws_lambda_powertools import Logger, Metrics, Tracer
+from aws_lambda_powertools import Logger, Metrics
 from aws_lambda_powertools.utilities.batch import (
     BatchProcessor,
     EventType,
@@ -21,14 +21,21 @@ from aws_lambda_powertools.utilities.batch.types import PartialItemFailureRespon
 from aws_lambda_powertools.utilities.typing import LambdaContext
 
 from assets_gateway.lambda_glue.settings import ManifestDoorSettings
+from assets_gateway.lambda_glue.snapstart import AfterRestore
+from assets_gateway.lambda_glue.tracing import deferred_tracer
 from assets_gateway.lambda_glue.wiring import build_manifest_records
 
 logger = Logger()
-tracer = Tracer()
+tracer = deferred_tracer()
 metrics = Metrics()
 processor = BatchProcessor(event_type=EventType.SQS)
 # Built once per execution environment: warm invocations reuse clients, pools and caches.
-records = build_manifest_records(ManifestDoorSettings.from_environ(os.environ), metrics=metrics)
+# With SnapStart, each restored environment renews its pools and its random seed.
+after_restore = AfterRestore()
+records = build_manifest_records(
+    ManifestDoorSettings.from_environ(os.environ), metrics=metrics, restore=after_restore
+)
+after_restore.register_with_runtime()
 
 
 @logger.inject_lambda_context

@@ -82,6 +82,10 @@ def test_traces_hold_neither_the_session_jwt_nor_the_token(
     # Tracing really ran: the handler's subsegment and the calls it made (AWS through botocore,
     # Cloudflare's emulator on 127.0.0.1 through httpx) were sent.
     assert {"## lambda_handler", "dynamodb", "secretsmanager", "127.0.0.1"} <= names
+    # Tracing cost nothing at import: the SDK was loaded by the first invocation's trace, with
+    # only what the gateway calls out through patched.
+    assert (traced["loaded_at_import"], traced["loaded_after_invocation"]) == (False, True)
+    assert traced["patched"] == ["botocore", "httpx"]
     sent = json.dumps(traced["entities"])
     assert jwt not in sent
     assert stack.cloudflare_token not in sent

@@ -15,7 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from aws_xray_sdk.core import xray_recorder
+from aws_xray_sdk.core import patcher, xray_recorder
 
 from gateway_local.api_front import lambda_context
 from gateway_local.stack import SESSION_API_APP, load_handler_module
@@ -38,9 +38,18 @@ def main(event_path: str, output_path: str) -> None:
     emitter = KeptEntities()
     xray_recorder.configure(emitter=emitter)
     app = load_handler_module(SESSION_API_APP, "traced_session_api")
+    loaded_at_import = app.tracer.provider.loaded
     event = json.loads(Path(event_path).read_text())
     answer = app.lambda_handler(event, lambda_context("SessionApiFunction"))
-    Path(output_path).write_text(json.dumps({"answer": answer, "entities": emitter.sent}))
+    traced = {
+        "answer": answer,
+        "entities": emitter.sent,
+        # The X-Ray SDK loaded (and the libraries patched) only when the first trace started.
+        "loaded_at_import": loaded_at_import,
+        "loaded_after_invocation": app.tracer.provider.loaded,
+        "patched": sorted(patcher._PATCHED_MODULES),
+    }
+    Path(output_path).write_text(json.dumps(traced))
 
 
 if __name__ == "__main__":

@@ -9,6 +9,7 @@ success, or no usable session) becomes an `UpstreamFailure`.
 from __future__ import annotations
 
 import random
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -58,6 +59,37 @@ def build_http_client(*, connect_timeout: float, read_timeout: float) -> httpx.C
     )
 
 
+class PooledHttp:
+    """The one httpx client of a Lambda environment, built when the first call needs it and
+    renewable.
+
+    Built on first use: its TLS context (the CA bundle read and parsed) is tens of ms of cold
+    start that a request refused before Cloudflare never needs, and X-Ray instruments only the
+    httpx clients built after it patched httpx (`lambda_glue.tracing`). Renewable: environments
+    restored from one SnapStart snapshot must each open their own connections."""
+
+    def __init__(self, build: Callable[[], httpx.Client]) -> None:
+        self._build = build
+        self._client: httpx.Client | None = None
+        self._lock = threading.Lock()
+
+    def __call__(self) -> httpx.Client:
+        client = self._client
+        if client is None:
+            with self._lock:
+                client = self._client
+                if client is None:
+                    client = self._client = self._build()
+        return client
+
+    def renew(self) -> None:
+        """Close the pool's connections; the next call builds a new client."""
+        with self._lock:
+            client, self._client = self._client, None
+        if client is not None:
+            client.close()
+
+
 def _full_jitter(ceiling: float) -> float:
     """Spread retries so instances do not retry in step."""
     return random.uniform(0, ceiling)  # noqa: S311 - jitter, not security
@@ -80,14 +112,16 @@ class CloudflareClient:
         self,
         *,
         base_url: str,
-        http: httpx.Client,
+        http: httpx.Client | PooledHttp,
         retry: RetryPolicy = RetryPolicy(),
         breaker: CircuitBreaker | None = None,
         sleep: Callable[[float], None] = time.sleep,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._base_url = base_url.rstrip("/")
-        self._http = http
+        self._http: Callable[[], httpx.Client] = (
+            http if isinstance(http, PooledHttp) else lambda: http
+        )
         self._retry = retry
         self._breaker = breaker or CircuitBreaker()
         self._sleep = sleep
@@ -175,14 +209,15 @@ class CloudflareClient:
     ) -> UpstreamAnswer:
         remaining = deadline - self._clock()
         url = self._base_url + call.path + (f"?{call.query}" if call.query else "")
+        http = self._http()
         try:
-            response = self._http.request(
+            response = http.request(
                 call.method,
                 url,
                 content=call.body or None,
                 headers={**call.headers, "Authorization": f"Bearer {token.get_secret_value()}"},
                 # Never wait past the deadline, whatever the client's own read timeout.
-                timeout=_within(self._http.timeout, remaining),
+                timeout=_within(http.timeout, remaining),
             )
         except httpx.TimeoutException as error:
             failure = UpstreamFailure("Cloudflare did not answer in time", status=504)

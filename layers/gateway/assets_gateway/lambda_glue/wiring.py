@@ -1,5 +1,6 @@
 """Builds what each function runs from its settings: boto3 clients, the one httpx client, the
-stores, the doors and their Powertools idempotency records."""
+stores, the doors and their Powertools idempotency records; and notes in the function's
+`AfterRestore` the pools a SnapStart-restored environment must renew (`lambda_glue.snapstart`)."""
 
 from __future__ import annotations
 
@@ -14,7 +15,12 @@ from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 
 from assets_gateway.adapters.audit import LoggerAuditSink
-from assets_gateway.adapters.cloudflare import CloudflareClient, RetryPolicy, build_http_client
+from assets_gateway.adapters.cloudflare import (
+    CloudflareClient,
+    PooledHttp,
+    RetryPolicy,
+    build_http_client,
+)
 from assets_gateway.adapters.cloudflare_token import TokenProvider
 from assets_gateway.adapters.decision_log import DecisionLog
 from assets_gateway.adapters.policy_store import PolicyStore
@@ -25,6 +31,7 @@ from assets_gateway.doors.deploy import DeployService
 from assets_gateway.doors.session import SessionService
 from assets_gateway.lambda_glue.api_idempotency import IdempotentSessions
 from assets_gateway.lambda_glue.settings import AdminSettings, ManifestDoorSettings, Settings
+from assets_gateway.lambda_glue.snapstart import AfterRestore
 from assets_gateway.ports.audit import AuditSink
 from assets_gateway.ports.quota import QuotaGate
 
@@ -65,32 +72,33 @@ def _pipeline_parts(
     http: httpx.Client | None,
     aws: boto3.Session,
     quotas: QuotaGate | None,
+    restore: AfterRestore,
 ) -> _PipelineParts:
     quiet_sdk_debug_logs()
-    http = http or build_http_client(
-        connect_timeout=settings.upstream_connect_timeout_seconds,
-        read_timeout=settings.upstream_read_timeout_seconds,
-    )
+    policies = aws.resource("dynamodb", config=AWS_CLIENT_CONFIG)
+    restore.renew_connections(policies.meta.client)
     return _PipelineParts(
         policies=PolicyStore(
             table_name=settings.control_table_name,
-            dynamodb=aws.resource("dynamodb", config=AWS_CLIENT_CONFIG),
+            dynamodb=policies,
             max_age_seconds=settings.policy_cache_seconds,
         ),
         quotas=quotas
         or QuotaStore(
             table_name=settings.quota_table_name,
-            dynamodb=aws.client("dynamodb", config=AWS_CLIENT_CONFIG),
+            dynamodb=restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG)),
             budget=CallBudget.for_ceiling(settings.global_budget_per_5_minutes),
         ),
         tokens=TokenProvider(
             secret_id=settings.cloudflare_token_secret_id,
-            secretsmanager=aws.client("secretsmanager", config=AWS_CLIENT_CONFIG),
+            secretsmanager=restore.renew_connections(
+                aws.client("secretsmanager", config=AWS_CLIENT_CONFIG)
+            ),
             max_age_seconds=settings.token_cache_seconds,
         ),
         upstream=CloudflareClient(
             base_url=settings.cloudflare_api_base_url,
-            http=http,
+            http=http or restore.renew_http(_upstream_http(settings)),
             retry=RetryPolicy(
                 attempts=settings.upstream_attempts,
                 deadline_seconds=settings.upstream_deadline_seconds,
@@ -103,6 +111,15 @@ def _pipeline_parts(
     )
 
 
+def _upstream_http(settings: Settings) -> PooledHttp:
+    return PooledHttp(
+        lambda: build_http_client(
+            connect_timeout=settings.upstream_connect_timeout_seconds,
+            read_timeout=settings.upstream_read_timeout_seconds,
+        )
+    )
+
+
 def build_session_service(
     settings: Settings,
     *,
@@ -112,35 +129,40 @@ def build_session_service(
     quotas: QuotaGate | None = None,
     now: Callable[[], float] = time.time,
     max_request_body_bytes: int | None = None,
+    restore: AfterRestore | None = None,
 ) -> SessionService:
     aws = aws or boto3.Session()
-    parts = _pipeline_parts(settings, http=http, aws=aws, quotas=quotas)
+    restore = restore or AfterRestore()
+    parts = _pipeline_parts(settings, http=http, aws=aws, quotas=quotas, restore=restore)
     return SessionService(
         **parts._asdict(),
         audit=audit or LoggerAuditSink(),
         max_request_body_bytes=max_request_body_bytes or settings.max_request_body_bytes,
         max_inflated_body_bytes=settings.max_inflated_body_bytes,
-        decisions=_decision_log(settings, aws),
+        decisions=_decision_log(settings, aws, restore),
         now=now,
     )
 
 
-def build_deploy_service(settings: Settings) -> DeployService:
+def build_deploy_service(settings: Settings, *, restore: AfterRestore) -> DeployService:
     aws = boto3.Session()
+    parts = _pipeline_parts(settings, http=None, aws=aws, quotas=None, restore=restore)
     return DeployService(
-        **_pipeline_parts(settings, http=None, aws=aws, quotas=None)._asdict(),
+        **parts._asdict(),
         audit=LoggerAuditSink(),
         max_request_body_bytes=settings.max_request_body_bytes,
-        decisions=_decision_log(settings, aws),
+        decisions=_decision_log(settings, aws, restore),
     )
 
 
-def _decision_log(settings: Settings, aws: boto3.Session) -> DecisionLog | None:
+def _decision_log(
+    settings: Settings, aws: boto3.Session, restore: AfterRestore
+) -> DecisionLog | None:
     if settings.decisions_table_name is None:
         return None
     return DecisionLog(
         table_name=settings.decisions_table_name,
-        dynamodb=aws.client("dynamodb", config=AWS_CLIENT_CONFIG),
+        dynamodb=restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG)),
         retention_days=settings.decision_retention_days,
     )
 
@@ -152,6 +174,7 @@ def build_manifest_door(
     http: httpx.Client | None = None,
     audit: AuditSink | None = None,
     now: Callable[[], float] = time.time,
+    restore: AfterRestore | None = None,
 ) -> ManifestDoor:
     # Only the S3 function needs these: the API door's cold start does not pay for them.
     from assets_gateway.adapters.outcome_events import EventBridgeOutcomes  # noqa: PLC0415
@@ -159,6 +182,7 @@ def build_manifest_door(
     from assets_gateway.doors.s3 import ManifestDoor  # noqa: PLC0415
 
     aws = aws or boto3.Session()
+    restore = restore or AfterRestore()
     service = build_session_service(
         settings,
         aws=aws,
@@ -166,12 +190,16 @@ def build_manifest_door(
         audit=audit,
         now=now,
         max_request_body_bytes=settings.max_manifest_object_bytes,
+        restore=restore,
     )
     return ManifestDoor(
         sessions=service,
-        bucket=S3ManifestBucket(s3=aws.client("s3", config=AWS_CLIENT_CONFIG)),
+        bucket=S3ManifestBucket(
+            s3=restore.renew_connections(aws.client("s3", config=AWS_CLIENT_CONFIG))
+        ),
         events=EventBridgeOutcomes(
-            events=aws.client("events", config=AWS_CLIENT_CONFIG), event_bus=settings.event_bus_name
+            events=restore.renew_connections(aws.client("events", config=AWS_CLIENT_CONFIG)),
+            event_bus=settings.event_bus_name,
         ),
         max_object_bytes=settings.max_manifest_object_bytes,
         now=now,
@@ -182,29 +210,33 @@ def build_manifest_holds(
     settings: ManifestDoorSettings,
     *,
     aws: boto3.Session | None = None,
+    restore: AfterRestore | None = None,
 ) -> ManifestHolds | None:
     """How the S3 door holds a record through a quota wait (None: it does not)."""
     from assets_gateway.adapters.s3_holds import ManifestHolds  # noqa: PLC0415
 
     if settings.manifest_queue_url is None:
         return None
+    sqs = (aws or boto3.Session()).client("sqs", config=AWS_CLIENT_CONFIG)
     return ManifestHolds(
-        sqs=(aws or boto3.Session()).client("sqs", config=AWS_CLIENT_CONFIG),
+        sqs=(restore or AfterRestore()).renew_connections(sqs),
         queue_url=settings.manifest_queue_url,
         retention_seconds=settings.manifest_queue_retention_seconds,
     )
 
 
-def build_manifest_records(settings: ManifestDoorSettings, *, metrics: Metrics) -> ManifestRecords:
+def build_manifest_records(
+    settings: ManifestDoorSettings, *, metrics: Metrics, restore: AfterRestore
+) -> ManifestRecords:
     """The S3 door's SQS record handler: the door, its holds, its idempotency records."""
     from assets_gateway.lambda_glue.manifest_records import ManifestRecords  # noqa: PLC0415
 
     # One session for every client of the function (each session costs cold start).
     aws = boto3.Session()
     return ManifestRecords(
-        door=build_manifest_door(settings, aws=aws),
-        holds=build_manifest_holds(settings, aws=aws),
-        persistence=_idempotency_records(settings.idempotency_table_name, aws),
+        door=build_manifest_door(settings, aws=aws, restore=restore),
+        holds=build_manifest_holds(settings, aws=aws, restore=restore),
+        persistence=_idempotency_records(settings.idempotency_table_name, aws, restore),
         bucket_name=settings.manifest_bucket_name,
         max_receive_count=settings.manifest_max_receive_count,
         idempotency_hours=settings.idempotency_hours,
@@ -213,18 +245,25 @@ def build_manifest_records(settings: ManifestDoorSettings, *, metrics: Metrics) 
 
 
 def build_idempotent_sessions(
-    service: SessionService, settings: Settings, *, aws: boto3.Session | None = None
+    service: SessionService,
+    settings: Settings,
+    *,
+    aws: boto3.Session | None = None,
+    restore: AfterRestore | None = None,
 ) -> IdempotentSessions:
-    persistence = _idempotency_records(settings.control_table_name, aws or boto3.Session())
+    persistence = _idempotency_records(
+        settings.control_table_name, aws or boto3.Session(), restore or AfterRestore()
+    )
     return IdempotentSessions(service, persistence)
 
 
-def _idempotency_records(table_name: str, aws: boto3.Session) -> DynamoDBPersistenceLayer:
+def _idempotency_records(
+    table_name: str, aws: boto3.Session, restore: AfterRestore
+) -> DynamoDBPersistenceLayer:
     # A client of the function's one session: Powertools would otherwise build a session of its
     # own at start-up (~50 ms of cold start).
-    return DynamoDBPersistenceLayer(
-        table_name=table_name, boto3_client=aws.client("dynamodb", config=AWS_CLIENT_CONFIG)
-    )
+    dynamodb = restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG))
+    return DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb)
 
 
 class SessionApi(NamedTuple):
@@ -234,10 +273,12 @@ class SessionApi(NamedTuple):
     sessions: IdempotentSessions
 
 
-def build_session_api(settings: Settings) -> SessionApi:
+def build_session_api(settings: Settings, *, restore: AfterRestore) -> SessionApi:
     aws = boto3.Session()
-    service = build_session_service(settings, aws=aws)
-    return SessionApi(service, build_idempotent_sessions(service, settings, aws=aws))
+    service = build_session_service(settings, aws=aws, restore=restore)
+    return SessionApi(
+        service, build_idempotent_sessions(service, settings, aws=aws, restore=restore)
+    )
 
 
 def build_admin_service(
@@ -246,19 +287,25 @@ def build_admin_service(
     aws: boto3.Session | None = None,
     http: httpx.Client | None = None,
     now: Callable[[], float] = time.time,
+    restore: AfterRestore | None = None,
 ) -> AdminService:
     # Only the admin function needs these: the doors' cold starts do not pay for them.
     from assets_gateway.adapters.policy_history import PolicyHistory  # noqa: PLC0415
     from assets_gateway.doors.admin.door import AdminService  # noqa: PLC0415
 
     aws = aws or boto3.Session()
-    dynamodb = aws.client("dynamodb", config=AWS_CLIENT_CONFIG)
-    decisions = _decision_log(settings, aws)
+    restore = restore or AfterRestore()
+    dynamodb = restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG))
+    decisions = _decision_log(settings, aws, restore)
     if decisions is None:
         raise ValueError("the admin door needs DECISIONS_TABLE_NAME (policy simulations)")
     # Explain answers with the policy as published now, not as a cache saw it a while ago.
     sessions = build_session_service(
-        settings.model_copy(update={"policy_cache_seconds": 0}), aws=aws, http=http, now=now
+        settings.model_copy(update={"policy_cache_seconds": 0}),
+        aws=aws,
+        http=http,
+        now=now,
+        restore=restore,
     )
     return AdminService(
         history=PolicyHistory(table_name=settings.control_table_name, dynamodb=dynamodb),
