@@ -65,6 +65,7 @@ def _pipeline_parts(
     http: httpx.Client | None,
     aws: boto3.Session,
     quotas: QuotaGate | None,
+    decisions: DecisionLog | None = None,
 ) -> _PipelineParts:
     quiet_sdk_debug_logs()
     http = http or build_http_client(
@@ -82,6 +83,7 @@ def _pipeline_parts(
             table_name=settings.quota_table_name,
             dynamodb=aws.client("dynamodb", config=AWS_CLIENT_CONFIG),
             budget=CallBudget.for_ceiling(settings.global_budget_per_5_minutes),
+            decisions=decisions,
         ),
         tokens=TokenProvider(
             secret_id=settings.cloudflare_token_secret_id,
@@ -114,13 +116,15 @@ def build_session_service(
     max_request_body_bytes: int | None = None,
 ) -> SessionService:
     aws = aws or boto3.Session()
-    parts = _pipeline_parts(settings, http=http, aws=aws, quotas=quotas)
+    # Held decisions ride the quota store's charges: one log for both (`decision_log`).
+    decisions = _decision_log(settings, aws) if quotas is None else None
+    parts = _pipeline_parts(settings, http=http, aws=aws, quotas=quotas, decisions=decisions)
     return SessionService(
         **parts._asdict(),
         audit=audit or LoggerAuditSink(),
         max_request_body_bytes=max_request_body_bytes or settings.max_request_body_bytes,
         max_inflated_body_bytes=settings.max_inflated_body_bytes,
-        decisions=_decision_log(settings, aws),
+        decisions=decisions,
         now=now,
     )
 
