@@ -16,19 +16,13 @@ from __future__ import annotations
 import contextlib
 import io
 from collections import Counter
-from typing import Any, cast
-
-import boto3
 
 from assets_gateway.domain.identity import Caller
 from assets_gateway.domain.policy import SessionTarget
-from assets_gateway.lambda_glue.api_idempotency import IdempotentSessions
 from assets_gateway.lambda_glue.settings import Settings
-from assets_gateway.lambda_glue.wiring import build_idempotent_sessions, build_session_service
 from assets_gateway.ports.sessions import Outcome, SessionRequest
 from bench_support import compact, generated_manifest
-from gateway_local.api_front import lambda_context
-from gateway_local.aws_resources import local_aws_session
+from gateway_local.aws_calls import counted_session_api
 from gateway_local.demo import DEMO_ACCOUNT_ID, DOCS_CI, DOCS_SCRIPT, WEB_DEPLOYER, WEB_SCRIPT
 from gateway_local.stack import LocalStack, StackOptions
 
@@ -36,34 +30,12 @@ WEB = Caller(WEB_DEPLOYER.principal_arn)
 PATHS = ("admitted", "admitted_with_key", "replay", "refused_policy", "refused_quota", "dry_run")
 
 
-class CallCounter:
-    """Counts botocore calls (`before-call.<service>.<operation>`) made by the clients of one
-    boto3 session: register it before the session makes its clients (each copies the events)."""
-
-    def __init__(self, aws: boto3.Session) -> None:
-        self.calls: Counter[str] = Counter()
-        aws.events.register("before-call.*.*", self._count)
-
-    def _count(self, event_name: str, **_: Any) -> None:
-        self.calls[event_name.removeprefix("before-call.")] += 1
-
-    def take(self) -> Counter[str]:
-        """The calls since the last take."""
-        taken, self.calls = self.calls, Counter()
-        return taken
-
-
 class SessionFunction:
     """The session function's core on a counted boto3 session."""
 
     def __init__(self, stack: LocalStack) -> None:
-        aws = local_aws_session()
-        self.counter = CallCounter(aws)
         settings = Settings.from_environ(stack.handler_environment())
-        service = build_session_service(settings, aws=aws)
-        self.sessions: IdempotentSessions = build_idempotent_sessions(service, settings, aws=aws)
-        # As the handler does: Powertools bounds an in-progress record by the time left.
-        self.sessions.register_lambda_context(cast("Any", lambda_context("round-trips")))
+        self.counter, self.sessions = counted_session_api(settings)
         self._sequence = 0
 
     def request(
