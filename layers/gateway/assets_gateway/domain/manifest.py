@@ -524,7 +524,9 @@ def _canonical(raw: bytes, paths: _PathFacts) -> bool:
     """`raw`, a valid manifest without escapes, is byte for byte what `Manifest.to_body`
     writes: ASCII, no blank outside a string (the only strings that may hold a space are paths;
     no string holds a raw tab or newline), no size written -0 (json writes 0; a minus sign
-    outside strings can only start a number, and -0 is the only valid size that has one).
+    outside strings can only start a number, and -0 is the only valid size that has one; with
+    no blank outside strings, a number follows its colon at once: without `:-` anywhere, the
+    minus signs need no count).
 
     Each check looks for a byte that is usually absent (fast) before counting."""
     return (
@@ -533,5 +535,5 @@ def _canonical(raw: bytes, paths: _PathFacts) -> bool:
         and b"\t" not in raw
         and b"\r" not in raw
         and (b" " not in raw or raw.count(b" ") == paths.spaces)
-        and (b"-0" not in raw or raw.count(b"-") == paths.dashes)
+        and (b":-" not in raw or raw.count(b"-") == paths.dashes)
     )
