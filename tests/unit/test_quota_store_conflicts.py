@@ -18,7 +18,12 @@ NOW = 1_795_608_010.0
 
 
 def conflict() -> dict[str, Any]:
-    reasons = [{"Code": "None"}] * 3 + [{"Code": "TransactionConflict"}, {"Code": "None"}]
+    return cancelled([{"Code": "None"}] * 3 + [{"Code": "TransactionConflict"}, {"Code": "None"}])
+
+
+def cancelled(reasons: list[dict[str, Any]]) -> dict[str, Any]:
+    """A TransactWriteItems cancelled for these reasons, one per operation, as the Stubber
+    gives it."""
     return {
         "service_error_code": "TransactionCanceledException",
         "service_message": "Transaction cancelled",
@@ -74,13 +79,7 @@ def stale_window(index: int, old: dict[str, int]) -> dict[str, Any]:
         "Code": "ConditionalCheckFailed",
         "Item": {"pk": {"S": "team#web"}, **{name: {"N": str(n)} for name, n in old.items()}},
     }
-    return {
-        "service_error_code": "TransactionCanceledException",
-        "service_message": "Transaction cancelled",
-        "http_status_code": 400,
-        "response_meta": {},
-        "modeled_fields": {"CancellationReasons": reasons, "Message": "cancelled"},
-    }
+    return cancelled(reasons)
 
 
 def updates(params: dict[str, Any]) -> list[dict[str, Any]]:
