@@ -175,15 +175,16 @@ def test_a_dry_run_reads_once_and_records_nothing(stack: LocalStack, function: F
 def test_a_flood_of_refusals_is_written_in_batches_not_dropped(
     stack: LocalStack, function: Function
 ) -> None:
-    """With no admitted request to carry them, every MAX_HELD refusals cost one BatchWriteItem
-    (never one write each, and none is dropped)."""
+    """With no admitted request to carry them, every MAX_HELD refusals cost one transaction of
+    Puts (IAM: the PutItem the function holds on the table), never one write each, and none is
+    dropped."""
     ids, batches = [], 0
     for _ in range(MAX_HELD):
         outcome, request_id, calls = function.send(script="not-a-web-script")
         assert outcome is Outcome.REFUSED_POLICY
         ids.append(request_id)
-        batches += calls["dynamodb.BatchWriteItem"]
-        assert set(writes(calls)) <= {"dynamodb.BatchWriteItem"}
+        batches += calls["dynamodb.TransactWriteItems"]
+        assert set(writes(calls)) <= {"dynamodb.TransactWriteItems"}
     assert batches == 1
     decisions = recorded(stack)
     assert all(decisions[request_id].outcome == "refused_policy" for request_id in ids)

@@ -8,13 +8,13 @@ replay says which rules it could not check. Recording never fails a request: it 
 
 The session door writes no item of its own (issue 15: one AWS round trip per admitted request):
 it `hold`s each decision in the execution environment, and the quota store's next charge carries
-every held decision as Puts in its TransactWriteItems (`riders`, then `carried` once the
-transaction is applied). An admitted request's own decision is held just before its charge, so
-it lands with the charge, atomically. A refusal before the quota step (or a charge the quota
-refused) makes no write: its decision rides the environment's next charge, or a BatchWriteItem
-once `MAX_HELD` of them wait (a flood of refusals costs one write per `MAX_HELD`). What an
-environment still holds when Lambda retires it is not recorded (its audit line remains); the
-deploy door `record`s at once, as before.
+the held decisions (oldest first, up to `MAX_RIDERS`) as Puts in its TransactWriteItems
+(`riders`, then `carried` once the transaction is applied). An admitted request's own decision
+is held just before its charge, so it lands with the charge, atomically. A refusal before the
+quota step (or a charge the quota refused) makes no write: its decision rides the
+environment's next charge, or a transaction of its own once `MAX_HELD` wait (a flood of
+refusals costs one write per `MAX_HELD`). What an environment still holds when Lambda retires
+it is not recorded (its audit line remains); the deploy door `record`s at once, as before.
 """
 
 from __future__ import annotations
@@ -45,8 +45,9 @@ logger = Logger(child=True)
 MAX_PATHS_BYTES = 300_000
 # What one simulation reads at most (an API Gateway request has 29 s).
 MAX_DECISIONS_READ = 20_000
-# Held decisions flushed in one BatchWriteItem (its own maximum) when this many wait.
+# Held decisions are written in transactions of their own when this many wait, or this much.
 MAX_HELD = 25
+MAX_HELD_BYTES = 3_000_000
 # What one charge carries at most: TransactWriteItems takes 100 actions and 4 MB in all.
 MAX_RIDERS = 8
 MAX_RIDERS_BYTES = 1_000_000
@@ -101,19 +102,23 @@ class DecisionLog:
         with self._lock:
             self._held.pop(decision.request_id, None)
             self._held[decision.request_id] = HeldDecision(decision.request_id, item, size)
-            flush = list(self._held.values()) if len(self._held) >= MAX_HELD else []
-        if flush:
-            self._write_batch(flush)
+            flush = len(self._held) >= MAX_HELD or sum(h.size for h in self._held.values()) > (
+                MAX_HELD_BYTES
+            )
+        while flush and (batch := self.riders(MAX_HELD, MAX_HELD_BYTES)):
+            self._write_batch(batch)
 
-    def riders(self) -> list[HeldDecision]:
-        """The held decisions the next transaction may carry (oldest first, within its limits);
-        they stay held until `carried` says the transaction was applied."""
+    def riders(
+        self, max_items: int = MAX_RIDERS, max_bytes: int = MAX_RIDERS_BYTES
+    ) -> list[HeldDecision]:
+        """The held decisions the next transaction may carry (oldest first, within its limits:
+        one at least); they stay held until `carried` says the transaction was applied."""
         with self._lock:
-            held = list(self._held.values())
+            held = list(self._held.values())[:max_items]
         riders: list[HeldDecision] = []
         total = 0
-        for rider in held[:MAX_RIDERS]:
-            if riders and total + rider.size > MAX_RIDERS_BYTES:
+        for rider in held:
+            if riders and total + rider.size > max_bytes:
                 break
             riders.append(rider)
             total += rider.size
@@ -130,17 +135,14 @@ class DecisionLog:
                     del self._held[rider.request_id]
 
     def _write_batch(self, riders: list[HeldDecision]) -> None:
-        requests = [{"PutRequest": {"Item": rider.item}} for rider in riders]
+        """One TransactWriteItems of Puts: the PutItem the functions are granted on the table
+        is all it needs (a BatchWriteItem would need a grant of its own)."""
         try:
-            answer = self._dynamodb.batch_write_item(RequestItems={self._table: requests})  # type: ignore[dict-item]
+            self._dynamodb.transact_write_items(TransactItems=[self.put(r) for r in riders])
         except (ClientError, BotoCoreError) as error:
+            # Logged, as a failed write always was: holding them would only grow the buffer.
             _not_recorded([rider.request_id for rider in riders], error)
-            self.carried(riders)  # logged; holding them would only grow the buffer
-            return
-        unprocessed = answer.get("UnprocessedItems", {}).get(self._table, [])
-        left = {str(r["PutRequest"]["Item"]["request_id"]["S"]) for r in unprocessed}
-        # Throttled ones stay held: the next charge or batch carries them.
-        self.carried(rider for rider in riders if rider.request_id not in left)
+        self.carried(riders)
 
     def _item(
         self, decision: RecordedDecision, paths: list[str] | None
