@@ -9,12 +9,13 @@ replay says which rules it could not check. Recording never fails a request: it 
 The session door writes no item of its own (issue 15: one AWS round trip per admitted request):
 it `hold`s each decision in the execution environment, and the quota store's next charge carries
 the held decisions (oldest first, up to `MAX_RIDERS`) as Puts in its TransactWriteItems
-(`riders`, then `carried` once the transaction is applied). An admitted request's own decision
-is held just before its charge, so it lands with the charge, atomically. A refusal before the
-quota step (or a charge the quota refused) makes no write: its decision rides the
-environment's next charge, or a transaction of its own once `MAX_HELD` wait (a flood of
-refusals costs one write per `MAX_HELD`). What an environment still holds when Lambda retires
-it is not recorded (its audit line remains); the deploy door `record`s at once, as before.
+(`riders` takes them from the held ones, `released` gives them back if it is not applied). An
+admitted request's own decision is held just before its charge, so it lands with the charge,
+atomically. A refusal before the quota step (or a charge the quota refused) makes no write: its
+decision rides the environment's next charge, or a transaction of its own once `MAX_HELD` wait
+(a flood of refusals costs one write per `MAX_HELD`). What an environment still holds when
+Lambda retires it is not recorded (its audit line remains); the deploy door `record`s at once,
+as before.
 """
 
 from __future__ import annotations
@@ -111,28 +112,29 @@ class DecisionLog:
     def riders(
         self, max_items: int = MAX_RIDERS, max_bytes: int = MAX_RIDERS_BYTES
     ) -> list[HeldDecision]:
-        """The held decisions the next transaction may carry (oldest first, within its limits:
-        one at least); they stay held until `carried` says the transaction was applied."""
-        with self._lock:
-            held = list(self._held.values())[:max_items]
+        """Held decisions for one transaction to carry (oldest first, within its limits: one at
+        least), taken from the held ones so that no concurrent transaction carries them too;
+        `released` gives them back if the transaction is not applied."""
         riders: list[HeldDecision] = []
         total = 0
-        for rider in held:
-            if riders and total + rider.size > max_bytes:
-                break
-            riders.append(rider)
-            total += rider.size
+        with self._lock:
+            for rider in list(self._held.values())[:max_items]:
+                if riders and total + rider.size > max_bytes:
+                    break
+                riders.append(rider)
+                total += rider.size
+                del self._held[rider.request_id]
         return riders
 
     def put(self, rider: HeldDecision) -> TransactWriteItemTypeDef:
         return {"Put": {"TableName": self._table, "Item": rider.item}}
 
-    def carried(self, riders: Iterable[HeldDecision]) -> None:
-        """These were written: forget them (unless held again since, with a later outcome)."""
+    def released(self, riders: Iterable[HeldDecision]) -> None:
+        """The transaction that took these was not applied: held again, first in line (unless
+        their requests held a later decision meanwhile)."""
         with self._lock:
-            for rider in riders:
-                if self._held.get(rider.request_id) is rider:
-                    del self._held[rider.request_id]
+            back = {r.request_id: r for r in riders if r.request_id not in self._held}
+            self._held = {**back, **self._held}
 
     def _write_batch(self, riders: list[HeldDecision]) -> None:
         """One TransactWriteItems of Puts: the PutItem the functions are granted on the table
@@ -142,7 +144,6 @@ class DecisionLog:
         except (ClientError, BotoCoreError) as error:
             # Logged, as a failed write always was: holding them would only grow the buffer.
             _not_recorded([rider.request_id for rider in riders], error)
-        self.carried(riders)
 
     def _item(
         self, decision: RecordedDecision, paths: list[str] | None

@@ -372,11 +372,25 @@ class QuotaStore:
         """One transaction: the team's updates (if any), the cool-down check, one call from the
         budget, the held decisions that ride along and the marker. Returns the call's id (the
         operation id)."""
-        now_us = _micros(now)
-        idle = self._seen_tat <= now_us
         # Held decisions ride a charge (a team's request), after the operations whose
         # cancellation reasons are read by index and before the marker.
         riders = self._decisions.riders() if self._decisions and part is not None else []
+        try:
+            return self._transact(operation, now, part, riders)
+        except BaseException:
+            if self._decisions and riders:
+                self._decisions.released(riders)  # not written: held for a later charge
+            raise
+
+    def _transact(
+        self,
+        operation: str,
+        now: float,
+        part: _TeamPart | None,
+        riders: Sequence[HeldDecision],
+    ) -> str:
+        now_us = _micros(now)
+        idle = self._seen_tat <= now_us
         puts = [self._decisions.put(rider) for rider in riders] if self._decisions else []
         for attempt in range(1, MAX_ATTEMPTS + 1):
             operations = [
@@ -391,7 +405,7 @@ class QuotaStore:
                 if not _is_cancellation(error):
                     raise self._unavailable(error) from None
                 if _replayed(error):
-                    return self._taken(operation, now, idle=idle, part=part, riders=riders)
+                    return self._taken(operation, now, idle=idle, part=part)
                 reasons = error.response.get("CancellationReasons", [])
                 at_once, idle = self._after_cancellation(reasons, part, now, idle=idle)
                 if not at_once and attempt < MAX_ATTEMPTS:
@@ -399,7 +413,7 @@ class QuotaStore:
             except BotoCoreError as error:
                 raise self._unavailable(error) from None
             else:
-                return self._taken(operation, now, idle=idle, part=part, riders=riders)
+                return self._taken(operation, now, idle=idle, part=part)
         raise QuotaUnavailable("quota counters are busy; retry shortly")
 
     def _after_cancellation(
@@ -442,7 +456,6 @@ class QuotaStore:
         *,
         idle: bool,
         part: _TeamPart | None,
-        riders: Sequence[HeldDecision],
     ) -> str:
         """The transaction was applied: what is now known of the counters and the budget."""
         now_us = _micros(now)
@@ -463,8 +476,6 @@ class QuotaStore:
                         seen[name] = seen.get(name, 0) + part.charge.amount(limit.counter)
                 else:
                     self._seen.pop(item.key, None)
-        if self._decisions:
-            self._decisions.carried(riders)
         return operation
 
     def _fits(self, item: WindowItem, charge: Charge) -> bool:
