@@ -80,6 +80,7 @@ bench: $(STAMP) $(NODE_STAMP)
 	$(BIN)/python bench/manifest_parsers.py
 	$(BIN)/python bench/hostile_bodies.py
 	$(BIN)/python bench/pipeline.py
+	$(BIN)/python bench/round_trips.py
 	$(BIN)/python bench/end_to_end.py
 	$(BIN)/python bench/cold_start.py
 	$(BIN)/python bench/quota.py

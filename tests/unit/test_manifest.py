@@ -592,6 +592,7 @@ def test_generated_bodies_get_the_same_answer_from_both_paths(
         canonical({"/index.html": entry(), "/a b/c:d.css": entry("ab", 0), "/x": entry(size=7)}),
         canonical({"/a": {"size": 1, "hash": "ab"}}),
         b'{"manifest":{}}',
+        canonical({"/chunk-0a.js": entry(size=7), "/b-0": entry(size=1)}),  # "-0", no size 0
     ],
 )
 def test_a_body_already_in_canonical_form_is_forwarded_as_the_callers_own_bytes(
@@ -611,6 +612,7 @@ def test_a_body_already_in_canonical_form_is_forwarded_as_the_callers_own_bytes(
         canonical({"/a": entry()}) + b" " * 10_000,
         b"\xef\xbb\xbf" + canonical({"/a": entry()}),
         b'{"manifest":{"/a":{"hash":"ab","size":-0}}}',
+        b'{"manifest":{"/a-0":{"hash":"ab","size":-0},"/b":{"hash":"ab","size":0}}}',
         b'{"manifest":{"/a:-b":{"hash":"ab","size":1}}}',
         json.dumps({"manifest": {"/é/😀": entry()}}, ensure_ascii=False).encode(),
         # What wrangler sends for a non-ASCII path: compact, but UTF-8 rather than escapes.

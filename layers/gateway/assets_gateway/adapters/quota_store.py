@@ -32,6 +32,7 @@ import time
 import uuid
 from collections import defaultdict
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from aws_lambda_powertools import Logger
@@ -58,6 +59,8 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb import DynamoDBClient
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
+    from assets_gateway.adapters.decision_log import DecisionLog, HeldDecision
+
 logger = Logger(child=True)
 
 COOLDOWN_KEY = "global#cooldown"
@@ -69,6 +72,11 @@ TTL_GRACE_SECONDS = 86_400
 # A wrong guess of the budget's state costs one more attempt.
 MAX_ATTEMPTS = 5
 _FAILED = "ConditionalCheckFailed"
+# A window set to a known value whose counters others keep moving is added to blind (and read
+# after) from this many misses on.
+EXACT_ATTEMPTS = 2
+# Windows whose counters a store remembers (teams x current windows; older ones are dropped).
+MAX_SEEN_ITEMS = 1024
 
 
 def _item_key(team: str, limit: Limit, now: float) -> str:
@@ -110,6 +118,18 @@ def _token(operation: str, attempt: int) -> str:
     return hashlib.sha256(f"{operation}|{attempt}".encode()).hexdigest()[:36]
 
 
+@dataclass
+class _TeamPart:
+    """The team's side of a charge, and how its window items were written: set to a known
+    value (`exact`) or added to blind; misses count the known values that were stale."""
+
+    team: str
+    items: Sequence[WindowItem]
+    charge: Charge
+    exact: dict[str, bool] = field(default_factory=dict)
+    misses: dict[str, int] = field(default_factory=dict)
+
+
 class QuotaStore:
     def __init__(
         self,
@@ -118,13 +138,22 @@ class QuotaStore:
         dynamodb: DynamoDBClient,
         budget: CallBudget,
         sleep: Callable[[float], None] = time.sleep,
+        decisions: DecisionLog | None = None,
     ) -> None:
         self._table = table_name
+        # Held decisions ride each charge's transaction (`decision_log`): no write of their own.
+        self._decisions = decisions
         self._dynamodb = dynamodb
         self._budget = budget
         self._sleep = sleep
         # The budget's TAT as last seen here: guesses which update applies (never trusted).
         self._seen_tat = 0
+        # Each team window's counters as last seen here (read, written, or returned by a
+        # refused write): a charge sets them to known values under a condition that they are
+        # still the ones seen, so the counters after it are known without a read.
+        self._seen: dict[str, dict[str, int]] = {}
+        # The calls of each 5 minutes this store counted or read (a report, never a guard).
+        self._seen_calls: dict[str, int] = {}
 
     @property
     def budget(self) -> CallBudget:
@@ -146,11 +175,21 @@ class QuotaStore:
                 f"this request alone exceeds team {team!r}'s quota of {state.describe()}",
                 headers=self._refusal_headers(team, team_limits, now),
             )
-        team_ops = [self._add(item, charge, guard=True) for item in items]
-        call_id = self._take_call(
-            new_operation_id(request_id), now, team_ops, team=team, items=items, charge=charge
-        )
-        after, budget = self._read(team, team_limits, now)
+        part = _TeamPart(team, items, charge)
+        call_id = self._take_call(new_operation_id(request_id), now, part)
+        if all(part.exact.values()):
+            # One round trip: every window was set to a known value; the budget as known here.
+            used = {
+                limit.name: self._seen[item.key][limit.counter.value]
+                for item in items
+                for limit in item.limits
+            }
+            after = states(team_limits, used, now)
+            budget = self._budget.state(
+                self._seen_tat, _micros(now), self._seen_calls.get(_calls_key(now), 0)
+            )
+        else:  # a window was added to blind (contention): read where it stands
+            after, budget = self._read(team, team_limits, now)
         return Ticket(team, charge, items, tuple(after), call_id, budget, charged_at=now)
 
     def refund(self, ticket: Ticket) -> None:
@@ -160,6 +199,8 @@ class QuotaStore:
             return
         negative = ticket.charge.negated()
         operation = f"{ticket.call_id}#refund"
+        for item in ticket.items:
+            self._seen.pop(item.key, None)  # counters others may move too: read or learnt again
         try:
             self._write(
                 [self._add(item, negative, guard=False) for item in ticket.items],
@@ -180,7 +221,7 @@ class QuotaStore:
         """One more call to Cloudflare (a retry): its id, or None when the budget or a
         cool-down says no. Raises QuotaUnavailable when the store cannot answer."""
         try:
-            return self._take_call(new_operation_id(request_id), now, [])
+            return self._take_call(new_operation_id(request_id), now)
         except GlobalBudgetExceeded:
             return None
 
@@ -285,6 +326,7 @@ class QuotaStore:
         afterwards, leaving the counter a little below zero until the window rolls over."""
         before = self.usage(team, limits, now)
         for item in _window_items(team, limits, now):
+            self._seen.pop(item.key, None)
             names = {f"#c{i}": limit.counter.value for i, limit in enumerate(item.limits)}
             try:
                 self._dynamodb.update_item(
@@ -326,57 +368,153 @@ class QuotaStore:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _take_call(
+    def _take_call(self, operation: str, now: float, part: _TeamPart | None = None) -> str:
+        """One transaction: the team's updates (if any), the cool-down check, one call from the
+        budget, the held decisions that ride along and the marker. Returns the call's id (the
+        operation id)."""
+        # Held decisions ride a charge (a team's request), after the operations whose
+        # cancellation reasons are read by index and before the marker.
+        riders = self._decisions.riders() if self._decisions and part is not None else []
+        try:
+            return self._transact(operation, now, part, riders)
+        except BaseException:
+            if self._decisions and riders:
+                self._decisions.released(riders)  # not written: held for a later charge
+            raise
+
+    def _transact(
         self,
         operation: str,
         now: float,
-        team_ops: list[TransactWriteItemTypeDef],
-        *,
-        team: str = "",
-        items: Sequence[WindowItem] = (),
-        charge: Charge | None = None,
+        part: _TeamPart | None,
+        riders: Sequence[HeldDecision],
     ) -> str:
-        """One transaction: the team's updates (if any), the cool-down check, one call from the
-        budget and the marker. Returns the call's id (the operation id)."""
         now_us = _micros(now)
         idle = self._seen_tat <= now_us
-        cooldown_at, budget_at = len(team_ops), len(team_ops) + 1
+        puts = [self._decisions.put(rider) for rider in riders] if self._decisions else []
         for attempt in range(1, MAX_ATTEMPTS + 1):
             operations = [
-                *team_ops,
+                *(self._team_ops(part) if part is not None else []),
                 self._no_cooldown(now),
                 self._take_one(operation, now_us, idle=idle),
+                *puts,
             ]
             try:
                 self._write(operations, operation, at=now, attempt=attempt, calls=1)
-                self._seen_tat = max(self._seen_tat, now_us + self._budget.interval_us)
-                return operation
             except ClientError as error:
                 if not _is_cancellation(error):
                     raise self._unavailable(error) from None
-                reasons = error.response.get("CancellationReasons", [])
                 if _replayed(error):
-                    return operation  # a late answer: the first try was applied
-                if charge is not None:
-                    self._raise_team_refusal(team, items, charge, reasons, now)
-                self._raise_cooldown(reasons, cooldown_at, now)
-                budget_reason = reasons[budget_at] if budget_at < len(reasons) else {}
-                if budget_reason.get("Code") == _FAILED:
-                    tat = _tat_of(budget_reason.get("Item"))
-                    self._seen_tat = tat
-                    if tat - now_us > self._budget.tolerance_us:
-                        state = self._budget.state(tat, now_us)
-                        raise GlobalBudgetExceeded(
-                            f"the org's Cloudflare budget is spent: {state.describe()}",
-                            headers={"Retry-After": str(state.retry_after)},
-                        ) from None
-                    idle = tat <= now_us  # the guess was wrong: the other update applies
-                    continue
-                if attempt < MAX_ATTEMPTS:
+                    return self._taken(operation, now, idle=idle, part=part)
+                reasons = error.response.get("CancellationReasons", [])
+                at_once, idle = self._after_cancellation(reasons, part, now, idle=idle)
+                if not at_once and attempt < MAX_ATTEMPTS:
                     self._sleep(random.uniform(0.005, 0.02) * attempt)  # noqa: S311 - jitter
             except BotoCoreError as error:
                 raise self._unavailable(error) from None
+            else:
+                return self._taken(operation, now, idle=idle, part=part)
         raise QuotaUnavailable("quota counters are busy; retry shortly")
+
+    def _after_cancellation(
+        self, reasons: Sequence[Any], part: _TeamPart | None, now: float, *, idle: bool
+    ) -> tuple[bool, bool]:
+        """Raises the refusal a cancelled transaction holds; else whether to try again at once
+        (the values it came back with say how) and the budget's state to guess next."""
+        now_us = _micros(now)
+        offset = len(part.items) if part is not None else 0
+        stale = self._learn_or_refuse(part, reasons, now) if part is not None else False
+        self._raise_cooldown(reasons, offset, now)
+        budget_reason = reasons[offset + 1] if offset + 1 < len(reasons) else {}
+        if budget_reason.get("Code") != _FAILED:
+            return stale, idle
+        tat = _tat_of(budget_reason.get("Item"))
+        self._seen_tat = tat
+        if tat - now_us > self._budget.tolerance_us:
+            state = self._budget.state(tat, now_us)
+            raise GlobalBudgetExceeded(
+                f"the org's Cloudflare budget is spent: {state.describe()}",
+                headers={"Retry-After": str(state.retry_after)},
+            ) from None
+        return True, tat <= now_us  # the guess was wrong: the other update applies
+
+    def _team_ops(self, part: _TeamPart) -> list[TransactWriteItemTypeDef]:
+        """Each window set to a known value while that works, else added to under a guard."""
+        operations = []
+        for item in part.items:
+            exact = part.misses.get(item.key, 0) < EXACT_ATTEMPTS and self._fits(item, part.charge)
+            part.exact[item.key] = exact
+            operations.append(
+                self._set(item, part.charge) if exact else self._add(item, part.charge, guard=True)
+            )
+        return operations
+
+    def _taken(
+        self,
+        operation: str,
+        now: float,
+        *,
+        idle: bool,
+        part: _TeamPart | None,
+    ) -> str:
+        """The transaction was applied: what is now known of the counters and the budget."""
+        now_us = _micros(now)
+        # Idle: the TAT was set to exactly this; busy: it moved one interval past a value at
+        # least the one seen (a lower bound, which is all `follow` needs).
+        start = now_us if idle else max(self._seen_tat, now_us)
+        self._seen_tat = start + self._budget.interval_us
+        calls = _calls_key(now)
+        self._seen_calls = {calls: self._seen_calls.get(calls, 0) + 1}
+        if part is not None:
+            if len(self._seen) > MAX_SEEN_ITEMS:
+                self._seen.clear()
+            for item in part.items:
+                if part.exact.get(item.key):
+                    seen = self._seen.setdefault(item.key, {})
+                    for limit in item.limits:
+                        name = limit.counter.value
+                        seen[name] = seen.get(name, 0) + part.charge.amount(limit.counter)
+                else:
+                    self._seen.pop(item.key, None)
+        return operation
+
+    def _fits(self, item: WindowItem, charge: Charge) -> bool:
+        """Whether the window, as last seen here (nothing seen: a new window), has room."""
+        seen = self._seen.get(item.key, {})
+        return all(
+            seen.get(limit.counter.value, 0) + charge.amount(limit.counter) <= limit.limit
+            for limit in item.limits
+        )
+
+    def _set(self, item: WindowItem, charge: Charge) -> TransactWriteItemTypeDef:
+        """`SET` each counter of the item to its value as seen here plus the charge, under the
+        condition that it still holds the value seen (a counter never written holds 0). No
+        concurrent write slips between: a changed counter fails the transaction and comes back
+        with it (`_learn_or_refuse`)."""
+        seen = self._seen.get(item.key, {})
+        names: dict[str, str] = {}
+        values: dict[str, Any] = {":expires": _n(item.expires_at)}
+        sets, conditions = [], []
+        for i, limit in enumerate(item.limits):
+            name = limit.counter.value
+            before = seen.get(name, 0)
+            names[f"#c{i}"] = name
+            values[f":o{i}"] = _n(before)
+            values[f":n{i}"] = _n(before + charge.amount(limit.counter))
+            sets.append(f"#c{i} = :n{i}")
+            conditions.append(
+                f"#c{i} = :o{i}" if before else f"(attribute_not_exists(#c{i}) OR #c{i} = :o{i})"
+            )
+        update: dict[str, Any] = {
+            "TableName": self._table,
+            "Key": {"pk": {"S": item.key}},
+            "UpdateExpression": f"SET {', '.join(sets)}, expires_at = :expires",
+            "ConditionExpression": " AND ".join(conditions),
+            "ExpressionAttributeNames": names,
+            "ExpressionAttributeValues": values,
+            "ReturnValuesOnConditionCheckFailure": "ALL_OLD",
+        }
+        return {"Update": update}  # type: ignore[typeddict-item]
 
     def _write(
         self,
@@ -472,6 +610,9 @@ class QuotaStore:
         tat = _tat_of(found.get(BUDGET_KEY))
         self._seen_tat = max(self._seen_tat, tat)
         calls = int(found.get(_calls_key(now), {}).get("calls", {}).get("N", "0"))
+        self._seen_calls = {_calls_key(now): calls}
+        for item in items:
+            self._seen[item.key] = {limit.counter.value: used[limit.name] for limit in item.limits}
         return states(team_limits, used, now), self._budget.state(tat, _micros(now), calls)
 
     def _add(self, item: WindowItem, charge: Charge, *, guard: bool) -> TransactWriteItemTypeDef:
@@ -512,16 +653,12 @@ class QuotaStore:
             }
         }
 
-    def _raise_team_refusal(
-        self,
-        team: str,
-        items: Sequence[WindowItem],
-        charge: Charge,
-        reasons: Sequence[Any],
-        now: float,
-    ) -> None:
-        """A team window that refused the charge becomes the team's 429."""
-        for item, reason in zip(items, reasons, strict=False):
+    def _learn_or_refuse(self, part: _TeamPart, reasons: Sequence[Any], now: float) -> bool:
+        """A team window that refused the charge: with no room, the team's 429; with room, it
+        only held other values than those seen (set again with them, counted as a miss).
+        Whether any did."""
+        stale = False
+        for item, reason in zip(part.items, reasons, strict=False):
             if reason.get("Code") != _FAILED:
                 continue
             old = reason.get("Item") or {}
@@ -529,16 +666,23 @@ class QuotaStore:
                 limit.name: int(old.get(limit.counter.value, {}).get("N", "0"))
                 for limit in item.limits
             }
-            hit = first_exceeded(item.limits, used, charge) or item.limits[0]
+            self._seen[item.key] = {limit.counter.value: used[limit.name] for limit in item.limits}
+            hit = first_exceeded(item.limits, used, part.charge)
+            if hit is None and part.exact.get(item.key):
+                part.misses[item.key] = part.misses.get(item.key, 0) + 1
+                stale = True
+                continue
+            hit = hit or item.limits[0]
             state = LimitState(hit, used.get(hit.name, 0), hit.reset_seconds(now))
-            team_limits = [limit for window in items for limit in window.limits]
+            team_limits = [limit for window in part.items for limit in window.limits]
             raise QuotaExceeded(
-                f"team {team!r} has used its quota of {state.describe()}",
+                f"team {part.team!r} has used its quota of {state.describe()}",
                 headers={
-                    **self._refusal_headers(team, team_limits, now),
+                    **self._refusal_headers(part.team, team_limits, now),
                     "Retry-After": str(state.reset_seconds),
                 },
             )
+        return stale
 
     @staticmethod
     def _raise_cooldown(reasons: Sequence[Any], index: int, now: float) -> None:

@@ -412,8 +412,8 @@ def _accept_decoded(
     sizes = _entry_columns(entries.values(), count, limits, typed=typed)
     if sizes is None:
         return None
-    total_bytes, largest = sizes
-    canonical = not escaped and _canonical(raw, paths)
+    total_bytes, largest, smallest = sizes
+    canonical = not escaped and _canonical(raw, paths, smallest)
     return Manifest(
         entries=entries,
         total_bytes=total_bytes,
@@ -484,14 +484,14 @@ def _each_path_valid(paths: Iterable[str]) -> bool:
 
 def _entry_columns(
     values: Collection[Any], count: int, limits: ManifestLimits, *, typed: bool
-) -> tuple[int, int] | None:
-    """(total bytes, largest size), when every entry's hash and size are valid.
+) -> tuple[int, int, int] | None:
+    """(total bytes, largest size, smallest size), when every entry's hash and size are valid.
 
     The key count in `_fast_manifest` already made each entry exactly {hash, size} once both
     are found here.
     """
     if not count:
-        return 0, 0
+        return 0, 0, 0
     try:
         sizes = list(map(_SIZE_OF, values))
         hashes = "\n".join(map(_HASH_OF, values))
@@ -514,17 +514,19 @@ def _entry_columns(
     if not typed and set(map(type, sizes)) != {int}:
         return None
     largest: int = max(sizes)
-    if min(sizes) < 0 or largest > limits.max_file_bytes:
+    smallest: int = min(sizes)
+    if smallest < 0 or largest > limits.max_file_bytes:
         return None
     total: int = sum(sizes)
-    return total, largest
+    return total, largest, smallest
 
 
-def _canonical(raw: bytes, paths: _PathFacts) -> bool:
+def _canonical(raw: bytes, paths: _PathFacts, smallest: int) -> bool:
     """`raw`, a valid manifest without escapes, is byte for byte what `Manifest.to_body`
     writes: ASCII, no blank outside a string (the only strings that may hold a space are paths;
     no string holds a raw tab or newline), no size written -0 (json writes 0; a minus sign
-    outside strings can only start a number, and -0 is the only valid size that has one).
+    outside strings can only start a number, and -0 is the only valid size that has one: with
+    no size 0, `smallest` > 0, none is written -0, uncounted).
 
     Each check looks for a byte that is usually absent (fast) before counting."""
     return (
@@ -533,5 +535,5 @@ def _canonical(raw: bytes, paths: _PathFacts) -> bool:
         and b"\t" not in raw
         and b"\r" not in raw
         and (b" " not in raw or raw.count(b" ") == paths.spaces)
-        and (b"-0" not in raw or raw.count(b"-") == paths.dashes)
+        and (b"-0" not in raw or smallest > 0 or raw.count(b"-") == paths.dashes)
     )

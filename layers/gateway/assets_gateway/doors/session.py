@@ -79,6 +79,7 @@ class _Progress:
     limits: Sequence[Limit] = ()
     ticket: Ticket | None = None
     manifest: Manifest | None = None
+    decided_at: float | None = None  # the recorded decision's time (its key: held again, same)
 
 
 class SessionService:
@@ -140,7 +141,8 @@ class SessionService:
             record.latency_ms = self._elapsed_ms(started)
             self._audit.record(record)
             raise
-        if not request.dry_run:
+        if not request.dry_run and result.outcome is not Outcome.ALLOWED:
+            # An allowed request's decision rode its charge (held just before it).
             self._remember(request, record, progress, result.outcome)
         return self._finish(record, result, started)
 
@@ -187,12 +189,16 @@ class SessionService:
         self, request: SessionRequest, record: AuditRecord, progress: _Progress, outcome: Outcome
     ) -> None:
         """Keep what the policy judged, for admins replaying a proposed policy: refused callers,
-        and every request whose manifest was read (whatever quotas or Cloudflare said after)."""
+        and every request whose manifest was read (whatever quotas or Cloudflare said after).
+        Held, not written: the environment's next quota charge carries it (`DecisionRecorder`),
+        so a refusal before the quota step writes nothing but its audit line."""
         if self._decisions is None:
             return
         manifest = progress.manifest
         if manifest is None and outcome is not Outcome.REFUSED_CALLER:
             return
+        if progress.decided_at is None:
+            progress.decided_at = self._now()
         summary = None
         if manifest is not None:
             summary = ManifestSummary(
@@ -200,9 +206,9 @@ class SessionService:
                 total_bytes=manifest.total_bytes,
                 largest_file_bytes=manifest.largest_file_bytes,
             )
-        self._decisions.record(
+        self._decisions.hold(
             RecordedDecision(
-                at=self._now(),
+                at=progress.decided_at,
                 request_id=request.request_id,
                 door=request.caller.source,
                 principal=request.caller.principal_arn,
@@ -282,6 +288,9 @@ class SessionService:
                 record=record,
             )
         _enforce(stored.policy, team, limits, request.target, manifest)
+        # Its decision rides the charge's transaction: one round trip for both. Should the
+        # charge be refused, the refusal's decision replaces it (and rides a later charge).
+        self._remember(request, record, progress, Outcome.ALLOWED)
         # Quota comes after validation and policy: a bad request never consumes any.
         now = self._now()
         ticket = progress.ticket = self._quotas.charge(

@@ -73,6 +73,7 @@ def _pipeline_parts(
     aws: boto3.Session,
     quotas: QuotaGate | None,
     restore: AfterRestore,
+    decisions: DecisionLog | None = None,
 ) -> _PipelineParts:
     quiet_sdk_debug_logs()
     policies = aws.resource("dynamodb", config=AWS_CLIENT_CONFIG)
@@ -88,6 +89,7 @@ def _pipeline_parts(
             table_name=settings.quota_table_name,
             dynamodb=restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG)),
             budget=CallBudget.for_ceiling(settings.global_budget_per_5_minutes),
+            decisions=decisions,
         ),
         tokens=TokenProvider(
             secret_id=settings.cloudflare_token_secret_id,
@@ -133,13 +135,17 @@ def build_session_service(
 ) -> SessionService:
     aws = aws or boto3.Session()
     restore = restore or AfterRestore()
-    parts = _pipeline_parts(settings, http=http, aws=aws, quotas=quotas, restore=restore)
+    # Held decisions ride the quota store's charges: one log for both (`decision_log`).
+    decisions = _decision_log(settings, aws, restore) if quotas is None else None
+    parts = _pipeline_parts(
+        settings, http=http, aws=aws, quotas=quotas, restore=restore, decisions=decisions
+    )
     return SessionService(
         **parts._asdict(),
         audit=audit or LoggerAuditSink(),
         max_request_body_bytes=max_request_body_bytes or settings.max_request_body_bytes,
         max_inflated_body_bytes=settings.max_inflated_body_bytes,
-        decisions=_decision_log(settings, aws, restore),
+        decisions=decisions,
         now=now,
     )
 

@@ -15,7 +15,15 @@ class DecisionRecorder(Protocol):
     """How the session door keeps a decision. Never fails a request: a decision that cannot be
     kept is only logged."""
 
-    def record(self, decision: RecordedDecision, paths: list[str] | None = None) -> None: ...
+    def record(self, decision: RecordedDecision, paths: list[str] | None = None) -> None:
+        """Write it now (the deploy door)."""
+        ...
+
+    def hold(self, decision: RecordedDecision, paths: list[str] | None = None) -> None:
+        """Keep it until a write the request makes anyway carries it: the next quota charge of
+        this execution environment (the session door, issue 15: no write of its own). Held
+        again under the same request id, the later decision replaces the earlier one."""
+        ...
 
 
 class RecordedDecisions(Protocol):
