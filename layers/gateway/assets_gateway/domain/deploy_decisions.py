@@ -14,7 +14,7 @@ import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from assets_gateway.domain.deploy_policy import (
     EffectiveDeployRules,
@@ -27,7 +27,9 @@ from assets_gateway.domain.deploy_policy import (
 from assets_gateway.domain.errors import Problem
 from assets_gateway.domain.globs import GlobSet
 from assets_gateway.domain.worker_metadata import BindingKind, BindingSummary
-from assets_gateway.domain.worker_upload import UploadSummary
+
+if TYPE_CHECKING:  # imported where used: the session and S3 functions never parse an upload
+    from assets_gateway.domain.worker_upload import UploadSummary
 
 
 class DeployCall(StrEnum):
@@ -78,6 +80,8 @@ class JudgedDeploy:
         upload = None
         facts = record.get("upload")
         if isinstance(facts, Mapping):
+            from assets_gateway.domain.worker_upload import UploadSummary  # noqa: PLC0415
+
             upload = UploadSummary(
                 main_module=None,
                 body_part=None,

@@ -29,7 +29,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StrictBool, ValidationError
 from pydantic_core import PydanticCustomError
@@ -38,8 +38,11 @@ from assets_gateway.domain.errors import GatewayError, InvalidDeployRequest, Pro
 from assets_gateway.domain.globs import Glob, GlobSet
 from assets_gateway.domain.request_body import parse_json_body
 from assets_gateway.domain.worker_metadata import BINDING_TYPES, BindingKind, BindingSummary
-from assets_gateway.domain.worker_upload import MAX_INFLATED_BYTES, MIB, UploadSummary
+from assets_gateway.domain.worker_sizes import MAX_INFLATED_BYTES, MIB
 from assets_gateway_common.json_pointer import json_pointer
+
+if TYPE_CHECKING:  # the session and S3 functions load this module, never the upload's parser
+    from assets_gateway.domain.worker_upload import UploadSummary
 
 # Binding types a team may attach when neither its policy nor the defaults say otherwise.
 BUILT_IN_BINDINGS = ("assets", "plain_text", "json", "secret_text", "version_metadata")
@@ -352,7 +355,7 @@ class DeploymentRequest:
 
 
 class _Version(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, defer_build=True)
 
     version_id: str = Field(min_length=1)
     percentage: float = Field(ge=0, le=100)
@@ -361,7 +364,7 @@ class _Version(BaseModel):
 class _Deployment(BaseModel):
     """The body wrangler sends (`annotations`, `code_update_strategy` and others kept)."""
 
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, defer_build=True)
 
     strategy: str
     versions: list[_Version] = Field(min_length=1, max_length=2)

@@ -100,7 +100,7 @@ _DATE = re.compile(r"\d{4}-\d{2}-\d{2}")
 class Binding(BaseModel):
     """One binding: its `type` and `name` checked, every other field kept as sent."""
 
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, defer_build=True)
 
     type: str = Field(min_length=1)
     name: str = Field(min_length=1)
@@ -113,14 +113,14 @@ class Binding(BaseModel):
 class AssetsMetadata(BaseModel):
     """`assets: {jwt, config}`: the completion token from the asset upload, and its settings."""
 
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, defer_build=True)
 
     jwt: SecretStr | None = None
     config: dict[str, Any] | None = None
 
 
 class TailConsumer(BaseModel):
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, defer_build=True)
 
     service: str = Field(min_length=1)
     environment: str | None = None
@@ -130,7 +130,7 @@ class TailConsumer(BaseModel):
 class WorkerMetadata(BaseModel):
     """The metadata part. Fields the policy reads are typed; the rest are kept as sent."""
 
-    model_config = ConfigDict(extra="allow", strict=True, frozen=True)
+    model_config = ConfigDict(extra="allow", strict=True, frozen=True, defer_build=True)
 
     main_module: str | None = Field(default=None, min_length=1)
     body_part: str | None = Field(default=None, min_length=1)

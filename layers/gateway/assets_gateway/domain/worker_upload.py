@@ -40,12 +40,10 @@ from assets_gateway.domain.worker_metadata import (
     parse_worker_metadata,
     summarise_bindings,
 )
+from assets_gateway.domain.worker_sizes import MAX_INFLATED_BYTES, MIB
 
-MIB = 1024 * 1024
 # Lambda's synchronous payload limit is 6 MB; the door may be given less.
 MAX_WIRE_BYTES = 6 * 1000 * 1000
-# Cloudflare refuses a Worker past 64 MiB uncompressed (and 10 MB compressed on paid plans).
-MAX_INFLATED_BYTES = 64 * MIB
 MAX_METADATA_BYTES = 1 * MIB
 # JSON values (json_values.holds_at_most) the metadata may hold: a 1 MiB part of `[{},{},…]`
 # would build ~350,000 dicts (26 MiB). wrangler's metadata holds a few per binding; 128 `json`

@@ -27,7 +27,6 @@ from assets_gateway.adapters.policy_store import PolicyStore
 from assets_gateway.adapters.quota_store import QuotaStore
 from assets_gateway.domain.circuit import CircuitBreaker
 from assets_gateway.domain.quota import CallBudget
-from assets_gateway.doors.deploy import DeployService
 from assets_gateway.doors.session import SessionService
 from assets_gateway.lambda_glue.api_idempotency import IdempotentSessions
 from assets_gateway.lambda_glue.settings import AdminSettings, ManifestDoorSettings, Settings
@@ -40,6 +39,7 @@ if TYPE_CHECKING:
 
     from assets_gateway.adapters.s3_holds import ManifestHolds
     from assets_gateway.doors.admin.door import AdminService
+    from assets_gateway.doors.deploy import DeployService
     from assets_gateway.doors.s3 import ManifestDoor
     from assets_gateway.lambda_glue.manifest_records import ManifestRecords
 
@@ -151,6 +151,10 @@ def build_session_service(
 
 
 def build_deploy_service(settings: Settings, *, restore: AfterRestore) -> DeployService:
+    # Imported here: the session and S3 functions share this module and never deploy, and the
+    # deploy door brings the Worker upload's parser and models (cold start, issue 15).
+    from assets_gateway.doors.deploy import DeployService  # noqa: PLC0415
+
     aws = boto3.Session()
     parts = _pipeline_parts(settings, http=None, aws=aws, quotas=None, restore=restore)
     return DeployService(
