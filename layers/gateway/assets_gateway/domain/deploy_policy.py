@@ -37,7 +37,12 @@ from pydantic_core import PydanticCustomError
 from assets_gateway.domain.errors import GatewayError, InvalidDeployRequest, Problem
 from assets_gateway.domain.globs import Glob, GlobSet
 from assets_gateway.domain.request_body import parse_json_body
-from assets_gateway.domain.worker_metadata import BINDING_TYPES, BindingKind, BindingSummary
+from assets_gateway.domain.worker_metadata import (
+    BINDING_TYPES,
+    BindingKind,
+    BindingSummary,
+    WorkerMetadata,
+)
 from assets_gateway.domain.worker_sizes import MAX_INFLATED_BYTES, MIB
 from assets_gateway_common.json_pointer import json_pointer
 
@@ -368,6 +373,15 @@ class _Deployment(BaseModel):
 
     strategy: str
     versions: list[_Version] = Field(min_length=1, max_length=2)
+
+
+def build_request_models() -> None:
+    """Builds the validators of the deploy requests' models now. They are deferred at import
+    (`defer_build`): the session and S3 functions load this module for the policy and never
+    validate a deploy request. The deploy function calls this at init, so that the work is done
+    once, in SnapStart's snapshot, rather than by its first request."""
+    for model in (WorkerMetadata, _Deployment):  # the nested models are built into theirs
+        model.model_rebuild(force=True)
 
 
 def parse_json_object(body: bytes, what: str) -> dict[str, Any]:

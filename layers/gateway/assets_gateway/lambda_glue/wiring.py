@@ -26,6 +26,7 @@ from assets_gateway.adapters.decision_log import DecisionLog
 from assets_gateway.adapters.policy_store import PolicyStore
 from assets_gateway.adapters.quota_store import QuotaStore
 from assets_gateway.domain.circuit import CircuitBreaker
+from assets_gateway.domain.deploy_policy import build_request_models
 from assets_gateway.domain.quota import CallBudget
 from assets_gateway.doors.session import SessionService
 from assets_gateway.lambda_glue.api_idempotency import IdempotentSessions
@@ -155,6 +156,7 @@ def build_deploy_service(settings: Settings, *, restore: AfterRestore) -> Deploy
     # deploy door brings the Worker upload's parser and models (cold start, issue 15).
     from assets_gateway.doors.deploy import DeployService  # noqa: PLC0415
 
+    build_request_models()
     aws = boto3.Session()
     parts = _pipeline_parts(settings, http=None, aws=aws, quotas=None, restore=restore)
     return DeployService(
