@@ -10,7 +10,6 @@ assets JWT).
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import StrEnum
@@ -18,8 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 from assets_gateway.domain.deploy_policy import (
     EffectiveDeployRules,
+    deployment_of,
     deployment_reasons,
-    parse_deployment,
     script_settings_reasons,
     subdomain_reasons,
     upload_reasons,
@@ -116,8 +115,7 @@ def deploy_reasons(
     if judged.call is DeployCall.WORKER_UPLOAD and judged.upload is not None:
         return upload_reasons(team_name, rules, own_scripts, judged.upload)
     if judged.call is DeployCall.DEPLOYMENT:
-        deployment = parse_deployment(json.dumps(body).encode())
-        return deployment_reasons(team_name, rules, deployment)
+        return deployment_reasons(team_name, rules, deployment_of(body))
     if judged.call is DeployCall.SCRIPT_SETTINGS:
         return script_settings_reasons(team_name, rules, own_scripts, body)
     if judged.call is DeployCall.SUBDOMAIN:

@@ -404,7 +404,11 @@ def parse_json_object(body: bytes, what: str) -> dict[str, Any]:
 
 def parse_deployment(body: bytes) -> DeploymentRequest:
     """`{"strategy": "percentage", "versions": [{version_id, percentage}, …]}` checked whole."""
-    document = parse_json_object(body, "deployment")
+    return deployment_of(parse_json_object(body, "deployment"))
+
+
+def deployment_of(document: Mapping[str, Any]) -> DeploymentRequest:
+    """A deployment body already read as a JSON object, checked whole."""
     try:
         parsed = _Deployment.model_validate(document)
     except ValidationError as error:

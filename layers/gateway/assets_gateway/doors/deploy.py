@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from assets_gateway.domain.deploy_decisions import DeployCall, JudgedDeploy, deploy_reasons
-from assets_gateway.domain.deploy_policy import parse_deployment, parse_json_object
+from assets_gateway.domain.deploy_policy import deployment_of, parse_json_object
 from assets_gateway.domain.envelope import Reply, error_reply, success_reply
 from assets_gateway.domain.errors import (
     DeployDenied,
@@ -274,7 +274,7 @@ class DeployService:
             document = parse_json_object(body, _WHAT[request.kind])
             judged = JudgedDeploy(request.kind, body=document)
             if request.kind is DeployCall.DEPLOYMENT:
-                deployment = parse_deployment(body)
+                deployment = deployment_of(document)
                 record.deploy = {
                     "versions": {v.version_id: v.percentage for v in deployment.versions}
                 }
