@@ -18,12 +18,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from cloudflare_stack import uploaded_hashes, write_assets_project
 from wrangler_cli import WRANGLER, ConnectionTrap, WranglerRun, offline_env, run_wrangler
 
 from gateway_local.aws_resources import REPO_ROOT
 from gateway_local.cloudflare_emulator import Fault, RecordedCall
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, demo_policy
-from gateway_local.emulator_wire import parse_multipart
 from gateway_local.emulator_workers import Script, ScriptKey
 from gateway_local.stack import LocalStack
 
@@ -68,12 +68,7 @@ class Project:
 @pytest.fixture
 def project(stack: LocalStack, tmp_path: Path) -> Iterator[Project]:
     root = tmp_path / "site"
-    (root / "public").mkdir(parents=True)
-    for index in range(ASSET_COUNT):
-        (root / "public" / f"page-{index}.html").write_text(f"<h1>page {index}</h1>\n")
-    (root / "index.js").write_text(
-        "export default { fetch(request, env) { return env.ASSETS.fetch(request); } };\n"
-    )
+    write_assets_project(root, assets=ASSET_COUNT, module="index.js")
     home = tmp_path / "home"
     home.mkdir()
     with closing(ConnectionTrap()) as trap:
@@ -95,15 +90,6 @@ def project(stack: LocalStack, tmp_path: Path) -> Iterator[Project]:
         project.configure()
         yield project
         assert trap.requests == [], "wrangler tried to reach beyond 127.0.0.1"
-
-
-def uploaded_hashes(calls: list[RecordedCall]) -> list[str]:
-    return [
-        part.name
-        for call in calls
-        if call.path.endswith("/workers/assets/upload")
-        for part in parse_multipart(call.headers.get("content-type"), call.body)
-    ]
 
 
 def governed(calls: list[RecordedCall]) -> list[RecordedCall]:
