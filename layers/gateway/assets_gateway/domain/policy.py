@@ -194,6 +194,15 @@ class PolicyDocument(BaseModel):
     def team_of(self, principal_arn: str) -> str | None:
         return self._team_by_principal.get(normalise_principal(principal_arn))
 
+    @cached_property
+    def _deploy_rules(self) -> Mapping[str, EffectiveDeployRules]:
+        """Each team's deploy rules, resolved once per document (they do not depend on the
+        moment), so requests reuse them and their compiled globs."""
+        return {
+            name: effective_deploy_rules(team.deploy, self.defaults.deploy)
+            for name, team in self.teams.items()
+        }
+
     def limits_of(self, team: str, at: datetime | None = None) -> EffectiveLimits:
         """The team's limits; with `at`, its grants active at that moment are added."""
         own, defaults = self.teams[team], self.defaults
@@ -219,7 +228,7 @@ class PolicyDocument(BaseModel):
             max_file_bytes=max_file_bytes,
             require_full_hash=full_hash,
             quotas=quotas,
-            deploy=effective_deploy_rules(own.deploy, defaults.deploy),
+            deploy=self._deploy_rules[team],
         )
 
     def active_grants(self, team: str, at: datetime) -> list[Grant]:
