@@ -16,6 +16,7 @@ from pydantic import SecretStr
 from assets_gateway.domain import quota
 from assets_gateway.domain.policy import SessionTarget
 from assets_gateway.ports.audit import AuditRecord
+from assets_gateway.ports.idempotency import KeyClaim
 from assets_gateway.ports.policy_source import StoredPolicy
 from assets_gateway.ports.quota import Ticket
 from assets_gateway.ports.upstream import AttemptMeter, UpstreamAnswer
@@ -62,6 +63,8 @@ class AdmitAll:
         charge: quota.Charge,
         now: float,
         request_id: str = "",
+        *,
+        claim: KeyClaim | None = None,
     ) -> Ticket:
         return Ticket(team=team, charge=charge, items=(), after=())
 

@@ -31,8 +31,9 @@ from collections.abc import Callable
 
 import httpx
 
+from assets_gateway.lambda_glue.api_idempotency import IdempotentSessions
 from assets_gateway.lambda_glue.settings import Settings
-from assets_gateway.lambda_glue.wiring import build_idempotent_sessions, build_session_service
+from assets_gateway.lambda_glue.wiring import build_session_service
 from bench_support import AdmitAll, manifest_body, roomy_policy, signed_client
 from gateway_local.demo import DEMO_ACCOUNT_ID, WEB_DEPLOYER, WEB_SCRIPT
 from gateway_local.stack import LocalStack, StackOptions
@@ -133,7 +134,7 @@ def main() -> None:
             for variant in variants:
                 service = build_session_service(variant, aws=stack.aws, quotas=AdmitAll())
                 vars(stack.session_api).update(
-                    service=service, sessions=build_idempotent_sessions(service, variant)
+                    service=service, sessions=IdempotentSessions(service)
                 )
                 in_memory.append(compare(through_small, direct_small, args.requests))
                 stack.emulator.reset()

@@ -34,6 +34,7 @@ from assets_gateway.domain.quota import CallBudget, Charge, Limit, TeamQuotas
 from assets_gateway.doors.session import SessionService
 from assets_gateway.lambda_glue.settings import Settings
 from assets_gateway.lambda_glue.wiring import AWS_CLIENT_CONFIG, build_session_service
+from assets_gateway.ports.idempotency import KeyClaim
 from assets_gateway.ports.quota import Ticket
 from gateway_local.demo import (
     demo_policy,
@@ -136,11 +137,18 @@ class TimedQuotas(QuotaStore):
     charges: list[float]
 
     def charge(
-        self, team: str, limits: Sequence[Limit], charge: Charge, now: float, request_id: str = ""
+        self,
+        team: str,
+        limits: Sequence[Limit],
+        charge: Charge,
+        now: float,
+        request_id: str = "",
+        *,
+        claim: KeyClaim | None = None,
     ) -> Ticket:
         started = time.perf_counter()
         try:
-            return super().charge(team, limits, charge, now, request_id)
+            return super().charge(team, limits, charge, now, request_id, claim=claim)
         finally:
             self.charges.append(time.perf_counter() - started)
 

@@ -6,7 +6,8 @@ from __future__ import annotations
 from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
-from assets_gateway.lambda_glue.wiring import build_idempotent_sessions, build_session_service
+from assets_gateway.lambda_glue.snapstart import AfterRestore
+from assets_gateway.lambda_glue.wiring import build_session_api
 from gateway_local.api_front import lambda_context
 from gateway_local.aws_resources import local_aws_session
 
@@ -36,12 +37,11 @@ class CallCounter:
 
 
 def counted_session_api(settings: Settings) -> tuple[CallCounter, IdempotentSessions]:
-    """The session function's core as `build_session_api` builds it (the same wiring
-    functions), on one boto3 session whose calls are counted."""
+    """The session function's core as the handler builds it, on one boto3 session whose calls
+    are counted."""
     aws = local_aws_session()
     counter = CallCounter(aws)
-    service = build_session_service(settings, aws=aws)
-    sessions = build_idempotent_sessions(service, settings, aws=aws)
-    # As the handler does: Powertools bounds an in-progress record by the time left.
+    _, sessions = build_session_api(settings, restore=AfterRestore(), aws=aws)
+    # As the handler does: a claimed key is held at most for the time left.
     sessions.register_lambda_context(cast("Any", lambda_context("counted-session-api")))
     return counter, sessions

@@ -1,5 +1,7 @@
 """`Idempotency-Key` on the API door, over HTTP: a retried request gets the first answer without
-calling Cloudflare or charging quota again; the same key with another body is 409 19040."""
+calling Cloudflare or charging quota again; the same key with another body is 409 19040. The key
+is claimed by the request's quota charge (one transaction): a request refused before the charge
+claims nothing."""
 
 from __future__ import annotations
 
@@ -117,13 +119,40 @@ def test_answers_worth_retrying_are_not_remembered(stack: LocalStack) -> None:
     assert sessions_charged(stack) == 1
 
 
-def test_final_refusals_are_remembered_too(stack: LocalStack) -> None:
+def test_a_final_refusal_by_cloudflare_is_remembered_too(stack: LocalStack) -> None:
     key = {"Idempotency-Key": "deploy-4714"}
+    stack.emulator.inject_fault(Fault(status=400))
+    with signed_client(WEB_DEPLOYER) as web:
+        first = web.post(session_url(stack), json=body("a.html"), headers=key)
+        second = web.post(session_url(stack), json=body("a.html"), headers=key)
+    assert first.status_code == second.status_code == 400
+    assert second.json() == first.json()
+    assert second.headers["Idempotent-Replayed"] == "true"
+    assert calls(stack) == 1
+
+
+def key_records(stack: LocalStack) -> set[str]:
+    dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
+    items = dynamodb.scan(TableName=stack.names.control_table)["Items"]
+    return {item["id"]["S"] for item in items if item["id"]["S"].startswith("api-session#")}
+
+
+def test_a_request_refused_before_its_charge_claims_no_key(stack: LocalStack) -> None:
+    """Refused by the policy, it leaves no record: its retry is judged again (the same refusal,
+    no replay), and the key stays free for the request the caller meant."""
+    key = {"Idempotency-Key": "deploy-4720"}
+    before = key_records(stack)
     with signed_client(WEB_DEPLOYER) as web:
         first = web.post(session_url(stack, "docs"), json=body("a.html"), headers=key)
         second = web.post(session_url(stack, "docs"), json=body("a.html"), headers=key)
+        assert key_records(stack) == before
+        meant = web.post(session_url(stack), json=body("b.html"), headers=key)
     assert first.status_code == second.status_code == 403
-    assert second.headers["Idempotent-Replayed"] == "true"
+    assert second.json()["errors"] == first.json()["errors"]
+    assert "Idempotent-Replayed" not in second.headers
+    assert meant.status_code == 200
+    assert len(key_records(stack) - before) == 1
+    assert calls(stack) == 1
 
 
 def test_malformed_keys_are_refused(stack: LocalStack) -> None:
@@ -192,18 +221,21 @@ def test_a_replay_is_refused_while_the_gateway_refuses_the_caller(
         admin_post(stack, restore)
         resumed = web.post(session_url(stack), json=body("a.html"), headers=key)
     assert first.status_code == 200
-    # The replay gets a refusal of its own, not the first answer (nor its JWT) ...
+    # The retry gets a refusal of its own, not the first answer (nor its JWT) ...
     assert refused.status_code == status
     assert refused.json()["errors"][0]["code"] == code
     assert first.json()["result"]["jwt"] not in refused.text
     assert "Idempotent-Replayed" not in refused.headers
-    # ... audited as that refusal, of a replay ...
+    # ... audited as that refusal (before the charge, where the key is looked at) ...
     [refusal] = audit.of(refused.headers["X-Request-Id"])
     assert (refusal["outcome"], refusal["code"], refusal["team"]) == audited
-    assert refusal["replay_of"] == first.headers["X-Request-Id"]
-    # ... and once the gateway serves the caller again, the replay is the first answer.
+    # ... and once the gateway serves the caller again, the retry is the first answer.
     assert resumed.status_code == 200
     assert resumed.json() == first.json()
+    assert resumed.headers["Idempotent-Replayed"] == "true"
+    assert (
+        audit.of(resumed.headers["X-Request-Id"])[0]["replay_of"] == first.headers["X-Request-Id"]
+    )
     assert calls(stack) == 1
     assert sessions_charged(stack) == 1
 
@@ -219,6 +251,8 @@ def test_a_replay_is_refused_once_the_caller_left_its_team(stack: LocalStack) ->
         moved = demo_policy()
         moved["teams"]["web"]["principals"] = ["arn:aws:iam::111111111111:role/someone-else"]
         moved["teams"]["docs"]["principals"].append("arn:aws:iam::111111111111:role/web-deployer")
+        moved["teams"]["docs"]["scripts"].append("web-*")  # so it reaches the key's record
+        moved["teams"]["docs"]["paths"].append("/**")
         stack.publish_policy(moved)
         elsewhere = web.post(session_url(stack), json=body("a.html"), headers=key)
     assert first.status_code == 200

@@ -109,6 +109,10 @@ class DecisionLog:
         while flush and (batch := self.riders(MAX_HELD, MAX_HELD_BYTES)):
             self._write_batch(batch)
 
+    def withdraw(self, request_id: str) -> None:
+        with self._lock:
+            self._held.pop(request_id, None)
+
     def riders(
         self, max_items: int = MAX_RIDERS, max_bytes: int = MAX_RIDERS_BYTES
     ) -> list[HeldDecision]:

@@ -53,6 +53,7 @@ from assets_gateway.domain.quota import (
     ratelimit_headers,
     states,
 )
+from assets_gateway.ports.idempotency import KeyClaim, KeyClaimed
 from assets_gateway.ports.quota import Ticket, WindowItem
 
 if TYPE_CHECKING:
@@ -60,6 +61,7 @@ if TYPE_CHECKING:
     from mypy_boto3_dynamodb.type_defs import TransactWriteItemTypeDef
 
     from assets_gateway.adapters.decision_log import DecisionLog, HeldDecision
+    from assets_gateway.adapters.key_records import KeyRecordStore
 
 logger = Logger(child=True)
 
@@ -139,10 +141,13 @@ class QuotaStore:
         budget: CallBudget,
         sleep: Callable[[float], None] = time.sleep,
         decisions: DecisionLog | None = None,
+        keys: KeyRecordStore | None = None,
     ) -> None:
         self._table = table_name
         # Held decisions ride each charge's transaction (`decision_log`): no write of their own.
         self._decisions = decisions
+        # So do the Idempotency-Key claims of the requests charged (`key_records`).
+        self._keys = keys
         self._dynamodb = dynamodb
         self._budget = budget
         self._sleep = sleep
@@ -162,10 +167,18 @@ class QuotaStore:
     # -- the team's quota and the first call, all or nothing --------------------------------
 
     def charge(
-        self, team: str, limits: Sequence[Limit], charge: Charge, now: float, request_id: str = ""
+        self,
+        team: str,
+        limits: Sequence[Limit],
+        charge: Charge,
+        now: float,
+        request_id: str = "",
+        *,
+        claim: KeyClaim | None = None,
     ) -> Ticket:
-        """Take `charge` from every team limit and one call from the org's budget at once, or
-        raise with what refused it."""
+        """Take `charge` from every team limit and one call from the org's budget at once, and
+        claim the request's Idempotency-Key with them, or raise with what refused it (a claimed
+        key first: `KeyClaimed`)."""
         team_limits = [limit for limit in limits if limit.scope is Scope.TEAM]
         items = _window_items(team, team_limits, now)
         too_big = first_exceeded(team_limits, {}, charge)
@@ -176,7 +189,7 @@ class QuotaStore:
                 headers=self._refusal_headers(team, team_limits, now),
             )
         part = _TeamPart(team, items, charge)
-        call_id = self._take_call(new_operation_id(request_id), now, part)
+        call_id = self._take_call(new_operation_id(request_id), now, part, claim)
         if all(part.exact.values()):
             # One round trip: every window was set to a known value; the budget as known here.
             used = {
@@ -368,15 +381,21 @@ class QuotaStore:
 
     # -- internals ---------------------------------------------------------------------------
 
-    def _take_call(self, operation: str, now: float, part: _TeamPart | None = None) -> str:
+    def _take_call(
+        self,
+        operation: str,
+        now: float,
+        part: _TeamPart | None = None,
+        claim: KeyClaim | None = None,
+    ) -> str:
         """One transaction: the team's updates (if any), the cool-down check, one call from the
-        budget, the held decisions that ride along and the marker. Returns the call's id (the
-        operation id)."""
+        budget, the key's claim (if any), the held decisions that ride along and the marker.
+        Returns the call's id (the operation id)."""
         # Held decisions ride a charge (a team's request), after the operations whose
         # cancellation reasons are read by index and before the marker.
         riders = self._decisions.riders() if self._decisions and part is not None else []
         try:
-            return self._transact(operation, now, part, riders)
+            return self._transact(operation, now, part, riders, claim)
         except BaseException:
             if self._decisions and riders:
                 self._decisions.released(riders)  # not written: held for a later charge
@@ -388,10 +407,15 @@ class QuotaStore:
         now: float,
         part: _TeamPart | None,
         riders: Sequence[HeldDecision],
+        claim: KeyClaim | None = None,
     ) -> str:
         now_us = _micros(now)
         idle = self._seen_tat <= now_us
         puts = [self._decisions.put(rider) for rider in riders] if self._decisions else []
+        if claim is not None:
+            if self._keys is None:
+                raise ValueError("this quota store keeps no Idempotency-Key records")
+            puts.insert(0, self._keys.claim_put(claim, now))
         for attempt in range(1, MAX_ATTEMPTS + 1):
             operations = [
                 *(self._team_ops(part) if part is not None else []),
@@ -407,6 +431,12 @@ class QuotaStore:
                 if _replayed(error):
                     return self._taken(operation, now, idle=idle, part=part)
                 reasons = error.response.get("CancellationReasons", [])
+                if claim is not None and self._keys is not None:
+                    # The claim sits right after the budget's call: taken, it wins over any
+                    # quota refusal (a retry of an answered request is answered, not charged).
+                    index = (len(part.items) if part is not None else 0) + 2
+                    if index < len(reasons) and reasons[index].get("Code") == _FAILED:
+                        raise KeyClaimed(self._keys.found(reasons[index].get("Item"))) from None
                 at_once, idle = self._after_cancellation(reasons, part, now, idle=idle)
                 if not at_once and attempt < MAX_ATTEMPTS:
                     self._sleep(random.uniform(0.005, 0.02) * attempt)  # noqa: S311 - jitter

@@ -128,12 +128,6 @@ class IdempotencyConflict(GatewayError):
     code, status = 19040, 409
 
 
-class IdempotencyUnavailable(GatewayError):
-    """The idempotency records cannot be read or written: retry with the same key later."""
-
-    code, status = 19041, 503
-
-
 class GatewayStopped(GatewayError):
     """The org's admins engaged the kill switch: the session door refuses every request."""
 

@@ -54,7 +54,6 @@ OUTCOME_OF_ERROR: dict[int, Outcome] = {
     19030: Outcome.UNAVAILABLE,
     19031: Outcome.UPSTREAM_ERROR,
     19040: Outcome.REFUSED_REQUEST,
-    19041: Outcome.UNAVAILABLE,
     19060: Outcome.REFUSED_REQUEST,
     19061: Outcome.REFUSED_REQUEST,
     19062: Outcome.REFUSED_POLICY,

@@ -50,7 +50,6 @@ from assets_gateway.domain.quota import (
 from assets_gateway.domain.request_body import check_content_type, gunzip
 from assets_gateway.domain.simulation import RecordedDecision
 from assets_gateway.doors.gate import (
-    OUTCOME_OF_ERROR,
     UpstreamCalls,
     admitted_team,
     audit_record,
@@ -63,6 +62,13 @@ from assets_gateway.doors.gate import (
     team_quota_headers,
 )
 from assets_gateway.ports.audit import AuditRecord, AuditSink
+from assets_gateway.ports.idempotency import (
+    REPLAYED_HEADER,
+    KeyClaim,
+    KeyClaimed,
+    KeyRecord,
+    KeyRecords,
+)
 from assets_gateway.ports.policy_source import PolicySource, StoredPolicy
 from assets_gateway.ports.quota import QuotaGate, Ticket
 from assets_gateway.ports.recorded_decisions import DecisionRecorder
@@ -80,6 +86,8 @@ class _Progress:
     ticket: Ticket | None = None
     manifest: Manifest | None = None
     decided_at: float | None = None  # the recorded decision's time (its key: held again, same)
+    claimed: KeyClaim | None = None  # the Idempotency-Key the charge claimed
+    key_taken: bool = False  # a retry of a request that claimed the key first
 
 
 class SessionService:
@@ -94,10 +102,12 @@ class SessionService:
         max_request_body_bytes: int,
         max_inflated_body_bytes: int = 32 * 1024 * 1024,
         decisions: DecisionRecorder | None = None,
+        keys: KeyRecords | None = None,
         now: Callable[[], float] = time.time,
         timer: Callable[[], float] = time.perf_counter,
     ) -> None:
         self._decisions = decisions
+        self._keys = keys
         self._policies = policies
         self._quotas = quotas
         self._tokens = tokens
@@ -114,6 +124,8 @@ class SessionService:
         progress = _Progress()
         if request.summary is not None and not request.dry_run:
             raise ValueError("a manifest summary can only be explained (dry run)")
+        if request.claim is not None and (request.dry_run or self._keys is None):
+            raise ValueError("an Idempotency-Key is claimed by a charge this service makes")
         try:
             result = self._run(request, record, progress)
         except GatewayError as error:
@@ -135,16 +147,30 @@ class SessionService:
             )
             result = SessionResult(reply, outcome)
         except Exception:
-            # The handler answers a clean 500 envelope; the charge is given back and the
-            # decision is still audited.
+            # The handler answers a clean 500 envelope; the charge and the key are given back
+            # and the decision is still audited.
             self._give_back(progress)
+            self._settle_key(progress, None)
             record.latency_ms = self._elapsed_ms(started)
             self._audit.record(record)
             raise
-        if not request.dry_run and result.outcome is not Outcome.ALLOWED:
+        if not (request.dry_run or progress.key_taken) and result.outcome is not Outcome.ALLOWED:
             # An allowed request's decision rode its charge (held just before it).
             self._remember(request, record, progress, result.outcome)
+        self._settle_key(progress, replace(result, team=record.team))
         return self._finish(record, result, started)
+
+    def _settle_key(self, progress: _Progress, result: SessionResult | None) -> None:
+        """A claimed key keeps a final answer (2xx, a 4xx but 429) for retries; after a 429, a
+        5xx or a failure it is given up, so the retry really runs again."""
+        claim, progress.claimed = progress.claimed, None
+        if claim is None or self._keys is None:
+            return
+        status = result.reply.status if result is not None else 500
+        if result is None or status == 429 or status >= 500:
+            self._keys.release(claim)
+        else:
+            self._keys.complete(claim, result, self._now())
 
     def _finish(self, record: AuditRecord, result: SessionResult, started: float) -> SessionResult:
         record.latency_ms = self._elapsed_ms(started)
@@ -153,37 +179,37 @@ class SessionService:
         self._audit.record(record)
         return replace(result, team=record.team)
 
-    def replay(
-        self, request: SessionRequest, first: SessionResult, *, first_request_id: str | None
+    def _answered_before(
+        self, request: SessionRequest, record: AuditRecord, progress: _Progress, found: KeyRecord
     ) -> SessionResult:
-        """An Idempotency-Key retry hands the first answer (and its JWT) out again, so it is a
-        decision too: refused as a new request would be while the kill switch is engaged, when
-        the caller maps to no team or its team is suspended, and (409 19040) when the caller now
-        belongs to another team than the one the first answer was for. Audited either way, with
-        `replay_of` naming the first request; nothing is forwarded, charged or recorded for
-        simulations (the first request was)."""
-        started = self._timer()
-        record = audit_record(request.request_id, request.caller, request.target)
-        record.replay_of = first_request_id
-        try:
-            stored = self._policies.current()
-            record.policy_version = stored.version
-            admitted_team(stored.policy, request.caller, record)
-            if first.team is not None and record.team != first.team:
-                raise IdempotencyConflict(
-                    f"this Idempotency-Key was first used for team {first.team!r}; the caller "
-                    f"now belongs to team {record.team!r}: send the request with a new key"
-                )
-        except GatewayError as error:
-            record.code = error.code
-            record.reasons = [error.message]
-            outcome = OUTCOME_OF_ERROR.get(error.code, Outcome.INTERNAL_ERROR)
-            return self._finish(
-                record,
-                SessionResult(error_reply(error, request_id=request.request_id), outcome),
-                started,
+        """A retry whose key a first request claimed: the first answer (and its JWT) again,
+        nothing forwarded, charged or recorded for simulations (the first request was). It got
+        here as a new request would (kill switch, team, policy), and is refused (409 19040)
+        when its body differs, when the first request still runs, or when the caller now
+        belongs to another team than the one the first answer was for."""
+        progress.key_taken = True
+        if self._decisions is not None:
+            self._decisions.withdraw(request.request_id)
+        if request.claim is None or found.payload_hash != request.claim.payload_hash:
+            raise IdempotencyConflict("this Idempotency-Key was already used with another request")
+        first = found.answer
+        if first is None:
+            raise IdempotencyConflict(
+                "a request with this Idempotency-Key is still running; retry shortly"
             )
-        return self._finish(record, SessionResult(first.reply, Outcome.REPLAYED), started)
+        record.replay_of = first.reply.headers.get("X-Request-Id")
+        if first.team is not None and record.team != first.team:
+            raise IdempotencyConflict(
+                f"this Idempotency-Key was first used for team {first.team!r}; the caller "
+                f"now belongs to team {record.team!r}: send the request with a new key"
+            )
+        headers = {
+            **first.reply.headers,
+            # This request's own id: the one its audit record (with `replay_of`) is found by.
+            "X-Request-Id": request.request_id,
+            REPLAYED_HEADER: "true",
+        }
+        return SessionResult(Reply(first.reply.status, first.reply.body, headers), Outcome.REPLAYED)
 
     def _remember(
         self, request: SessionRequest, record: AuditRecord, progress: _Progress, outcome: Outcome
@@ -293,13 +319,18 @@ class SessionService:
         self._remember(request, record, progress, Outcome.ALLOWED)
         # Quota comes after validation and policy: a bad request never consumes any.
         now = self._now()
-        ticket = progress.ticket = self._quotas.charge(
-            team,
-            progress.limits,
-            Charge(entries=manifest.count, bytes=manifest.total_bytes),
-            now,
-            request.request_id,
-        )
+        try:
+            ticket = progress.ticket = self._quotas.charge(
+                team,
+                progress.limits,
+                Charge(entries=manifest.count, bytes=manifest.total_bytes),
+                now,
+                request.request_id,
+                claim=request.claim,
+            )
+        except KeyClaimed as claimed:
+            return self._answered_before(request, record, progress, claimed.record)
+        progress.claimed = request.claim
         record.quota = {state.limit.name: state.used for state in ticket.after}
         if ticket.budget is not None:
             record.quota["cloudflare-5min"] = ticket.budget.window_calls

@@ -1,5 +1,5 @@
 """Builds what each function runs from its settings: boto3 clients, the one httpx client, the
-stores, the doors and their Powertools idempotency records; and notes in the function's
+stores, the doors and their idempotency records; and notes in the function's
 `AfterRestore` the pools a SnapStart-restored environment must renew (`lambda_glue.snapstart`)."""
 
 from __future__ import annotations
@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import boto3
 import httpx
-from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 from botocore.config import Config
 
 from assets_gateway.adapters.audit import LoggerAuditSink
@@ -23,6 +22,7 @@ from assets_gateway.adapters.cloudflare import (
 )
 from assets_gateway.adapters.cloudflare_token import TokenProvider
 from assets_gateway.adapters.decision_log import DecisionLog
+from assets_gateway.adapters.key_records import KeyRecordStore
 from assets_gateway.adapters.policy_store import PolicyStore
 from assets_gateway.adapters.quota_store import QuotaStore
 from assets_gateway.domain.circuit import CircuitBreaker
@@ -37,6 +37,7 @@ from assets_gateway.ports.quota import QuotaGate
 
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
+    from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
 
     from assets_gateway.adapters.s3_holds import ManifestHolds
     from assets_gateway.doors.admin.door import AdminService
@@ -75,6 +76,7 @@ def _pipeline_parts(
     quotas: QuotaGate | None,
     restore: AfterRestore,
     decisions: DecisionLog | None = None,
+    keys: KeyRecordStore | None = None,
 ) -> _PipelineParts:
     quiet_sdk_debug_logs()
     policies = aws.resource("dynamodb", config=AWS_CLIENT_CONFIG)
@@ -91,6 +93,7 @@ def _pipeline_parts(
             dynamodb=restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG)),
             budget=CallBudget.for_ceiling(settings.global_budget_per_5_minutes),
             decisions=decisions,
+            keys=keys,
         ),
         tokens=TokenProvider(
             secret_id=settings.cloudflare_token_secret_id,
@@ -133,13 +136,22 @@ def build_session_service(
     now: Callable[[], float] = time.time,
     max_request_body_bytes: int | None = None,
     restore: AfterRestore | None = None,
+    keys: KeyRecordStore | None = None,
 ) -> SessionService:
     aws = aws or boto3.Session()
     restore = restore or AfterRestore()
-    # Held decisions ride the quota store's charges: one log for both (`decision_log`).
+    # Held decisions and key claims ride the quota store's charges (`decision_log`,
+    # `key_records`): the store that charges writes them.
     decisions = _decision_log(settings, aws, restore) if quotas is None else None
+    keys = keys if quotas is None else None
     parts = _pipeline_parts(
-        settings, http=http, aws=aws, quotas=quotas, restore=restore, decisions=decisions
+        settings,
+        http=http,
+        aws=aws,
+        quotas=quotas,
+        restore=restore,
+        decisions=decisions,
+        keys=keys,
     )
     return SessionService(
         **parts._asdict(),
@@ -147,6 +159,7 @@ def build_session_service(
         max_request_body_bytes=max_request_body_bytes or settings.max_request_body_bytes,
         max_inflated_body_bytes=settings.max_inflated_body_bytes,
         decisions=decisions,
+        keys=keys,
         now=now,
     )
 
@@ -256,22 +269,14 @@ def build_manifest_records(
     )
 
 
-def build_idempotent_sessions(
-    service: SessionService,
-    settings: Settings,
-    *,
-    aws: boto3.Session | None = None,
-    restore: AfterRestore | None = None,
-) -> IdempotentSessions:
-    persistence = _idempotency_records(
-        settings.control_table_name, aws or boto3.Session(), restore or AfterRestore()
-    )
-    return IdempotentSessions(service, persistence)
-
-
 def _idempotency_records(
     table_name: str, aws: boto3.Session, restore: AfterRestore
 ) -> DynamoDBPersistenceLayer:
+    # Only the S3 function keeps Powertools' idempotency records (the API door's ride its charges).
+    from aws_lambda_powertools.utilities.idempotency import (  # noqa: PLC0415
+        DynamoDBPersistenceLayer,
+    )
+
     # A client of the function's one session: Powertools would otherwise build a session of its
     # own at start-up (~50 ms of cold start).
     dynamodb = restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG))
@@ -285,12 +290,16 @@ class SessionApi(NamedTuple):
     sessions: IdempotentSessions
 
 
-def build_session_api(settings: Settings, *, restore: AfterRestore) -> SessionApi:
-    aws = boto3.Session()
-    service = build_session_service(settings, aws=aws, restore=restore)
-    return SessionApi(
-        service, build_idempotent_sessions(service, settings, aws=aws, restore=restore)
+def build_session_api(
+    settings: Settings, *, restore: AfterRestore, aws: boto3.Session | None = None
+) -> SessionApi:
+    aws = aws or boto3.Session()
+    keys = KeyRecordStore(
+        table_name=settings.control_table_name,
+        dynamodb=restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG)),
     )
+    service = build_session_service(settings, aws=aws, restore=restore, keys=keys)
+    return SessionApi(service, IdempotentSessions(service))
 
 
 def build_admin_service(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 from assets_gateway.domain.quota import (
     BudgetState,
@@ -16,6 +16,9 @@ from assets_gateway.domain.quota import (
     Scope,
     ratelimit_headers,
 )
+
+if TYPE_CHECKING:
+    from assets_gateway.ports.idempotency import KeyClaim
 
 
 @dataclass(frozen=True)
@@ -48,8 +51,18 @@ class QuotaGate(Protocol):
     """Raises the domain's `QuotaExceeded`, `GlobalBudgetExceeded` or `QuotaUnavailable`."""
 
     def charge(
-        self, team: str, limits: Sequence[Limit], charge: Charge, now: float, request_id: str = ""
-    ) -> Ticket: ...
+        self,
+        team: str,
+        limits: Sequence[Limit],
+        charge: Charge,
+        now: float,
+        request_id: str = "",
+        *,
+        claim: KeyClaim | None = None,
+    ) -> Ticket:
+        """With a `claim`, the request's Idempotency-Key is claimed in the same write, and a key
+        already claimed raises `KeyClaimed` (nothing charged)."""
+        ...
 
     def refund(self, ticket: Ticket) -> None: ...
 

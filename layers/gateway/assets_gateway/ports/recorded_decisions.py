@@ -25,6 +25,11 @@ class DecisionRecorder(Protocol):
         again under the same request id, the later decision replaces the earlier one."""
         ...
 
+    def withdraw(self, request_id: str) -> None:
+        """Drop the decision held for this request (a retry answered with the first answer:
+        the first request's decision is the one kept)."""
+        ...
+
 
 class RecordedDecisions(Protocol):
     """How a policy simulation reads them back."""

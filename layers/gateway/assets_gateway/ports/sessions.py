@@ -11,6 +11,7 @@ if TYPE_CHECKING:
     from assets_gateway.domain.envelope import Reply
     from assets_gateway.domain.identity import Caller
     from assets_gateway.domain.policy import ManifestSummary, SessionTarget
+    from assets_gateway.ports.idempotency import KeyClaim
 
 
 class Outcome(StrEnum):
@@ -46,6 +47,8 @@ class SessionRequest:
     content_encoding: str | None = None
     # An admin's explain of a manifest known only by its summary (a dry run; no body is read).
     summary: ManifestSummary | None = None
+    # The Idempotency-Key to claim with the request's quota charge (`ports.idempotency`).
+    claim: KeyClaim | None = None
 
 
 @dataclass(frozen=True)
