@@ -162,13 +162,7 @@ def test_records_powertools_kept_before_the_claim_rode_the_charge_are_still_answ
     )
     config.register_lambda_context(cast("Any", lambda_context("claims")))
 
-    @idempotent_function(
-        data_keyword_argument="claim",
-        persistence_store=persistence,
-        config=config,
-        key_prefix=KEY_PREFIX,
-    )
-    def first_time(claim: dict[str, Any]) -> dict[str, Any]:
+    def answer(claim: dict[str, Any]) -> dict[str, Any]:
         return {
             "status": 200,
             "headers": {"X-Request-Id": "claims-f"},
@@ -177,6 +171,12 @@ def test_records_powertools_kept_before_the_claim_rode_the_charge_are_still_answ
             "team": "web",
         }
 
+    first_time = idempotent_function(
+        data_keyword_argument="claim",
+        persistence_store=persistence,
+        config=config,
+        key_prefix=KEY_PREFIX,
+    )(answer)
     first_time(
         claim={
             "key": "claims-f",
