@@ -175,6 +175,9 @@ class Fault:
     hold: bool = False
     count: int = 1
     path_suffix: str | None = None
+    # Served only once the test sets it (at most `HOLD_LIMIT_S`): a Cloudflare still working on
+    # a request for exactly as long as the test needs, with no clock involved.
+    until: threading.Event | None = field(default=None, compare=False)
 
     def __post_init__(self) -> None:
         if self.status is not None and not 100 <= self.status <= 599:
@@ -755,6 +758,8 @@ class CloudflareEmulator:
         fault = self._take_fault(request.path)
         if fault is not None and fault.delay_s > 0:
             time.sleep(fault.delay_s)  # really late, yet answering: a slow Cloudflare
+        if fault is not None and fault.until is not None:
+            fault.until.wait(HOLD_LIMIT_S)
         if fault is not None and fault.hold:
             _hold_until_hangup(environ, HOLD_LIMIT_S)
         if fault is not None and fault.reset:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import io
 import json
 import logging
+import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from fnmatch import fnmatchcase
 from typing import Any
 
@@ -105,6 +107,37 @@ def test_keys_belong_to_their_caller(stack: LocalStack) -> None:
     assert theirs.status_code == 200
     assert "Idempotent-Replayed" not in theirs.headers
     assert calls(stack) == 2
+
+
+def test_a_retry_while_the_first_request_runs_is_409_then_gets_the_first_answer(
+    stack: LocalStack,
+) -> None:
+    key = {"Idempotency-Key": "deploy-4721"}
+    answered = threading.Event()
+    stack.emulator.inject_fault(Fault(until=answered))  # Cloudflare still working on the first
+    arrived = stack.emulator.received
+    with (
+        signed_client(WEB_DEPLOYER) as first_client,
+        signed_client(WEB_DEPLOYER) as web,
+        ThreadPoolExecutor(1) as pool,
+    ):
+        first = pool.submit(first_client.post, session_url(stack), json=body("a.html"), headers=key)
+        try:
+            stack.emulator.wait_for_calls(arrived + 1)
+            running = web.post(session_url(stack), json=body("a.html"), headers=key)
+        finally:
+            answered.set()
+        first_answer = first.result()
+        again = web.post(session_url(stack), json=body("a.html"), headers=key)
+    assert running.status_code == 409
+    [error] = running.json()["errors"]
+    assert error["code"] == 19040
+    assert "still running" in error["message"]
+    assert first_answer.status_code == 200
+    assert again.json() == first_answer.json()
+    assert again.headers["Idempotent-Replayed"] == "true"
+    assert calls(stack) == 1
+    assert sessions_charged(stack) == 1
 
 
 def test_answers_worth_retrying_are_not_remembered(stack: LocalStack) -> None:
