@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import time
-from typing import Any, cast
+from typing import Any, NamedTuple, cast
 
 import pytest
 from aws_lambda_powertools.utilities.idempotency import (
@@ -32,20 +32,31 @@ LIMITS = TeamQuotas(2, 1000, 10_000, 10**9, 120, 30, 200).limits()
 ONE = Charge(entries=1, bytes=10)
 
 
-def keys_of(stack: LocalStack) -> KeyRecordStore:
-    return KeyRecordStore(
-        table_name=stack.names.control_table,
-        dynamodb=stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url),
-    )
+class Stores(NamedTuple):
+    keys: KeyRecordStore
+    quotas: QuotaStore
+
+    def charge(self, team: str, request_id: str, claim: KeyClaim | None, now: float) -> None:
+        self.quotas.charge(team, LIMITS, ONE, now, request_id, claim=claim)
+
+    def claimed(self, name: str, now: float, running_ms: int = 30_000) -> KeyClaim:
+        """Team `name`'s first request, keyed `name`, charged with its claim."""
+        claim = key_claim(request(name), name, running_ms)
+        self.charge(name, name, claim, now)
+        return claim
 
 
-def quotas_of(stack: LocalStack, keys: KeyRecordStore) -> QuotaStore:
-    return QuotaStore(
+@pytest.fixture
+def stores(stack: LocalStack) -> Stores:
+    dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
+    keys = KeyRecordStore(table_name=stack.names.control_table, dynamodb=dynamodb)
+    quotas = QuotaStore(
         table_name=stack.names.quota_table,
-        dynamodb=stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url),
+        dynamodb=dynamodb,
         budget=CallBudget.for_ceiling(10**6),
         keys=keys,
     )
+    return Stores(keys, quotas)
 
 
 def request(name: str, body: bytes = b'{"manifest":{}}') -> SessionRequest:
@@ -79,76 +90,64 @@ ANSWER = SessionResult(
 
 
 def test_a_claim_rides_the_charge_and_holds_the_key_until_the_answer_is_kept(
-    stack: LocalStack,
+    stack: LocalStack, stores: Stores
 ) -> None:
-    keys = keys_of(stack)
-    quotas = quotas_of(stack, keys)
     now = time.time()
-    claim = key_claim(request("a"), "claims-a", running_ms=30_000)
-    quotas.charge("claims-a", LIMITS, ONE, now, "claims-a", claim=claim)
+    claim = stores.claimed("claims-a", now)
     assert (record_of(stack, claim) or {})["status"]["S"] == "INPROGRESS"
 
     with pytest.raises(KeyClaimed) as running:
-        quotas.charge("claims-a", LIMITS, ONE, now, "claims-a2", claim=claim)
+        stores.charge("claims-a", "claims-a2", claim, now)
     assert running.value.record.answer is None
     assert running.value.record.payload_hash == claim.payload_hash
-    assert sessions_used(quotas, "claims-a", now) == 1  # the cancelled charge took nothing
+    assert sessions_used(stores.quotas, "claims-a", now) == 1  # the cancelled charge took nothing
 
-    keys.complete(claim, ANSWER, now)
+    stores.keys.complete(claim, ANSWER, now)
     with pytest.raises(KeyClaimed) as answered:
-        quotas.charge("claims-a", LIMITS, ONE, now, "claims-a3", claim=claim)
+        stores.charge("claims-a", "claims-a3", claim, now)
     assert answered.value.record.answer == ANSWER
-    assert sessions_used(quotas, "claims-a", now) == 1
+    assert sessions_used(stores.quotas, "claims-a", now) == 1
 
 
 def test_a_released_key_and_a_key_whose_request_ran_out_of_time_are_free_again(
-    stack: LocalStack,
+    stack: LocalStack, stores: Stores
 ) -> None:
-    keys = keys_of(stack)
-    quotas = quotas_of(stack, keys)
     now = time.time()
-    released = key_claim(request("b"), "claims-b", running_ms=30_000)
-    quotas.charge("claims-b", LIMITS, ONE, now, "claims-b", claim=released)
-    keys.release(released)
+    released = stores.claimed("claims-b", now)
+    stores.keys.release(released)
     assert record_of(stack, released) is None
-    quotas.charge("claims-b", LIMITS, ONE, now, "claims-b2", claim=released)
+    stores.charge("claims-b", "claims-b2", released, now)
 
-    dead = key_claim(request("c"), "claims-c", running_ms=1_000)
-    quotas.charge("claims-c", LIMITS, ONE, now, "claims-c", claim=dead)
+    dead = stores.claimed("claims-c", now, running_ms=1_000)
     # Its request never answered; past its running time (the function's timeout), the key is
     # taken by the retry.
-    quotas.charge("claims-c", LIMITS, ONE, now + 2, "claims-c2", claim=dead)
-    assert sessions_used(quotas, "claims-c", now + 2) == 2
+    stores.charge("claims-c", "claims-c2", dead, now + 2)
+    assert sessions_used(stores.quotas, "claims-c", now + 2) == 2
 
 
 def test_a_claimed_key_wins_over_a_spent_quota_and_a_refused_charge_claims_nothing(
-    stack: LocalStack,
+    stack: LocalStack, stores: Stores
 ) -> None:
-    keys = keys_of(stack)
-    quotas = quotas_of(stack, keys)
     now = time.time()
-    first = key_claim(request("d"), "claims-d", running_ms=30_000)
-    quotas.charge("claims-d", LIMITS, ONE, now, "claims-d", claim=first)
-    keys.complete(first, ANSWER, now)
-    quotas.charge("claims-d", LIMITS, ONE, now, "claims-d2")  # the minute's 2 sessions spent
+    first = stores.claimed("claims-d", now)
+    stores.keys.complete(first, ANSWER, now)
+    stores.charge("claims-d", "claims-d2", None, now)  # the minute's 2 sessions spent
 
     with pytest.raises(KeyClaimed) as retry:
-        quotas.charge("claims-d", LIMITS, ONE, now, "claims-d3", claim=first)
+        stores.charge("claims-d", "claims-d3", first, now)
     assert retry.value.record.answer == ANSWER
 
-    other = key_claim(request("e"), "claims-e", running_ms=30_000)
+    other = key_claim(request("e"), "claims-e", 30_000)
     with pytest.raises(QuotaExceeded):
-        quotas.charge("claims-d", LIMITS, ONE, now, "claims-e", claim=other)
+        stores.charge("claims-d", "claims-e", other, now)
     assert record_of(stack, other) is None
 
 
 def test_records_powertools_kept_before_the_claim_rode_the_charge_are_still_answered(
-    stack: LocalStack,
+    stack: LocalStack, stores: Stores
 ) -> None:
     """A retry across the deployment that moved the claim finds the first answer Powertools
     kept (the same record id, body hash and answer)."""
-    keys = keys_of(stack)
-    quotas = quotas_of(stack, keys)
     first = request("f", body=b'{"manifest":{"/a":{"hash":"00","size":1}}}')
     persistence = DynamoDBPersistenceLayer(
         table_name=stack.names.control_table,
@@ -187,7 +186,7 @@ def test_records_powertools_kept_before_the_claim_rode_the_charge_are_still_answ
     )
     claim = key_claim(first, "claims-f", running_ms=30_000)
     with pytest.raises(KeyClaimed) as retry:
-        quotas.charge("claims-f", LIMITS, ONE, time.time(), "claims-f", claim=claim)
+        stores.charge("claims-f", "claims-f", claim, time.time())
     kept = retry.value.record
     assert kept.payload_hash == claim.payload_hash
     assert kept.answer == SessionResult(
