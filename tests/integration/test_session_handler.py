@@ -176,13 +176,29 @@ def empty_control_table(stack: LocalStack) -> Iterator[str]:
     dynamodb = stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url)
     create_tables(dynamodb, names, load_template())
     yield names.control_table
-    for table in (names.control_table, names.quota_table):
-        dynamodb.delete_table(TableName=table)
+    # Every table made (the template's), so the next test that asks for one can make them again.
+    for table in dynamodb.list_tables()["TableNames"]:
+        if table.startswith("empty-"):
+            dynamodb.delete_table(TableName=table)
 
 
 def test_no_policy_published_is_503_19012(
     stack: LocalStack, audit: RecordingAudit, empty_control_table: str
 ) -> None:
+    service = service_for(stack, audit, CONTROL_TABLE_NAME=empty_control_table)
+    result = service.create_session(web_request())
+    envelope = result.reply.json()
+    assert (result.reply.status, envelope["errors"][0]["code"]) == (503, 19012)
+    assert "no policy has been published" in envelope["errors"][0]["message"]
+
+
+def test_a_current_item_without_a_string_document_is_no_policy_published(
+    stack: LocalStack, audit: RecordingAudit, empty_control_table: str
+) -> None:
+    stack.aws.client("dynamodb", endpoint_url=stack.moto.endpoint_url).put_item(
+        TableName=empty_control_table,
+        Item={"id": {"S": "policy#current"}, "document": {"B": b'{"version": 1}'}},
+    )
     service = service_for(stack, audit, CONTROL_TABLE_NAME=empty_control_table)
     result = service.create_session(web_request())
     envelope = result.reply.json()

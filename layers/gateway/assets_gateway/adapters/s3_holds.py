@@ -9,12 +9,13 @@ cheap quota refusal (nothing reaches Cloudflare, the charge is given back). The 
 many waits it has had and when the first copy was sent; a record is held only while the first
 copy's retention would still have kept it, after which the refusal is written as its result.
 Real failures still count as receives of whichever copy meets them (at most maxReceiveCount per
-copy), so waits and failures are counted apart.
+copy), so waits and failures are counted apart. The SQS client is asked for at the first hold:
+records that never wait (most) do not pay for it, nor does the function's init.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,7 @@ class ManifestHolds:
     def __init__(
         self,
         *,
-        sqs: SQSClient,
+        sqs: Callable[[], SQSClient],
         queue_url: str,
         retention_seconds: int,
     ) -> None:
@@ -78,7 +79,7 @@ class ManifestHolds:
         """Send the delayed copy; returns the delay used (the rest of a long wait is a new hop)."""
         delay = max(0, min(seconds, MAX_DELAY_SECONDS))
         try:
-            self._sqs.send_message(
+            self._sqs().send_message(
                 QueueUrl=self._queue_url,
                 MessageBody=body,
                 DelaySeconds=delay,

@@ -16,7 +16,9 @@ class SettingsError(RuntimeError):
 
 
 class Settings(BaseModel):
-    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore")
+    # Each function validates one of these models, once, at init: built then (`defer_build`,
+    # inherited by the subclasses), so no function's cold start builds the other two.
+    model_config = ConfigDict(frozen=True, populate_by_name=True, extra="ignore", defer_build=True)
 
     control_table_name: str = Field(alias="CONTROL_TABLE_NAME", min_length=3)
     quota_table_name: str = Field(alias="QUOTA_TABLE_NAME", min_length=3)

@@ -1,13 +1,20 @@
 """Builds what each function runs from its settings: boto3 clients, the one httpx client, the
 stores, the doors and their idempotency records; and notes in the function's
-`AfterRestore` the pools a SnapStart-restored environment must renew (`lambda_glue.snapstart`)."""
+`AfterRestore` the pools a SnapStart-restored environment must renew (`lambda_glue.snapstart`).
+
+Each client made costs cold start (issue 15: the first ~40 ms, each further one a few ms, a
+DynamoDB resource ~20 ms): an environment makes one client per service, which all its stores
+share (`_client`), and a client that most requests never need (SQS, for the S3 door's quota
+waits) is made when first asked for."""
 
 from __future__ import annotations
 
 import logging
+import threading
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
+from weakref import WeakKeyDictionary
 
 import boto3
 import httpx
@@ -38,6 +45,7 @@ from assets_gateway.ports.quota import QuotaGate
 if TYPE_CHECKING:
     from aws_lambda_powertools import Metrics
     from aws_lambda_powertools.utilities.idempotency import DynamoDBPersistenceLayer
+    from mypy_boto3_dynamodb import DynamoDBClient
 
     from assets_gateway.adapters.s3_holds import ManifestHolds
     from assets_gateway.doors.admin.door import AdminService
@@ -49,6 +57,32 @@ if TYPE_CHECKING:
 AWS_CLIENT_CONFIG = Config(
     connect_timeout=2, read_timeout=5, retries={"mode": "standard", "max_attempts": 3}
 )
+
+
+# The clients each environment's stores share, by the environment's `AfterRestore` (see
+# `_client`): a function's module builds everything with one.
+_CLIENTS: WeakKeyDictionary[AfterRestore, dict[str, tuple[boto3.Session, Any]]] = (
+    WeakKeyDictionary()
+)
+_CLIENTS_LOCK = threading.Lock()
+
+
+def _client(aws: boto3.Session, service: str, restore: AfterRestore) -> Any:
+    """The environment's one client of `service`, made from `aws` by the first store to ask and
+    shared by the others (one connection pool, one cold-start cost), renewed after a SnapStart
+    restore. Builders called without the function's `restore` (tests, tools) get their own."""
+    with _CLIENTS_LOCK:
+        made = _CLIENTS.setdefault(restore, {})
+        session, client = made.get(service, (None, None))
+        if session is not aws:
+            client = aws.client(service, config=AWS_CLIENT_CONFIG)  # type: ignore[call-overload]
+            made[service] = (aws, restore.renew_connections(client))
+    return client
+
+
+def _dynamodb(aws: boto3.Session, restore: AfterRestore) -> DynamoDBClient:
+    client: DynamoDBClient = _client(aws, "dynamodb", restore)
+    return client
 
 
 def quiet_sdk_debug_logs() -> None:
@@ -79,27 +113,26 @@ def _pipeline_parts(
     keys: KeyRecordStore | None = None,
 ) -> _PipelineParts:
     quiet_sdk_debug_logs()
-    policies = aws.resource("dynamodb", config=AWS_CLIENT_CONFIG)
-    restore.renew_connections(policies.meta.client)
     return _PipelineParts(
         policies=PolicyStore(
             table_name=settings.control_table_name,
-            dynamodb=policies,
+            dynamodb=_dynamodb(aws, restore),
             max_age_seconds=settings.policy_cache_seconds,
         ),
         quotas=quotas
         or QuotaStore(
             table_name=settings.quota_table_name,
-            dynamodb=restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG)),
+            dynamodb=_dynamodb(aws, restore),
             budget=CallBudget.for_ceiling(settings.global_budget_per_5_minutes),
             decisions=decisions,
             keys=keys,
         ),
         tokens=TokenProvider(
             secret_id=settings.cloudflare_token_secret_id,
-            secretsmanager=restore.renew_connections(
-                aws.client("secretsmanager", config=AWS_CLIENT_CONFIG)
-            ),
+            # Made at init although a request with the token cached never calls it: every
+            # environment's first request that reaches Cloudflare would make it otherwise (with
+            # SnapStart, in each restored environment rather than once in the snapshot).
+            secretsmanager=_client(aws, "secretsmanager", restore),
             max_age_seconds=settings.token_cache_seconds,
         ),
         upstream=CloudflareClient(
@@ -187,7 +220,7 @@ def _decision_log(
         return None
     return DecisionLog(
         table_name=settings.decisions_table_name,
-        dynamodb=restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG)),
+        dynamodb=_dynamodb(aws, restore),
         retention_days=settings.decision_retention_days,
     )
 
@@ -219,11 +252,9 @@ def build_manifest_door(
     )
     return ManifestDoor(
         sessions=service,
-        bucket=S3ManifestBucket(
-            s3=restore.renew_connections(aws.client("s3", config=AWS_CLIENT_CONFIG))
-        ),
+        bucket=S3ManifestBucket(s3=_client(aws, "s3", restore)),
         events=EventBridgeOutcomes(
-            events=restore.renew_connections(aws.client("events", config=AWS_CLIENT_CONFIG)),
+            events=_client(aws, "events", restore),
             event_bus=settings.event_bus_name,
         ),
         max_object_bytes=settings.max_manifest_object_bytes,
@@ -242,9 +273,10 @@ def build_manifest_holds(
 
     if settings.manifest_queue_url is None:
         return None
-    sqs = (aws or boto3.Session()).client("sqs", config=AWS_CLIENT_CONFIG)
+    aws = aws or boto3.Session()
+    restore = restore or AfterRestore()
     return ManifestHolds(
-        sqs=(restore or AfterRestore()).renew_connections(sqs),
+        sqs=lambda: _client(aws, "sqs", restore),
         queue_url=settings.manifest_queue_url,
         retention_seconds=settings.manifest_queue_retention_seconds,
     )
@@ -277,10 +309,9 @@ def _idempotency_records(
         DynamoDBPersistenceLayer,
     )
 
-    # A client of the function's one session: Powertools would otherwise build a session of its
-    # own at start-up (~50 ms of cold start).
-    dynamodb = restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG))
-    return DynamoDBPersistenceLayer(table_name=table_name, boto3_client=dynamodb)
+    # The function's DynamoDB client: Powertools would otherwise build a session of its own at
+    # start-up (~50 ms of cold start).
+    return DynamoDBPersistenceLayer(table_name=table_name, boto3_client=_dynamodb(aws, restore))
 
 
 class SessionApi(NamedTuple):
@@ -296,7 +327,7 @@ def build_session_api(
     aws = aws or boto3.Session()
     keys = KeyRecordStore(
         table_name=settings.control_table_name,
-        dynamodb=restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG)),
+        dynamodb=_dynamodb(aws, restore),
     )
     service = build_session_service(settings, aws=aws, restore=restore, keys=keys)
     return SessionApi(service, IdempotentSessions(service))
@@ -316,7 +347,7 @@ def build_admin_service(
 
     aws = aws or boto3.Session()
     restore = restore or AfterRestore()
-    dynamodb = restore.renew_connections(aws.client("dynamodb", config=AWS_CLIENT_CONFIG))
+    dynamodb = _dynamodb(aws, restore)
     decisions = _decision_log(settings, aws, restore)
     if decisions is None:
         raise ValueError("the admin door needs DECISIONS_TABLE_NAME (policy simulations)")
