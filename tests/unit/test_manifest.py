@@ -664,6 +664,21 @@ def test_a_large_manifest_takes_the_fast_path_and_matches_the_strict_one() -> No
     assert_same_answer(raw)
 
 
+@pytest.mark.parametrize("path", ["/" + "a" * 1024, "/b/" + "a" * 4093])
+def test_a_manifest_with_a_path_too_long_for_the_typed_decoder_is_still_accepted_fast(
+    path: str,
+) -> None:
+    # The typed decoder refuses paths over 1,024 characters; json's own document then gets the
+    # same column checks: accepted, the caller's bytes forwarded (the strict path never is).
+    raw = canonical({"/first": entry(), path: entry(size=3), "/last": entry(size=0)})
+    manifest = parse_manifest_body(raw)
+    assert manifest.to_body() is raw
+    assert (manifest.count, manifest.total_bytes, manifest.largest_file_bytes) == (3, 4, 3)
+    assert_same_answer(raw)
+    with pytest.raises(InvalidManifest):
+        parse_manifest_body(canonical({"/first": entry(), path + "a" * 4096: entry()}))
+
+
 @pytest.mark.parametrize("size", [True, 1.0, "1", None])
 def test_the_column_checks_type_sizes_themselves_after_an_untyped_parser(size: Any) -> None:
     # bench/manifest_parsers.py runs the same checks after parsers that do not type the entries.
@@ -711,6 +726,9 @@ def _numbered(head: bytes, unit: bytes, tail: bytes, size: int) -> bytes:
         + b"}}",
         b"[" * 49,
         b"[" + b"{}," * 48 + b"{}",  # not even JSON: refused for its size all the same
+        # No array and no colon (the fast path runs first): still refused for its size.
+        b'{"manifest"' + b",{}" * 48 + b"}",
+        b"{" + b"," * 60 + b"}",
     ],
 )
 def test_a_body_holding_more_values_than_any_manifest_is_refused_unread(raw: bytes) -> None:

@@ -33,7 +33,7 @@ from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
 from operator import itemgetter
-from typing import Any, TypedDict
+from typing import Annotated, Any, TypedDict
 
 import msgspec
 
@@ -117,19 +117,26 @@ def parse_manifest_body(body: bytes, limits: ManifestLimits = ManifestLimits()) 
     the body again. Anything else goes to the strict path, which decides and names the first
     problem: msgspec builds the document json would (`_document_as_json_reads_it`) when it can
     tell, json itself when it cannot.
+
+    A body without arrays that has no more colons than the ceiling allows values cannot hold too
+    many values if it is JSON (every value but the body follows a colon): the structure is then
+    counted only when the fast path does not accept it, so the refusal is the same and an
+    ordinary manifest is not read three more times.
     """
     raw = body[len(_UTF8_BOM) :] if body.startswith(_UTF8_BOM) else body
+    keys = raw.count(b":")
     # First: msgspec would build every entry before anything could count them, and skipping a
     # huge unknown field costs it as much as counting does. Three counts settle a valid body.
-    check_structure(raw, limits)
-    decided = _fast_manifest(raw, raw.count(b":"), limits)
+    counted_later = b"[" not in raw and 1 + keys <= value_ceiling(limits)
+    if not counted_later:
+        check_structure(raw, limits)
+    decided = _fast_manifest(raw, keys, limits)
     if isinstance(decided, Manifest):
         return decided
+    if counted_later:
+        check_structure(raw, limits)
     if decided is not None:
         return parse_manifest(decided, limits)
-    document = _document_as_json_reads_it(raw)
-    if document is not None:
-        return parse_manifest(document, limits)
     return parse_manifest(parse_json_body(body, parse_int=_size_or_stand_in), limits)
 
 
@@ -337,42 +344,57 @@ class _Entry(TypedDict):
     size: int
 
 
-class _Body(TypedDict):
-    manifest: dict[str, _Entry]
-
-
 # Decodes into plain dicts, in the body's order; fields the shape does not name are skipped
-# (the separator count then refuses them), missing ones and other types are errors.
+# (the separator count then refuses them), missing ones and other types are errors. A path of
+# more than a quarter of `MAX_PATH_BYTES` characters is refused here too (a check at C speed
+# instead of a pass over every path's length): only those may be over the limit in UTF-8 bytes,
+# and they are judged on json's own document instead.
+_SHORT_PATH = Annotated[str, msgspec.Meta(max_length=MAX_PATH_BYTES // 4)]
+
+
+class _Body(TypedDict):
+    manifest: dict[_SHORT_PATH, _Entry]
+
+
 _BODY_DECODER = msgspec.json.Decoder(_Body)
 # A path worth a closer look: "//", "/." (".", ".." or just a dotfile), "/" ending a path.
 _SEGMENT_HINT = re.compile(r"/[/.\n]")
+# A joined path that does not start with "/" (the first one is looked at on its own).
+_NO_LEADING_SLASH = re.compile(r"\n(?!/)")
 # What a path may not hold beyond ASCII: C1 control characters, lone surrogates.
 _NON_ASCII_BAD = re.compile(r"[\x80-\x9f\ud800-\udfff]")
 
 
-def _fast_manifest(raw: bytes, keys: int, limits: ManifestLimits) -> Manifest | Any:
+def _fast_manifest(raw: bytes, keys: int, limits: ManifestLimits) -> Manifest | Any | None:
     """The manifest; or, when the body is not one, the document the strict parse would build
     for the strict checks to judge; or None whenever the strict path must read the body.
 
     When the typed decode refused nothing and skipped nothing (the body's `:` count, `keys`, is
     exactly what the decoded document accounts for: one per key, and the paths' own), every
     string was decoded (as UTF-8, escapes checked) and every number is an integer msgspec could
-    read: the strict parse would find no JSON error and build this very document, in order.
+    read: the strict parse would build this very document, in order. When the typed decode
+    refuses, json's own document (when msgspec can build it) gets the same checks, untyped: a
+    manifest with a long path is still accepted without the strict path's pass per entry.
     """
     try:
-        document = _BODY_DECODER.decode(raw)
-    except (ValueError, RecursionError):  # msgspec.DecodeError, invalid UTF-8, deep nesting
-        return None
-    manifest = _accept_decoded(document, raw, limits, typed=True, keys=keys)
+        typed = _BODY_DECODER.decode(raw)
+    except (ValueError, RecursionError):  # msgspec errors, invalid UTF-8, deep nesting
+        document = _document_as_json_reads_it(raw)
+        if document is None:
+            return None
+        manifest = _accept_decoded(document, raw, limits, keys=keys)
+        return document if manifest is None else manifest
+    manifest = _accept_decoded(typed, raw, limits, typed=True, keys=keys)
     if manifest is not None:
         return manifest
-    entries = document["manifest"]
+    entries = typed["manifest"]
     # An escaped colon (\u003a) decodes to a colon the count outside strings cannot see.
     if b"\\u003" in raw:
         return None
     if keys != 1 + 3 * len(entries) + sum(path.count(":") for path in entries):
-        return None
-    return document
+        # Repeated keys or fields the shape does not name: json's document tells which.
+        return _document_as_json_reads_it(raw)
+    return typed
 
 
 def _accept_decoded(
@@ -385,8 +407,9 @@ def _accept_decoded(
 ) -> Manifest | None:
     """The checks of the fast path over a document decoded from `raw` by a JSON parser that,
     like msgspec, refuses what JSON does not allow (`bench/manifest_parsers.py` plugs in others;
-    `typed`: the parser already made every hash a str and every size an int, not a bool;
-    `keys`: `raw.count(b":")`, when the caller counted already).
+    `typed`: the parser already made every hash a str and every size an int, not a bool, and
+    refused paths of more than a quarter of `MAX_PATH_BYTES` characters; `keys`:
+    `raw.count(b":")`, when the caller counted already).
     """
     if type(document) is not dict or len(document) != 1:
         return None
@@ -407,13 +430,13 @@ def _accept_decoded(
     # duplicate, or any other key, makes the body's count larger than that.
     if (raw.count(b":") if keys is None else keys) != 1 + 3 * count + paths.colons:
         return None
-    if not _paths_look_valid(entries, paths, escaped=escaped):
+    if not _paths_look_valid(entries, paths, escaped=escaped, short=typed):
         return None
     sizes = _entry_columns(entries.values(), count, limits, typed=typed)
     if sizes is None:
         return None
     total_bytes, largest, smallest = sizes
-    canonical = not escaped and _canonical(raw, paths, smallest)
+    canonical = not escaped and _canonical(raw, entries, smallest)
     return Manifest(
         entries=entries,
         total_bytes=total_bytes,
@@ -429,8 +452,6 @@ class _PathFacts:
     32 MiB may be mostly paths)."""
 
     colons: int
-    spaces: int
-    dashes: int
     # Every path starts with "/" and nothing in any of them is worth a closer look (see below).
     plain: bool
 
@@ -439,34 +460,43 @@ _PATHS_PER_BATCH = 4096
 
 
 def _path_facts(entries: Iterable[str]) -> _PathFacts:
-    colons = spaces = dashes = 0
+    colons = 0
     plain = True
     remaining = iter(entries)
     while batch := list(islice(remaining, _PATHS_PER_BATCH)):
         # Without escapes no path holds "\n": it separates the joined paths unambiguously.
         paths = "\n".join(batch)
         colons += paths.count(":")
-        spaces += paths.count(" ")
-        dashes += paths.count("-")
         plain = plain and not (
             not paths.startswith("/")
-            or paths.count("\n/") != len(batch) - 1
+            or _NO_LEADING_SLASH.search(paths)
             or _SEGMENT_HINT.search(paths)
             or paths.endswith("/")
             or "\x7f" in paths
             or (not paths.isascii() and _NON_ASCII_BAD.search(paths))
         )
-    return _PathFacts(colons, spaces, dashes, plain)
+    return _PathFacts(colons, plain)
 
 
-def _paths_look_valid(entries: Mapping[str, Any], paths: _PathFacts, *, escaped: bool) -> bool:
+def _count_in_paths(entries: Iterable[str], character: str) -> int:
+    """How many times `character` occurs in the paths, a few thousand paths joined at a time."""
+    count = 0
+    remaining = iter(entries)
+    while batch := list(islice(remaining, _PATHS_PER_BATCH)):
+        count += "\n".join(batch).count(character)
+    return count
+
+
+def _paths_look_valid(
+    entries: Mapping[str, Any], paths: _PathFacts, *, escaped: bool, short: bool
+) -> bool:
     """Every path valid; path by path only when one needs a closer look: a path that holds an
     escape (it may hold "\n" or another control character), a segment starting with "/" or ".",
     a "/" at its end, DEL, C1 characters or lone surrogates, or one long enough to be over 4,096
-    bytes of UTF-8."""
+    bytes of UTF-8 (`short`: the decoder already refused those)."""
     if not entries:
         return True
-    if escaped or not paths.plain or max(map(len, entries)) * 4 > MAX_PATH_BYTES:
+    if escaped or not paths.plain or (not short and max(map(len, entries)) * 4 > MAX_PATH_BYTES):
         return _each_path_valid(entries)
     return True
 
@@ -521,19 +551,20 @@ def _entry_columns(
     return total, largest, smallest
 
 
-def _canonical(raw: bytes, paths: _PathFacts, smallest: int) -> bool:
+def _canonical(raw: bytes, paths: Iterable[str], smallest: int) -> bool:
     """`raw`, a valid manifest without escapes, is byte for byte what `Manifest.to_body`
     writes: ASCII, no blank outside a string (the only strings that may hold a space are paths;
     no string holds a raw tab or newline), no size written -0 (json writes 0; a minus sign
     outside strings can only start a number, and -0 is the only valid size that has one: with
     no size 0, `smallest` > 0, none is written -0, uncounted).
 
-    Each check looks for a byte that is usually absent (fast) before counting."""
+    Each check looks for a byte that is usually absent (fast) before counting; the paths are
+    counted only then."""
     return (
         raw.isascii()
         and b"\n" not in raw
         and b"\t" not in raw
         and b"\r" not in raw
-        and (b" " not in raw or raw.count(b" ") == paths.spaces)
-        and (b"-0" not in raw or smallest > 0 or raw.count(b"-") == paths.dashes)
+        and (b" " not in raw or raw.count(b" ") == _count_in_paths(paths, " "))
+        and (b"-0" not in raw or smallest > 0 or raw.count(b"-") == _count_in_paths(paths, "-"))
     )
