@@ -34,7 +34,7 @@ import sys
 from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import islice
-from operator import attrgetter, itemgetter
+from operator import itemgetter
 from typing import Annotated, Any, TypedDict
 
 import msgspec
@@ -338,7 +338,6 @@ def _check_entry(path: str, entry: Any, hash_pattern: re.Pattern[str], max_size:
 
 _UTF8_BOM = b"\xef\xbb\xbf"
 _HASH_OF, _SIZE_OF = itemgetter("hash"), itemgetter("size")
-_HASH_FIELD, _SIZE_FIELD = attrgetter("hash"), attrgetter("size")
 _HEX_DIGITS = b"0123456789abcdef"
 
 
@@ -516,8 +515,8 @@ def _accept_entries(
         return None
     if not _paths_look_valid(entries, paths, escaped=escaped, short=typed):
         return None
-    fields = (_HASH_FIELD, _SIZE_FIELD) if packed else (_HASH_OF, _SIZE_OF)
-    sizes = _entry_columns(entries.values(), count, limits, typed=typed, fields=fields)
+    columns = _packed_columns if packed else _columns
+    sizes = _entry_columns(entries.values(), count, limits, typed=typed, columns=columns)
     if sizes is None:
         return None
     total_bytes, largest, smallest = sizes
@@ -599,26 +598,33 @@ def _each_path_valid(paths: Iterable[str]) -> bool:
     return True
 
 
+def _columns(values: Collection[Any]) -> tuple[list[Any], str]:
+    return list(map(_SIZE_OF, values)), "\n".join(map(_HASH_OF, values))
+
+
+def _packed_columns(values: Collection[_PackedEntry]) -> tuple[list[Any], str]:
+    # The interpreter specialises a comprehension's attribute reads: twice map(attrgetter)'s pace.
+    return [entry.size for entry in values], "\n".join([entry.hash for entry in values])
+
+
 def _entry_columns(
     values: Collection[Any],
     count: int,
     limits: ManifestLimits,
     *,
     typed: bool,
-    fields: tuple[Callable[[Any], Any], Callable[[Any], Any]] = (_HASH_OF, _SIZE_OF),
+    columns: Callable[[Collection[Any]], tuple[list[Any], str]] = _columns,
 ) -> tuple[int, int, int] | None:
     """(total bytes, largest size, smallest size), when every entry's hash and size are valid
-    (`fields` reads an entry's hash and size).
+    (`columns` reads the sizes and the hashes joined by "\n").
 
     The key count in `_fast_manifest` already made each entry exactly {hash, size} once both
     are found here.
     """
     if not count:
         return 0, 0, 0
-    hash_of, size_of = fields
     try:
-        sizes = list(map(size_of, values))
-        hashes = "\n".join(map(hash_of, values))
+        sizes, hashes = columns(values)
     except (KeyError, TypeError):  # not an object, a field missing, a hash that is no string
         return None
     if not hashes.isascii():  # not hex (and `encode` below cannot meet a lone surrogate)
