@@ -496,7 +496,8 @@ def _accept_entries(
     packed: bool = False,
 ) -> Manifest | None:
     """`_accept_decoded` once the body is an object holding only `manifest`, an object of
-    `entries` (`packed`: `_PackedEntry` values, accepted only when forwarded as sent)."""
+    `entries` (`packed`: `_PackedEntry` values of a `_forwardable` body, accepted only when
+    forwarded as sent)."""
     if len(entries) > limits.max_entries:
         return None
     count = len(entries)
@@ -520,7 +521,7 @@ def _accept_entries(
     if sizes is None:
         return None
     total_bytes, largest, smallest = sizes
-    canonical = not escaped and _canonical(raw, entries, smallest)
+    canonical = not escaped and _canonical(raw, entries, smallest, forwardable=packed)
     if packed and not canonical:
         return None
     return Manifest(
@@ -651,7 +652,7 @@ def _entry_columns(
     return total, largest, smallest
 
 
-def _canonical(raw: bytes, paths: Iterable[str], smallest: int) -> bool:
+def _canonical(raw: bytes, paths: Iterable[str], smallest: int, *, forwardable: bool) -> bool:
     """`raw`, a valid manifest without escapes, is byte for byte what `Manifest.to_body`
     writes: ASCII, no blank outside a string (the only strings that may hold a space are paths;
     no string holds a raw tab or newline), no size written -0 (json writes 0; a minus sign
@@ -659,12 +660,14 @@ def _canonical(raw: bytes, paths: Iterable[str], smallest: int) -> bool:
     no size 0, `smallest` > 0, none is written -0, uncounted).
 
     Each check looks for a byte that is usually absent (fast) before counting; the paths are
-    counted only then."""
+    counted only then (`forwardable`: `_forwardable(raw)` already said there is no blank)."""
     return (
-        raw.isascii()
-        and b"\n" not in raw
-        and b"\t" not in raw
-        and b"\r" not in raw
-        and (b" " not in raw or raw.count(b" ") == _count_in_paths(paths, " "))
-        and (b"-0" not in raw or smallest > 0 or raw.count(b"-") == _count_in_paths(paths, "-"))
-    )
+        forwardable
+        or (
+            raw.isascii()
+            and b"\n" not in raw
+            and b"\t" not in raw
+            and b"\r" not in raw
+            and (b" " not in raw or raw.count(b" ") == _count_in_paths(paths, " "))
+        )
+    ) and (b"-0" not in raw or smallest > 0 or raw.count(b"-") == _count_in_paths(paths, "-"))
