@@ -7,7 +7,9 @@ strict path's answers):
 - stdlib json, strict: the duplicate-key hook, then one Python check per entry, json.dumps —
   what the gateway did before issue #7, and still does when the fast path steps aside;
 - orjson / msgspec (untyped) / msgspec (typed, the TypedDict shape): the parse, then the fast
-  path's column checks (`manifest._accept_decoded`); the typed parse already refuses wrong types;
+  path's column checks (`manifest._accept_decoded`); the typed parse already refuses wrong types.
+  The gateway's own (`parse_manifest_body`) decodes a body it may forward as sent (ASCII, no
+  escape, no blank: these bodies) into packed entries, Structs of two slots read as dicts;
 - lower bounds of designs not taken, which would still need the path checks and the duplicate
   key count on top: msgspec into Structs with a hash pattern and size range (entries would no
   longer be dicts), pydantic's TypeAdapter over TypedDicts with the same constraints.
@@ -88,7 +90,9 @@ def candidates() -> dict[str, Callable[[bytes], object]]:
         "stdlib json, strict (before #7)": strict,
         "orjson + column checks": lambda body: _checked(orjson.loads(body), body),
         "msgspec untyped + column checks": lambda body: _checked(untyped.decode(body), body),
-        "msgspec typed + column checks *": lambda body: parse_manifest_body(body, LIMITS).to_body(),
+        "msgspec packed + column checks *": lambda body: parse_manifest_body(
+            body, LIMITS
+        ).to_body(),
         "(bound) msgspec Structs, constraints": structs.decode,
         "(bound) pydantic TypedDicts, constraints": pydantic.validate_json,
     }

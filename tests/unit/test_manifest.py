@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import gzip
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import msgspec
@@ -312,8 +312,9 @@ def outcome(parse: Any, raw: bytes, limits: ManifestLimits) -> tuple[Any, ...]:
 
 
 def canonical(entries: Any) -> bytes:
-    """What the gateway has always sent Cloudflare: compact ASCII JSON of the manifest."""
-    return json.dumps({"manifest": entries}, separators=(",", ":")).encode()
+    """What the gateway has always sent Cloudflare: compact ASCII JSON of the manifest (the
+    fast path's entries are a mapping of mappings, not always dicts)."""
+    return json.dumps({"manifest": entries}, separators=(",", ":"), default=dict).encode()
 
 
 def assert_same_answer(raw: bytes, limits: ManifestLimits = DEFAULT_LIMITS) -> None:
@@ -664,6 +665,42 @@ def test_a_large_manifest_takes_the_fast_path_and_matches_the_strict_one() -> No
     assert_same_answer(raw)
 
 
+@pytest.mark.parametrize("path", ["/" + "a" * 1024, "/b/" + "a" * 4093])
+def test_a_manifest_with_a_path_too_long_for_the_typed_decoder_is_still_accepted_fast(
+    path: str,
+) -> None:
+    # The typed decoder refuses paths over 1,024 characters; json's own document then gets the
+    # same column checks: accepted, the caller's bytes forwarded (the strict path never is).
+    raw = canonical({"/first": entry(), path: entry(size=3), "/last": entry(size=0)})
+    manifest = parse_manifest_body(raw)
+    assert manifest.to_body() is raw
+    assert (manifest.count, manifest.total_bytes, manifest.largest_file_bytes) == (3, 4, 3)
+    assert_same_answer(raw)
+    with pytest.raises(InvalidManifest):
+        parse_manifest_body(canonical({"/first": entry(), path + "a" * 4096: entry()}))
+
+
+def test_a_body_forwarded_as_sent_reads_as_the_same_entries() -> None:
+    # Its entries are decoded packed (two slots, no dict): they read as the dicts the other
+    # paths build, in the body's order, whatever the order of each entry's fields.
+    raw = b'{"manifest":{"/b":{"size":2,"hash":"ab"},"/a":{"hash":"cd","size":0}}}'
+    manifest = parse_manifest_body(raw)
+    assert manifest.to_body() is raw
+    assert isinstance(manifest.entries, Mapping)
+    assert list(manifest.entries) == ["/b", "/a"]
+    assert manifest.entries["/b"] == {"hash": "ab", "size": 2}
+    assert dict(manifest.entries) == {"/b": entry("ab", 2), "/a": entry("cd", 0)}
+    assert manifest.entries == strict(raw).entries
+    assert "/a" in manifest.entries
+    assert "/c" not in manifest.entries
+    assert (manifest.count, manifest.total_bytes, manifest.largest_file_bytes) == (2, 2, 2)
+    assert manifest == strict(raw)
+    # A size written -0 is not what Cloudflare gets: the dict path writes the body again.
+    minus_zero = raw.replace(b'"size":0', b'"size":-0')
+    assert parse_manifest_body(minus_zero).to_body() == raw
+    assert type(parse_manifest_body(minus_zero).entries) is dict
+
+
 @pytest.mark.parametrize("size", [True, 1.0, "1", None])
 def test_the_column_checks_type_sizes_themselves_after_an_untyped_parser(size: Any) -> None:
     # bench/manifest_parsers.py runs the same checks after parsers that do not type the entries.
@@ -711,6 +748,9 @@ def _numbered(head: bytes, unit: bytes, tail: bytes, size: int) -> bytes:
         + b"}}",
         b"[" * 49,
         b"[" + b"{}," * 48 + b"{}",  # not even JSON: refused for its size all the same
+        # No array and no colon (the fast path runs first): still refused for its size.
+        b'{"manifest"' + b",{}" * 48 + b"}",
+        b"{" + b"," * 60 + b"}",
     ],
 )
 def test_a_body_holding_more_values_than_any_manifest_is_refused_unread(raw: bytes) -> None:

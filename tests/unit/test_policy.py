@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from pydantic import ValidationError
 
-from assets_gateway.domain.manifest import parse_manifest
+from assets_gateway.domain.manifest import ManifestLimits, parse_manifest, parse_manifest_body
 from assets_gateway.domain.policy import MAX_PATH_REASONS, PolicyDocument, SessionTarget, decide
 
 FIXTURES = Path(__file__).parents[1] / "fixtures" / "policies"
@@ -69,6 +69,22 @@ def test_every_reason_is_reported(org: PolicyDocument) -> None:
     # `*` stays within a segment: /assets/x/y.css is outside /assets/*.css.
     assert {"/manifest/~1secret.txt", "/manifest/~1assets~1x~1y.css"} <= pointers
     assert len(decision.reasons) == 7
+
+
+def test_a_manifest_forwarded_as_sent_gets_the_same_decision(org: PolicyDocument) -> None:
+    # The fast path's packed entries (size first in one entry): every reason, pointers included.
+    entries = {
+        "/index.html": {"size": 10, "hash": HASH},
+        "/docs/a/b.html": {"hash": HASH, "size": 70},
+    }
+    raw = json.dumps({"manifest": entries}, separators=(",", ":")).encode()
+    fast = parse_manifest_body(raw, ManifestLimits(require_full_hash=True))
+    assert fast.to_body() is raw
+    target = SessionTarget(OTHER_ACCOUNT, "web-shop")
+    limits = org.limits_of("docs")
+    expected = decide("docs", org.teams["docs"], limits, target, parse_manifest(json.loads(raw)))
+    assert decide("docs", org.teams["docs"], limits, target, fast) == expected
+    assert "/manifest/~1docs~1a~1b.html/size" in {reason.pointer for reason in expected.reasons}
 
 
 def test_path_reasons_are_capped_and_summarised(org: PolicyDocument) -> None:

@@ -220,3 +220,24 @@ def test_deploy_quotas_fall_back_to_defaults_then_built_ins_and_grants_add_to_th
     assert granted.sessions_per_minute == a.sessions_per_minute
     after = policy.limits_of("a", at=datetime(2030, 1, 1, tzinfo=UTC)).quotas
     assert after == a
+
+
+def test_a_documents_limits_are_resolved_once_and_a_grant_never_changes_them() -> None:
+    grant = {
+        "team": "a",
+        "quotas": {"sessions_per_minute": 5},
+        "reason": "launch",
+        "expires_at": "2030-01-01T00:00:00Z",
+    }
+    policy = teams_a_and_b({}, {"sessions_per_minute": 10}, grants=[grant])
+    during, after = datetime(2029, 1, 1, tzinfo=UTC), datetime(2030, 1, 1, tzinfo=UTC)
+    # A team without grants, or whose grants are over, gets the document's own limits.
+    assert policy.limits_of("b", at=during) is policy.limits_of("b")
+    assert policy.limits_of("a", at=after) is policy.limits_of("a")
+    granted = policy.limits_of("a", at=during)
+    assert granted.quotas.sessions_per_minute == 15
+    assert granted.quotas.limits()[0].limit == 15
+    assert policy.limits_of("a").quotas.sessions_per_minute == 10
+    assert policy.limits_of("a").quotas.limits()[0].limit == 10
+    assert policy.active_grants("a", during)[0].reason == "launch"
+    assert policy.active_grants("b", during) == []

@@ -7,7 +7,7 @@ reason for a refusal, not only the first, so a team fixes everything in one go.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from functools import cached_property
 from typing import Annotated, TypeVar
@@ -203,8 +203,27 @@ class PolicyDocument(BaseModel):
             for name, team in self.teams.items()
         }
 
+    @cached_property
+    def _own_limits(self) -> Mapping[str, EffectiveLimits]:
+        """Each team's limits before grants, resolved once per document, as its deploy rules."""
+        return {name: self._resolve_limits(name) for name in self.teams}
+
+    @cached_property
+    def _grants_by_team(self) -> Mapping[str, list[Grant]]:
+        by_team: dict[str, list[Grant]] = {}
+        for grant in self.grants:
+            by_team.setdefault(grant.team, []).append(grant)
+        return by_team
+
     def limits_of(self, team: str, at: datetime | None = None) -> EffectiveLimits:
         """The team's limits; with `at`, its grants active at that moment are added."""
+        limits = self._own_limits[team]
+        if at is None or team not in self._grants_by_team:
+            return limits
+        quotas = self._with_grants(team, limits.quotas, at)
+        return limits if quotas is limits.quotas else replace(limits, quotas=quotas)
+
+    def _resolve_limits(self, team: str) -> EffectiveLimits:
         own, defaults = self.teams[team], self.defaults
         max_entries = _first_set(own.max_entries, defaults.max_entries, MAX_ENTRIES)
         max_file_bytes = _first_set(own.max_file_bytes, defaults.max_file_bytes, MAX_FILE_BYTES)
@@ -220,8 +239,6 @@ class PolicyDocument(BaseModel):
                 for name in Quotas.model_fields
             }
         )
-        if at is not None:
-            quotas = self._with_grants(team, quotas, at)
         return EffectiveLimits(
             max_entries=max_entries,
             max_bytes=max_bytes,
@@ -232,7 +249,7 @@ class PolicyDocument(BaseModel):
         )
 
     def active_grants(self, team: str, at: datetime) -> list[Grant]:
-        return [grant for grant in self.grants if grant.team == team and grant.active(at)]
+        return [grant for grant in self._grants_by_team.get(team, ()) if grant.active(at)]
 
     def _with_grants(self, team: str, quotas: TeamQuotas, at: datetime) -> TeamQuotas:
         extra = dict.fromkeys(Quotas.model_fields, 0)

@@ -15,6 +15,7 @@ import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cached_property
 
 MINUTE, HOUR, DAY = 60, 3_600, 86_400
 # Cloudflare counts 1,200 requests per 5 minutes per token and blocks for 5 minutes past that.
@@ -71,7 +72,16 @@ class TeamQuotas:
     deploys_per_day: int
 
     def limits(self) -> tuple[Limit, ...]:
-        """The session door's limits."""
+        """The session door's limits (built once per quotas: a policy document keeps each
+        team's resolved quotas, so a request reuses them)."""
+        return self._session_limits
+
+    def deploy_limits(self) -> tuple[Limit, ...]:
+        """The deploy door's limits (a `Charge.deploy_call` takes from them)."""
+        return self._deploy_limits
+
+    @cached_property
+    def _session_limits(self) -> tuple[Limit, ...]:
         return (
             Limit(
                 "sessions-minute", Scope.TEAM, Counter.SESSIONS, MINUTE, self.sessions_per_minute
@@ -81,8 +91,8 @@ class TeamQuotas:
             Limit("bytes-day", Scope.TEAM, Counter.BYTES, DAY, self.bytes_per_day, "bytes"),
         )
 
-    def deploy_limits(self) -> tuple[Limit, ...]:
-        """The deploy door's limits (a `Charge.deploy_call` takes from them)."""
+    @cached_property
+    def _deploy_limits(self) -> tuple[Limit, ...]:
         return (
             Limit(
                 "deploy-calls-minute",
@@ -224,7 +234,9 @@ def parse_ratelimit(value: str | None) -> list[RatelimitItem]:
     """Cloudflare's `Ratelimit` header (draft-ietf-httpapi-ratelimit-headers: a list of items,
     each a policy name with `r` and `t` parameters); items it cannot read are skipped."""
     items: list[RatelimitItem] = []
-    for raw in (value or "").split(","):
+    if not value:  # what most answers carry
+        return items
+    for raw in value.split(","):
         name, *params = (part.strip() for part in raw.split(";"))
         fields: dict[str, int] = {}
         for param in params:

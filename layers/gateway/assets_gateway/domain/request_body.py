@@ -18,6 +18,8 @@ from assets_gateway.domain.errors import InvalidManifest, MalformedRequest, Mani
 from assets_gateway_common.json_pointer import json_pointer
 
 _JSON_TYPES = re.compile(r"^application/(?:[\w.+-]+\+)?json$")
+# What nearly every caller sends: accepted without taking it apart.
+_PLAIN_JSON = "application/json"
 # What an error message or pointer shows of a caller's key: enough to find it, never megabytes
 # (an answer must stay far below Lambda's 6 MB response limit, whatever the caller sent).
 SHOWN_KEY_CHARS = 100
@@ -110,7 +112,7 @@ def check_content_type(content_type: str | None) -> None:
 
     A charset other than UTF-8 is refused too: the body is read as UTF-8 and nothing else.
     """
-    if content_type is None or not content_type.strip():
+    if content_type is None or content_type == _PLAIN_JSON or not content_type.strip():
         return
     media_type, *parameters = content_type.split(";")
     media_type = media_type.strip().lower()

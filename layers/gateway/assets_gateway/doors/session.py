@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from typing import Any
 
 from assets_gateway.domain.envelope import Reply, error_reply, success_reply
@@ -177,7 +177,7 @@ class SessionService:
         record.outcome = result.outcome.value
         record.status = result.reply.status
         self._audit.record(record)
-        return replace(result, team=record.team)
+        return SessionResult(result.reply, result.outcome, team=record.team)
 
     def _answered_before(
         self, request: SessionRequest, record: AuditRecord, progress: _Progress, found: KeyRecord
