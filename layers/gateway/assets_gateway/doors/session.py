@@ -150,27 +150,29 @@ class SessionService:
             # The handler answers a clean 500 envelope; the charge and the key are given back
             # and the decision is still audited.
             self._give_back(progress)
-            self._settle_key(progress, None)
+            self._settle_key(progress, None, record.team)
             record.latency_ms = self._elapsed_ms(started)
             self._audit.record(record)
             raise
         if not (request.dry_run or progress.key_taken) and result.outcome is not Outcome.ALLOWED:
             # An allowed request's decision rode its charge (held just before it).
             self._remember(request, record, progress, result.outcome)
-        self._settle_key(progress, replace(result, team=record.team))
+        self._settle_key(progress, result, record.team)
         return self._finish(record, result, started)
 
-    def _settle_key(self, progress: _Progress, result: SessionResult | None) -> None:
+    def _settle_key(
+        self, progress: _Progress, result: SessionResult | None, team: str | None
+    ) -> None:
         """A claimed key keeps a final answer (2xx, a 4xx but 429) for retries; after a 429, a
         5xx or a failure it is given up, so the retry really runs again."""
         claim, progress.claimed = progress.claimed, None
         if claim is None or self._keys is None:
             return
-        status = result.reply.status if result is not None else 500
-        if result is None or status == 429 or status >= 500:
+        if result is None or result.reply.status == 429 or result.reply.status >= 500:
             self._keys.release(claim)
         else:
-            self._keys.complete(claim, result, self._now())
+            kept = SessionResult(result.reply, result.outcome, team=team)
+            self._keys.complete(claim, kept, self._now())
 
     def _finish(self, record: AuditRecord, result: SessionResult, started: float) -> SessionResult:
         record.latency_ms = self._elapsed_ms(started)
