@@ -53,8 +53,8 @@ class _PolicyProvider(BaseProvider):
         answer = self._client.get_item(
             TableName=self._table_name, Key={self._key_attr: {"S": name}}, **sdk_options
         )
-        value = answer.get("Item", {}).get(self._value_attr, {}).get("S", "")
-        return value if isinstance(value, str) else ""
+        # A document that is not a string attribute reads as nothing published.
+        return answer.get("Item", {}).get(self._value_attr, {}).get("S", "")
 
     def _get_multiple(self, path: str, **sdk_options: Any) -> dict[str, str]:
         """The control table has no sort key: an item per policy name, nothing to list."""
