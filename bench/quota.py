@@ -2,10 +2,9 @@
 
 (a) `QuotaStore.charge` against moto server over loopback HTTP, with the shape the service uses
 (the team's four limits and the global budget: one TransactWriteItems of three window updates and
-the cool-down check; the counters set to the values last seen, so no read follows): single-
-threaded and from 8
-threads, every charge admitted; then refusals, once the team's quota is spent (the cancelled
-transaction and the usage read for the RateLimit headers).
+the cool-down check; the counters set to the values last seen, so no read follows):
+single-threaded and from 8 threads, every charge admitted; then refusals, once the team's quota
+is spent (the cancelled transaction and the usage read for the RateLimit headers).
 
 (b) The quota check inside each request: `SessionService.create_session` built as the handler
 builds it, with the real quota store timed per call, next to the request's end-to-end time (which
