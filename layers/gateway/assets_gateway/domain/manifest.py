@@ -441,17 +441,16 @@ def _fast_manifest(raw: bytes, keys: int, limits: ManifestLimits) -> Manifest | 
     return typed
 
 
+def _ascii_without_control_blanks(raw: bytes) -> bool:
+    """ASCII, and no newline, tab or carriage return: none may stand outside a string of what
+    `Manifest.to_body` writes, and no string of a valid manifest holds one raw."""
+    return raw.isascii() and b"\n" not in raw and b"\t" not in raw and b"\r" not in raw
+
+
 def _forwardable(raw: bytes) -> bool:
     """Whether `raw` may be what `Manifest.to_body` writes, by bytes that are usually absent:
     ASCII, no escape, no blank (nor a path holding a space: those bodies take the dict path)."""
-    return (
-        raw.isascii()
-        and b"\\" not in raw
-        and b" " not in raw
-        and b"\n" not in raw
-        and b"\t" not in raw
-        and b"\r" not in raw
-    )
+    return _ascii_without_control_blanks(raw) and b"\\" not in raw and b" " not in raw
 
 
 def _packed_manifest(raw: bytes, keys: int, limits: ManifestLimits) -> Manifest | None:
@@ -546,13 +545,18 @@ class _PathFacts:
 _PATHS_PER_BATCH = 4096
 
 
+def _joined_paths(entries: Iterable[str]) -> Iterator[str]:
+    """The paths joined by "\n", a few thousand at a time (without escapes no path holds "\n":
+    it separates them unambiguously)."""
+    remaining = iter(entries)
+    while batch := list(islice(remaining, _PATHS_PER_BATCH)):
+        yield "\n".join(batch)
+
+
 def _path_facts(entries: Iterable[str]) -> _PathFacts:
     colons = 0
     plain = True
-    remaining = iter(entries)
-    while batch := list(islice(remaining, _PATHS_PER_BATCH)):
-        # Without escapes no path holds "\n": it separates the joined paths unambiguously.
-        paths = "\n".join(batch)
+    for paths in _joined_paths(entries):
         colons += paths.count(":")
         plain = plain and not (
             not paths.startswith("/")
@@ -566,12 +570,7 @@ def _path_facts(entries: Iterable[str]) -> _PathFacts:
 
 
 def _count_in_paths(entries: Iterable[str], character: str) -> int:
-    """How many times `character` occurs in the paths, a few thousand paths joined at a time."""
-    count = 0
-    remaining = iter(entries)
-    while batch := list(islice(remaining, _PATHS_PER_BATCH)):
-        count += "\n".join(batch).count(character)
-    return count
+    return sum(paths.count(character) for paths in _joined_paths(entries))
 
 
 def _paths_look_valid(
@@ -664,10 +663,7 @@ def _canonical(raw: bytes, paths: Iterable[str], smallest: int, *, forwardable: 
     return (
         forwardable
         or (
-            raw.isascii()
-            and b"\n" not in raw
-            and b"\t" not in raw
-            and b"\r" not in raw
+            _ascii_without_control_blanks(raw)
             and (b" " not in raw or raw.count(b" ") == _count_in_paths(paths, " "))
         )
     ) and (b"-0" not in raw or smallest > 0 or raw.count(b"-") == _count_in_paths(paths, "-"))
