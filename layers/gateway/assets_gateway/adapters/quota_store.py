@@ -431,13 +431,9 @@ class QuotaStore:
                 if _replayed(error):
                     return self._taken(operation, now, idle=idle, part=part)
                 reasons = error.response.get("CancellationReasons", [])
-                if claim is not None and self._keys is not None:
-                    # The claim sits right after the budget's call: taken, it wins over any
-                    # quota refusal (a retry of an answered request is answered, not charged).
-                    index = (len(part.items) if part is not None else 0) + 2
-                    if index < len(reasons) and reasons[index].get("Code") == _FAILED:
-                        raise KeyClaimed(self._keys.found(reasons[index].get("Item"))) from None
-                at_once, idle = self._after_cancellation(reasons, part, now, idle=idle)
+                at_once, idle = self._after_cancellation(
+                    reasons, part, now, idle=idle, claiming=claim is not None
+                )
                 if not at_once and attempt < MAX_ATTEMPTS:
                     self._sleep(random.uniform(0.005, 0.02) * attempt)  # noqa: S311 - jitter
             except BotoCoreError as error:
@@ -447,12 +443,21 @@ class QuotaStore:
         raise QuotaUnavailable("quota counters are busy; retry shortly")
 
     def _after_cancellation(
-        self, reasons: Sequence[Any], part: _TeamPart | None, now: float, *, idle: bool
+        self,
+        reasons: Sequence[Any],
+        part: _TeamPart | None,
+        now: float,
+        *,
+        idle: bool,
+        claiming: bool = False,
     ) -> tuple[bool, bool]:
-        """Raises the refusal a cancelled transaction holds; else whether to try again at once
-        (the values it came back with say how) and the budget's state to guess next."""
+        """Raises the refusal a cancelled transaction holds (a claimed key first); else whether
+        to try again at once (the values it came back with say how) and the budget's state to
+        guess next."""
         now_us = _micros(now)
         offset = len(part.items) if part is not None else 0
+        if claiming:  # the claim sits right after the budget's call
+            self._raise_claimed(reasons, offset + 2)
         stale = self._learn_or_refuse(part, reasons, now) if part is not None else False
         self._raise_cooldown(reasons, offset, now)
         budget_reason = reasons[offset + 1] if offset + 1 < len(reasons) else {}
@@ -713,6 +718,13 @@ class QuotaStore:
                 },
             )
         return stale
+
+    def _raise_claimed(self, reasons: Sequence[Any], index: int) -> None:
+        """A key found claimed wins over any quota refusal: a retry of an answered request is
+        answered, not charged."""
+        reason = reasons[index] if index < len(reasons) else {}
+        if reason.get("Code") == _FAILED and self._keys is not None:
+            raise KeyClaimed(self._keys.found(reason.get("Item")))
 
     @staticmethod
     def _raise_cooldown(reasons: Sequence[Any], index: int, now: float) -> None:
